@@ -1,0 +1,93 @@
+// tenantgate.toml: where to listen, which backend to use, how clients
+// authenticate, which principals exist, how identity is read, and limits.
+//
+// Loaded once at start-up into an immutable Config; errors are exceptions with
+// "file:line: reason" because nothing runs until the whole file is valid.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "policy/identity.h"
+
+namespace tenantgate::config {
+
+enum class ListenTls { kDisable, kAllow, kRequire };
+enum class BackendTls { kDisable, kPrefer, kRequire, kVerifyFull };
+enum class AuthMode { kScram, kPassthrough, kTrust };
+enum class LogFormat { kText, kJson };
+
+struct Listen {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6432;
+  ListenTls tls = ListenTls::kDisable;
+  std::string tls_cert;  // absolute path; required unless tls = disable
+  std::string tls_key;
+  unsigned threads = 0;  // event-loop threads; 0 means one per core
+};
+
+struct Backend {
+  std::string host = "127.0.0.1";
+  uint16_t port = 26257;
+  std::string user = "tenantgate";
+  std::string password_env = "TENANTGATE_BACKEND_PASSWORD";
+  BackendTls tls = BackendTls::kDisable;
+  std::string tls_ca;  // absolute path; required for verify-full
+};
+
+struct Principal {
+  std::string name;
+  std::string scram;                 // PostgreSQL-format SCRAM-SHA-256 verifier; required for auth.mode = scram
+  std::vector<std::string> tenants;  // "*" means any tenant
+  bool bypass = false;
+  int line = 0;
+};
+
+struct Identity {
+  std::string tenant_param = "tenantgate.tenant";
+  std::string user_param = "tenantgate.user";
+  policy::ValueType tenant_type = policy::ValueType::kText;
+  policy::ValueType user_type = policy::ValueType::kInt;
+};
+
+struct Limits {
+  uint64_t max_message_bytes = 64ull << 20;
+  uint64_t max_statement_bytes = 1ull << 20;
+  uint32_t startup_timeout_ms = 10000;
+  uint32_t shutdown_grace_ms = 10000;
+  uint64_t rewrite_cache_bytes = 64ull << 20;
+};
+
+struct Log {
+  std::string level = "info";  // trace | debug | info | warn | error | critical | off
+  LogFormat format = LogFormat::kText;
+  bool log_statement_values = false;  // refusals log only a fingerprint unless set
+};
+
+struct Config {
+  std::string source_file;  // absolute path of the loaded file
+  Listen listen;
+  Backend backend;
+  AuthMode auth_mode = AuthMode::kScram;
+  std::vector<Principal> principals;
+  Identity identity;
+  std::string policy_file;  // absolute path, resolved relative to source_file
+  Limits limits;
+  Log log;
+
+  [[nodiscard]] const Principal* find_principal(std::string_view name) const;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws ConfigError("file:line: reason"). Unknown keys are errors.
+[[nodiscard]] Config load_config_file(const std::string& path);
+[[nodiscard]] Config parse_config(std::string_view toml_text, const std::string& file_name);
+
+}  // namespace tenantgate::config

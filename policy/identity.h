@@ -1,0 +1,39 @@
+// The caller's identity as the rewriter sees it: typed tenant and user values.
+//
+// Values are validated and canonicalised once, at connection start-up, so that
+// what the rewriter embeds in SQL is always a well-formed constant of its type.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tenantgate::policy {
+
+enum class ValueType {
+  kText,  // any UTF-8 text without NUL bytes
+  kInt,   // a signed 64-bit integer in decimal
+  kUuid,  // 8-4-4-4-12 hex digits, canonicalised to lower case
+};
+
+// Parses "text" | "int" | "uuid".
+[[nodiscard]] std::optional<ValueType> parse_value_type(std::string_view name);
+[[nodiscard]] std::string_view value_type_name(ValueType type);
+
+// Returns the canonical spelling of `raw` as a value of `type`, or nullopt when
+// `raw` is not a well-formed value of that type (including text with NUL bytes
+// or invalid UTF-8, and integers out of the int64 range).
+[[nodiscard]] std::optional<std::string> canonical_value(ValueType type, std::string_view raw);
+
+struct TypedValue {
+  std::string value;  // canonical, see canonical_value
+  ValueType type = ValueType::kText;
+};
+
+struct Identity {
+  TypedValue tenant;
+  std::optional<TypedValue> user;  // absent: statements touching owner scopes are refused
+  std::string database;            // the connection's database, for three-part names
+};
+
+}  // namespace tenantgate::policy

@@ -1,0 +1,83 @@
+// SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it ("SASL
+// Authentication", protocol 55.3): the server side that verifies clients
+// against stored verifiers, the client side that logs tenantgate into the
+// backend, and md5 password hashing for older backends.
+//
+// Channel binding is not offered (gs2 header "n,,"); a client that requires it
+// ("p=") is refused. Passwords are used as given (no SASLprep): for ASCII
+// passwords this is what PostgreSQL does too.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tenantgate::proxy {
+
+// A stored verifier: "SCRAM-SHA-256$<iterations>:<salt b64>$<StoredKey b64>:<ServerKey b64>",
+// the format of pg_authid.rolpassword.
+struct ScramVerifier {
+  int iterations = 0;
+  std::string salt;        // raw bytes
+  std::string stored_key;  // raw 32 bytes
+  std::string server_key;  // raw 32 bytes
+};
+[[nodiscard]] std::optional<ScramVerifier> parse_scram_verifier(std::string_view text);
+// Builds a verifier from a password (for `tenantgate hash-password`).
+[[nodiscard]] std::string make_scram_verifier(std::string_view password, std::string_view salt,
+                                              int iterations);
+
+struct ScramStep {
+  bool ok = false;
+  std::string message;  // the next message to send when ok; the reason otherwise
+};
+
+// The server side. One object per authentication exchange.
+class ScramServer {
+ public:
+  // server_nonce: printable, no commas; random for real use (random_nonce()).
+  ScramServer(ScramVerifier verifier, std::string server_nonce);
+
+  // client-first-message -> server-first-message.
+  [[nodiscard]] ScramStep on_client_first(std::string_view message);
+  // client-final-message -> server-final-message ("v=..."), or !ok when the proof is wrong.
+  [[nodiscard]] ScramStep on_client_final(std::string_view message);
+
+ private:
+  ScramVerifier verifier_;
+  std::string server_nonce_;
+  std::string client_first_bare_;
+  std::string server_first_;
+  std::string combined_nonce_;
+  int state_ = 0;
+};
+
+// The client side. One object per authentication exchange.
+class ScramClient {
+ public:
+  ScramClient(std::string password, std::string client_nonce);
+
+  // The client-first-message ("n,,n=,r=<nonce>").
+  [[nodiscard]] std::string client_first();
+  // server-first-message -> client-final-message.
+  [[nodiscard]] ScramStep on_server_first(std::string_view message);
+  // Checks the server signature in server-final-message.
+  [[nodiscard]] ScramStep on_server_final(std::string_view message);
+
+ private:
+  std::string password_;
+  std::string client_nonce_;
+  std::string client_first_bare_;
+  std::string auth_message_;
+  std::string salted_password_;
+  int state_ = 0;
+};
+
+// 18 random bytes, base64: a nonce for either side.
+[[nodiscard]] std::string random_nonce();
+
+// PostgreSQL md5 authentication: "md5" + md5hex(md5hex(password + user) + salt).
+[[nodiscard]] std::string md5_password_response(std::string_view user, std::string_view password,
+                                                std::string_view salt4);
+
+}  // namespace tenantgate::proxy

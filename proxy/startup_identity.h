@@ -1,0 +1,34 @@
+// Takes the tenant and user out of a client's start-up parameters.
+//
+// Each may arrive as its own parameter ("tenantgate.tenant=acme") or inside the
+// "options" parameter as "-c tenantgate.tenant=acme" (also "-ctenantgate.tenant=acme"
+// and "--tenantgate.tenant=acme"), which is how libpq URLs pass it. Both
+// spellings are removed from what is forwarded to the backend; the rest of
+// "options" is re-encoded with PostgreSQL's backslash escaping (pg_split_opts).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "proxy/startup_packet.h"
+
+namespace tenantgate::proxy {
+
+struct StartupIdentity {
+  std::optional<std::string> tenant;  // raw, not yet validated
+  std::optional<std::string> user;
+  StartupParams forwarded;  // the parameters without any identity spelling
+};
+
+struct StartupIdentityError {
+  std::string message;  // e.g. "tenantgate.tenant given twice with different values"
+};
+
+// Fails when a name is given twice with different values, or "options" is
+// malformed (a trailing lone backslash).
+[[nodiscard]] std::variant<StartupIdentity, StartupIdentityError> extract_startup_identity(
+    const StartupParams& params, std::string_view tenant_param, std::string_view user_param);
+
+}  // namespace tenantgate::proxy

@@ -1,0 +1,82 @@
+// The SQL rewriter: (SQL text, identity, policy snapshot) in, the text to
+// forward or a refusal out. Pure: no I/O, no globals that change behaviour.
+//
+// Thread-safety: Rewriter is immutable after construction and may be used from
+// many threads at once. rewrite() must run on a thread whose stack is at least
+// kRequiredStackBytes (libpg_query recurses without a depth check); use
+// run_with_large_stack() from threads you do not create yourself.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/identity.h"
+#include "policy/policy.h"
+
+namespace tenantgate::rewriter {
+
+// Stack every thread calling Rewriter::rewrite must have.
+inline constexpr std::size_t kRequiredStackBytes = 256u << 20;
+
+// Runs fn on a fresh thread with kRequiredStackBytes of stack and waits for it.
+void run_with_large_stack(const std::function<void()>& fn);
+
+// A refusal: an ordinary PostgreSQL error the client will see.
+struct Refusal {
+  std::string sqlstate;  // 42501 policy, 42601 syntax, 0A000 unsupported, 54001 too large/deep
+  std::string message;   // names the table or construct
+};
+
+enum class IdentityField { kTenant, kUser };
+
+// A bound parameter whose value must equal an identity value (checked at Bind).
+struct ParamCheck {
+  int param_number = 0;  // $n, 1-based
+  IdentityField field = IdentityField::kTenant;
+  std::string table;   // for the refusal message
+  std::string column;
+};
+
+struct Rewritten {
+  std::string sql;       // what to forward
+  bool changed = false;  // false: sql is the input byte for byte
+  std::vector<ParamCheck> param_checks;
+};
+
+class [[nodiscard]] RewriteResult {
+ public:
+  static RewriteResult ok(Rewritten r);
+  static RewriteResult refused(std::string sqlstate, std::string message);
+
+  [[nodiscard]] bool is_ok() const { return !refusal_.has_value(); }
+  [[nodiscard]] const Rewritten& value() const { return value_; }
+  [[nodiscard]] Rewritten& value() { return value_; }
+  [[nodiscard]] const Refusal& refusal() const { return *refusal_; }
+
+ private:
+  Rewritten value_;
+  std::optional<Refusal> refusal_;
+};
+
+struct Options {
+  std::size_t max_statement_bytes = 1u << 20;
+};
+
+class Rewriter {
+ public:
+  explicit Rewriter(Options options) : options_(options) {}
+
+  // Rewrites a query string (one or more statements; all or nothing) for a
+  // non-bypass caller.
+  [[nodiscard]] RewriteResult rewrite(std::string_view sql, const policy::Identity& identity,
+                                      const policy::Policy& policy) const;
+
+ private:
+  Options options_;
+};
+
+}  // namespace tenantgate::rewriter
