@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/identity.h"
@@ -22,7 +23,7 @@ enum class LogFormat { kText, kJson };
 
 struct Listen {
   std::string host = "127.0.0.1";
-  uint16_t port = 6432;
+  uint16_t port = 6432;  // 0: an ephemeral port (tests)
   ListenTls tls = ListenTls::kDisable;
   std::string tls_cert;  // absolute path; required unless tls = disable
   std::string tls_key;
@@ -33,15 +34,20 @@ struct Backend {
   std::string host = "127.0.0.1";
   uint16_t port = 26257;
   std::string user = "tenantgate";
-  std::string password_env = "TENANTGATE_BACKEND_PASSWORD";
+  std::string password_env = "TENANTGATE_BACKEND_PASSWORD";  // empty: no password
   BackendTls tls = BackendTls::kDisable;
   std::string tls_ca;  // absolute path; required for verify-full
 };
 
 struct Principal {
   std::string name;
-  std::string scram;                 // PostgreSQL-format SCRAM-SHA-256 verifier; required for auth.mode = scram
-  std::vector<std::string> tenants;  // "*" means any tenant
+  // PostgreSQL-format SCRAM-SHA-256 verifier; required (and its shape checked)
+  // for auth.mode = scram, ignored otherwise.
+  std::string scram;
+  // "*" means any tenant; others are canonical values of identity.tenant_type.
+  // Empty (the default): the principal may claim no tenant, so only a bypass
+  // principal can use it.
+  std::vector<std::string> tenants;
   bool bypass = false;
   int line = 0;
 };
@@ -74,7 +80,8 @@ struct Config {
   AuthMode auth_mode = AuthMode::kScram;
   std::vector<Principal> principals;
   Identity identity;
-  std::string policy_file;  // absolute path, resolved relative to source_file
+  std::string policy_file;  // absolute path, resolved relative to source_file;
+                            // default "policy.toml" next to it
   Limits limits;
   Log log;
 
@@ -86,7 +93,9 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Throws ConfigError("file:line: reason"). Unknown keys are errors.
+// Throws ConfigError("file:line: reason"). Unknown keys are errors. Files named
+// in the config (TLS, policy) are not opened here; their loaders report them.
+// `file_name` is used in messages and, made absolute, as source_file.
 [[nodiscard]] Config load_config_file(const std::string& path);
 [[nodiscard]] Config parse_config(std::string_view toml_text, const std::string& file_name);
 

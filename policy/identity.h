@@ -4,6 +4,7 @@
 // what the rewriter embeds in SQL is always a well-formed constant of its type.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,9 +21,21 @@ enum class ValueType {
 [[nodiscard]] std::optional<ValueType> parse_value_type(std::string_view name);
 [[nodiscard]] std::string_view value_type_name(ValueType type);
 
+// Longest text value accepted, in bytes.
+inline constexpr std::size_t kMaxTextValueBytes = 1024;
+
 // Returns the canonical spelling of `raw` as a value of `type`, or nullopt when
 // `raw` is not a well-formed value of that type (including text with NUL bytes
 // or invalid UTF-8, and integers out of the int64 range).
+//
+//   int:  optional sign and decimal digits only (no spaces), within int64;
+//         canonical form has no '+' and no leading zeros ("-0" -> "0").
+//   uuid: exactly 8-4-4-4-12 hex digits, either case; canonical is lower case.
+//         Braces, "urn:uuid:" and the 32-digit form are refused.
+//   text: strict UTF-8 without NUL, 1..kMaxTextValueBytes bytes, kept verbatim
+//         (control characters are allowed: the rewriter embeds values as
+//         escaped literals). Empty is refused for every type: an empty
+//         identity parameter is treated as a missing one.
 [[nodiscard]] std::optional<std::string> canonical_value(ValueType type, std::string_view raw);
 
 struct TypedValue {

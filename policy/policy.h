@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@ namespace tenantgate::policy {
 enum class Scope { kTenant, kOwner, kTenantOwner, kShared, kDeny };
 
 [[nodiscard]] std::string_view scope_name(Scope scope);
+// Parses "tenant" | "owner" | "tenant_owner" | "shared" | "deny".
+[[nodiscard]] std::optional<Scope> parse_scope(std::string_view name);
 
 // A relation name as PostgreSQL stores it: unquoted identifiers already folded
 // to lower case, quoted ones verbatim.
@@ -28,8 +31,14 @@ struct QualifiedName {
   auto operator<=>(const QualifiedName&) const = default;
 };
 
-// "schema.name" with each part quoted only where PostgreSQL would need it.
+// "schema.name" with each part quoted only where PostgreSQL would need it
+// (just "name" when schema is empty).
 [[nodiscard]] std::string to_string(const QualifiedName& name);
+
+// `ident` as is when it matches [a-z_][a-z0-9_$]*, otherwise double-quoted with
+// embedded quotes doubled. Keywords are not quoted: callers use this for
+// messages and for qualified names, where PostgreSQL accepts them bare.
+[[nodiscard]] std::string quote_identifier(std::string_view ident);
 
 struct TablePolicy {
   QualifiedName name;
@@ -63,20 +72,61 @@ class Policy {
   std::vector<std::string> search_path{"public"};
   std::map<QualifiedName, TablePolicy> tables;
   FunctionMode function_mode = FunctionMode::kDenyList;
-  std::set<std::string> denied_functions;   // built-in list plus the file's; lower-case, maybe "schema.name" or "prefix*"
+  std::set<std::string> denied_functions;   // built-in list plus the file's; lower-case, maybe
+                                            // "schema.name" or "prefix*"
   std::set<std::string> allowed_functions;  // used in kAllowList mode
-  std::string source_file;                  // for messages
+  // Relations that may never be read: the built-in list plus the file's
+  // [catalogs] deny; lower-case "name", "prefix*", "schema.name" or
+  // "schema.prefix*" (no schema: any schema).
+  std::set<std::string> denied_catalog_relations;
+  std::string source_file;  // for messages
 
   // Resolves a reference as libpg_query reports it (catalog, schema and name
   // may be empty). `database` is the connection's database: a three-part name
   // whose catalog differs from it resolves to nullopt (refuse).
+  //
+  // Resolution cannot see which tables exist in the database, so it resolves
+  // by the policy alone:
+  //  - schema pg_catalog / information_schema: kCatalog, or kDeniedCatalog for
+  //    a denied relation (statistics, other sessions' query text, password
+  //    hashes, FDW credentials, large objects). Schemas crdb_internal and
+  //    system (CockroachDB) are kDeniedCatalog.
+  //  - another schema: kTable when listed, else kDefault.
+  //  - unqualified: a denied catalog relation name is kDeniedCatalog; a name
+  //    listed on the search_path is kTable (first search_path schema wins);
+  //    a PostgreSQL 15 pg_catalog relation name (PostgreSQL searches
+  //    pg_catalog before the search_path) is kCatalog with schema pg_catalog;
+  //    anything else is kDefault qualified with the first search_path schema,
+  //    i.e. an unlisted name follows default_action even if the table does
+  //    not exist or exists only in a later search_path schema.
+  // A listed user table whose name shadows a catalog relation resolves to
+  // kTable: if the backend in fact reads the catalog relation, the scope
+  // predicate names a column it lacks and the statement fails (closed).
+  // Returns nullopt also for an empty name.
   [[nodiscard]] std::optional<Resolution> resolve(std::string_view catalog, std::string_view schema,
                                                   std::string_view name,
                                                   std::string_view database) const;
 
   // True when calling the function `schema.name` (schema may be empty) is not allowed.
+  // Matching is case-insensitive. The built-in deny list (see policy.cc)
+  // always applies, also in kAllowList mode and on a default-constructed
+  // Policy. A deny pattern without a schema matches that name in any schema; a
+  // pattern "s.f" matches calls qualified with s, and unqualified calls when s
+  // is pg_catalog or on the search_path. Any function in crdb_internal is
+  // denied. In kAllowList mode an unqualified call f is allowed by "f" or
+  // "pg_catalog.f"; a call s.f by "s.f", or by "f" when s is pg_catalog.
   [[nodiscard]] bool function_denied(std::string_view schema, std::string_view name) const;
+
+  // True when the relation schema.name (schema may be empty: any schema
+  // matches only patterns without one) may never be read; built-in list
+  // included.
+  [[nodiscard]] bool catalog_denied(std::string_view schema, std::string_view name) const;
 };
+
+// The built-in lists (lower case; trailing '*' is a prefix; no schema means
+// any schema). They apply whatever the policy file says.
+[[nodiscard]] std::span<const std::string_view> builtin_denied_functions();
+[[nodiscard]] std::span<const std::string_view> builtin_denied_relations();
 
 // Thrown while loading; what() is "file:line: reason".
 class PolicyError : public std::runtime_error {

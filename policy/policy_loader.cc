@@ -1,1 +1,414 @@
-// placeholder until implemented
+// Loads policy.toml into an immutable Policy. Every error names the file and
+// the line of the offending key or value.
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <toml.hpp>
+#include <utility>
+
+#include "policy/policy.h"
+
+namespace tenantgate::policy {
+
+namespace {
+
+// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1), so a longer name
+// in the policy could never match what the parser reports.
+constexpr size_t kMaxIdentifierBytes = 63;
+
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  std::shared_ptr<const Policy> load(std::string_view text);
+
+ private:
+  [[noreturn]] void fail(unsigned line, const std::string& reason) const {
+    throw PolicyError(file_ + ":" + std::to_string(line) + ": " + reason);
+  }
+  [[noreturn]] void fail(const toml::value& v, const std::string& reason) const {
+    fail(v.location().line(), reason);
+  }
+
+  const std::string& string_of(const toml::value& v, std::string_view key) const;
+  std::vector<std::pair<std::string, const toml::value*>> entries(const toml::value& table,
+                                                                  std::string_view what) const;
+  std::vector<std::string> identifiers(const std::string& text, unsigned line,
+                                       std::string_view what, bool allow_star) const;
+  std::vector<std::string> identifiers(const toml::value& v, std::string_view what,
+                                       bool allow_star) const {
+    return identifiers(v.as_string().str, v.location().line(), what, allow_star);
+  }
+  std::string column(const toml::value& v, std::string_view key) const;
+  std::vector<std::string> patterns(const toml::value& v, std::string_view key) const;
+
+  void load_search_path(const toml::value& v);
+  void load_defaults(const toml::value& v);
+  void load_tables(const toml::value& v);
+  void load_table(const std::string& key, const toml::value& v);
+  void load_functions(const toml::value& v);
+  void load_catalogs(const toml::value& v);
+
+  std::string file_;
+  std::shared_ptr<Policy> policy_ = std::make_shared<Policy>();
+  std::string default_tenant_column_ = "tenant_id";
+  std::string default_owner_column_ = "owner_id";
+  int default_tenant_line_ = 0;
+  int default_owner_line_ = 0;
+};
+
+std::string dq(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+const std::string& Loader::string_of(const toml::value& v, std::string_view key) const {
+  if (!v.is_string()) fail(v, std::string(key) + " must be a string");
+  return v.as_string().str;
+}
+
+// A table's keys in file order, so that the first error in the file is the
+// one reported.
+std::vector<std::pair<std::string, const toml::value*>> Loader::entries(
+    const toml::value& table, std::string_view what) const {
+  if (!table.is_table()) fail(table, std::string(what) + " must be a table");
+  std::vector<std::pair<std::string, const toml::value*>> out;
+  for (const auto& [k, v] : table.as_table()) out.emplace_back(k, &v);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    const auto la = a.second->location(), lb = b.second->location();
+    return std::pair(la.line(), la.column()) < std::pair(lb.line(), lb.column());
+  });
+  return out;
+}
+
+// Splits `text` into dot-separated SQL identifiers: unquoted parts fold to
+// lower case, "double-quoted" parts keep their case with "" for a quote. With
+// `allow_star`, the last part may be an unquoted prefix ending in '*'.
+std::vector<std::string> Loader::identifiers(const std::string& text, unsigned line,
+                                             std::string_view what, bool allow_star) const {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  auto malformed = [&](const std::string& why) {
+    fail(line, "malformed " + std::string(what) + " " + dq(text) + ": " + why);
+  };
+  if (text.empty()) malformed("empty name");
+  for (;;) {
+    std::string part;
+    if (i < text.size() && text[i] == '"') {
+      ++i;
+      for (;;) {
+        if (i >= text.size()) malformed("unterminated quoted identifier");
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            part += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        if (text[i] == '\0') malformed("NUL in identifier");
+        part += text[i++];
+      }
+      if (part.empty()) malformed("zero-length quoted identifier");
+    } else {
+      while (i < text.size() && text[i] != '.') {
+        const auto c = static_cast<unsigned char>(text[i]);
+        const bool first = part.empty();
+        if (c == '*' && allow_star) {
+          part += '*';
+          ++i;
+          if (i != text.size()) malformed("'*' may only end the last part");
+          break;
+        }
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80 ||
+                        (!first && ((c >= '0' && c <= '9') || c == '$'));
+        if (!ok) {
+          malformed(std::string("unexpected character '") + text[i] +
+                    "' (quote the identifier with \"...\" to use it)");
+        }
+        part += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : text[i];
+        ++i;
+      }
+      if (part.empty()) malformed("empty part");
+    }
+    if (part.size() > kMaxIdentifierBytes) {
+      malformed("identifier longer than 63 bytes (PostgreSQL would truncate it)");
+    }
+    parts.push_back(std::move(part));
+    if (i == text.size()) break;
+    if (text[i] != '.') malformed("expected '.' after a quoted identifier");
+    if (!parts.back().empty() && parts.back().back() == '*')
+      malformed("'*' may only end the last part");
+    ++i;
+    if (i == text.size()) malformed("empty part");
+  }
+  return parts;
+}
+
+std::string Loader::column(const toml::value& v, std::string_view key) const {
+  const std::string& text = string_of(v, key);
+  if (text.empty()) fail(v, std::string(key) + " is empty");
+  std::vector<std::string> parts = identifiers(v, key, false);
+  if (parts.size() != 1)
+    fail(v, std::string(key) + " must be a single column name, not " + dq(text));
+  return parts[0];
+}
+
+// Function or relation patterns: "name", "prefix*", "schema.name",
+// "schema.prefix*", matched case-insensitively, so stored in lower case.
+std::vector<std::string> Loader::patterns(const toml::value& v, std::string_view key) const {
+  if (!v.is_array()) fail(v, std::string(key) + " must be an array of strings");
+  std::vector<std::string> out;
+  for (const toml::value& e : v.as_array()) {
+    string_of(e, std::string(key) + " entries");
+    std::vector<std::string> parts = identifiers(e, "name", true);
+    if (parts.size() > 2)
+      fail(e, "malformed name " + dq(e.as_string().str) + ": at most schema.name");
+    std::string p;
+    for (const std::string& part : parts) {
+      if (!p.empty()) p += '.';
+      for (char c : part) p += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+void Loader::load_search_path(const toml::value& v) {
+  if (!v.is_array()) fail(v, "search_path must be an array of schema names");
+  if (v.as_array().empty()) fail(v, "search_path is empty");
+  std::vector<std::string> path;
+  for (const toml::value& e : v.as_array()) {
+    string_of(e, "search_path entries");
+    std::vector<std::string> parts = identifiers(e, "schema name", false);
+    if (parts.size() != 1)
+      fail(e, "search_path entry " + dq(e.as_string().str) + " is not a single schema name");
+    path.push_back(std::move(parts[0]));
+  }
+  policy_->search_path = std::move(path);
+}
+
+void Loader::load_defaults(const toml::value& v) {
+  for (const auto& [key, value] : entries(v, "[defaults]")) {
+    if (key == "tenant_column") {
+      default_tenant_column_ = string_of(*value, key).empty() ? "" : column(*value, key);
+      default_tenant_line_ = static_cast<int>(value->location().line());
+    } else if (key == "owner_column") {
+      default_owner_column_ = string_of(*value, key).empty() ? "" : column(*value, key);
+      default_owner_line_ = static_cast<int>(value->location().line());
+    } else {
+      fail(*value,
+           "unknown key " + dq(key) + " in [defaults] (expected tenant_column, owner_column)");
+    }
+  }
+}
+
+void Loader::load_tables(const toml::value& v) {
+  for (const auto& [key, value] : entries(v, "[tables]")) load_table(key, *value);
+}
+
+void Loader::load_table(const std::string& key, const toml::value& v) {
+  const std::string where = "[tables." + dq(key) + "]";
+  if (!v.is_table()) fail(v, where + " must be a table");
+  const auto& t = v.as_table();
+  if (!t.contains("scope")) {
+    const bool nested = !t.empty() && std::all_of(t.begin(), t.end(), [](const auto& kv) {
+      return kv.second.is_table();
+    });
+    if (nested) {
+      fail(v, where + " has no scope; a schema-qualified name is one quoted key: [tables.\"" + key +
+                  "." + t.begin()->first + "\"]");
+    }
+    fail(v, where + " has no scope (tenant | owner | tenant_owner | shared | deny)");
+  }
+
+  // The key is parsed as SQL names; re-wrap it as a value for line numbers.
+  std::vector<std::string> parts = identifiers(key, v.location().line(), "table name", false);
+  if (parts.size() == 3) {
+    // A three-part name would tie the policy to one database name; the
+    // database part is only dropped (when it matches) in SQL references.
+    fail(v, "malformed table name " + dq(key) +
+                ": three-part names (database.schema.table) are not allowed; write schema.table");
+  }
+  if (parts.size() > 3) fail(v, "malformed table name " + dq(key) + ": too many parts");
+
+  TablePolicy tp;
+  tp.line = static_cast<int>(v.location().line());
+  tp.name = parts.size() == 2 ? QualifiedName{parts[0], parts[1]}
+                              : QualifiedName{policy_->search_path.front(), parts[0]};
+
+  const toml::value* tenant_override = nullptr;
+  const toml::value* owner_override = nullptr;
+  for (const auto& [k, value] : entries(v, where)) {
+    if (k == "scope") {
+      const std::string& s = string_of(*value, "scope");
+      std::optional<Scope> scope = parse_scope(s);
+      if (!scope)
+        fail(*value, "unknown scope " + dq(s) +
+                         " (expected tenant | owner | tenant_owner | shared | deny)");
+      tp.scope = *scope;
+    } else if (k == "tenant_column") {
+      tp.tenant_column = column(*value, k);
+      tenant_override = value;
+    } else if (k == "owner_column") {
+      tp.owner_column = column(*value, k);
+      owner_override = value;
+    } else {
+      fail(*value, "unknown key " + dq(k) + " in " + where +
+                       " (expected scope, tenant_column, owner_column)");
+    }
+  }
+
+  const bool uses_tenant = tp.scope == Scope::kTenant || tp.scope == Scope::kTenantOwner;
+  const bool uses_owner = tp.scope == Scope::kOwner || tp.scope == Scope::kTenantOwner;
+  const std::string scope_str = dq(scope_name(tp.scope));
+  if (tenant_override && !uses_tenant) {
+    fail(*tenant_override, "tenant_column is set but scope " + scope_str + " does not use it");
+  }
+  if (owner_override && !uses_owner) {
+    fail(*owner_override, "owner_column is set but scope " + scope_str + " does not use it");
+  }
+  if (uses_tenant && !tenant_override) {
+    if (default_tenant_column_.empty()) {
+      fail(v, where + ": scope " + scope_str +
+                  " needs a tenant column but [defaults] tenant_column is empty");
+    }
+    tp.tenant_column = default_tenant_column_;
+  }
+  if (uses_owner && !owner_override) {
+    if (default_owner_column_.empty()) {
+      fail(v, where + ": scope " + scope_str +
+                  " needs an owner column but [defaults] owner_column is empty");
+    }
+    tp.owner_column = default_owner_column_;
+  }
+  if (tp.scope == Scope::kTenantOwner && tp.tenant_column == tp.owner_column) {
+    fail(v, where + ": tenant_column and owner_column are the same column " + dq(tp.tenant_column));
+  }
+
+  if (auto it = policy_->tables.find(tp.name); it != policy_->tables.end()) {
+    fail(v, "table " + to_string(tp.name) + " is declared twice (also at line " +
+                std::to_string(it->second.line) + ")");
+  }
+  policy_->tables.emplace(tp.name, std::move(tp));
+}
+
+void Loader::load_functions(const toml::value& v) {
+  const toml::value* allow = nullptr;
+  const toml::value* mode = nullptr;
+  for (const auto& [key, value] : entries(v, "[functions]")) {
+    if (key == "deny") {
+      for (std::string& p : patterns(*value, key)) policy_->denied_functions.insert(std::move(p));
+    } else if (key == "allow") {
+      allow = value;
+    } else if (key == "mode") {
+      mode = value;
+      const std::string& m = string_of(*value, key);
+      if (m == "deny_list") {
+        policy_->function_mode = FunctionMode::kDenyList;
+      } else if (m == "allow_list") {
+        policy_->function_mode = FunctionMode::kAllowList;
+      } else {
+        fail(*value, "unknown functions mode " + dq(m) + " (expected deny_list | allow_list)");
+      }
+    } else {
+      fail(*value, "unknown key " + dq(key) + " in [functions] (expected deny, allow, mode)");
+    }
+  }
+  if (!allow) return;
+  if (policy_->function_mode != FunctionMode::kAllowList) {
+    fail(*allow, std::string("allow has no effect unless mode = \"allow_list\"") +
+                     (mode ? "" : " (mode defaults to \"deny_list\")"));
+  }
+  const std::vector<std::string> allowed = patterns(*allow, "allow");
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    const std::string& p = allowed[i];
+    const size_t dot = p.rfind('.');
+    const std::string schema = dot == std::string::npos ? "" : p.substr(0, dot);
+    const std::string name = dot == std::string::npos ? p : p.substr(dot + 1);
+    Policy probe;  // built-in list only
+    if (!name.ends_with('*') && probe.function_denied(schema, name)) {
+      fail(allow->as_array()[i], dq(p) + " is on the built-in deny list and cannot be allowed");
+    }
+    policy_->allowed_functions.insert(p);
+  }
+}
+
+void Loader::load_catalogs(const toml::value& v) {
+  for (const auto& [key, value] : entries(v, "[catalogs]")) {
+    if (key == "deny") {
+      for (std::string& p : patterns(*value, key))
+        policy_->denied_catalog_relations.insert(std::move(p));
+    } else {
+      fail(*value, "unknown key " + dq(key) + " in [catalogs] (expected deny)");
+    }
+  }
+}
+
+std::shared_ptr<const Policy> Loader::load(std::string_view text) {
+  toml::value root;
+  try {
+    std::istringstream in{std::string(text)};
+    root = toml::parse(in, file_);
+  } catch (const toml::syntax_error& e) {
+    // what() is a multi-line report; its first line is the reason.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    if (what.starts_with("[error] ")) what.erase(0, 8);
+    if (what.starts_with("toml::")) what.erase(0, std::min(what.size(), what.find(": ") + 2));
+    fail(e.location().line(), "invalid TOML: " + what);
+  }
+  policy_->source_file = file_;
+
+  // search_path and [defaults] shape every table entry, so they go first.
+  const auto top = entries(root, "the file");
+  for (const auto& [key, value] : top) {
+    if (key == "search_path") load_search_path(*value);
+    if (key == "defaults") load_defaults(*value);
+  }
+  for (const auto& [key, value] : top) {
+    if (key == "default_action") {
+      const std::string& a = string_of(*value, key);
+      if (a == "deny") {
+        policy_->default_action = Scope::kDeny;
+      } else if (a == "shared") {
+        policy_->default_action = Scope::kShared;
+      } else {
+        fail(*value, "unknown default_action " + dq(a) + " (expected deny | shared)");
+      }
+    } else if (key == "tables") {
+      load_tables(*value);
+    } else if (key == "functions") {
+      load_functions(*value);
+    } else if (key == "catalogs") {
+      load_catalogs(*value);
+    } else if (key != "search_path" && key != "defaults") {
+      fail(*value,
+           "unknown key " + dq(key) +
+               " (expected default_action, search_path, defaults, tables, functions, catalogs)");
+    }
+  }
+  for (std::string_view f : builtin_denied_functions()) policy_->denied_functions.emplace(f);
+  for (std::string_view r : builtin_denied_relations())
+    policy_->denied_catalog_relations.emplace(r);
+  return policy_;
+}
+
+}  // namespace
+
+std::shared_ptr<const Policy> parse_policy(std::string_view toml_text,
+                                           const std::string& file_name) {
+  return Loader(file_name).load(toml_text);
+}
+
+std::shared_ptr<const Policy> load_policy_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw PolicyError(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) throw PolicyError(path + ": cannot read: " + std::strerror(errno));
+  return parse_policy(buf.str(), path);
+}
+
+}  // namespace tenantgate::policy

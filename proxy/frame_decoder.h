@@ -17,6 +17,8 @@ enum class DecodeStatus {
   kError,     // the stream is malformed or too large; error says why
 };
 
+// frame.body views the caller's buffer: it is valid while that buffer is alive
+// and unmodified, so parse (or copy) it before consuming frame.total_size bytes.
 struct Frame {
   char type = 0;               // 0 for start-up phase packets
   std::string_view body;       // the bytes after the length word

@@ -1,1 +1,255 @@
-int main() { return 0; }
+// tenantgate's command line: run the proxy, check a configuration, show what
+// the rewriter does to a statement, or make a SCRAM verifier.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "policy/identity.h"
+#include "policy/policy.h"
+#include "proxy/log.h"
+#include "proxy/scram.h"
+#include "proxy/server.h"
+#include "rewriter/rewriter.h"
+#include "tenantgate_version.h"
+
+namespace tg = tenantgate;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage:
+  tenantgate --config FILE                 run the proxy
+  tenantgate check --config FILE           validate the configuration and the policy
+  tenantgate rewrite --config FILE --tenant T [--user U] [--principal P] [--database D] [SQL]
+                                           print the rewritten SQL (reads stdin without SQL)
+  tenantgate hash-password [--iterations N]
+                                           read a password on stdin, print a SCRAM-SHA-256 verifier
+  tenantgate --version
+)";
+
+struct Args {
+  std::string command = "run";
+  std::map<std::string, std::string> options;
+  std::vector<std::string> positional;
+};
+
+// Parses "[command] --name value ... [positional]"; returns nullopt on misuse.
+std::optional<Args> parse_args(int argc, char** argv) {
+  Args args;
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') args.command = argv[i++];
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--version" || arg == "--help" || arg == "-h") {
+      args.options[arg] = "";
+    } else if (arg.starts_with("--")) {
+      auto eq = arg.find('=');
+      if (eq != std::string::npos) {
+        args.options[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
+      } else if (i + 1 < argc) {
+        args.options[arg.substr(2)] = argv[++i];
+      } else {
+        return std::nullopt;
+      }
+    } else {
+      args.positional.push_back(arg);
+    }
+  }
+  return args;
+}
+
+// Loads and checks the configuration and its policy; prints "file:line: reason"
+// and returns nullptr on the first problem.
+std::shared_ptr<const tg::config::Config> load_checked(const std::string& path,
+                                                       std::shared_ptr<const tg::policy::Policy>* policy) {
+  try {
+    auto config = std::make_shared<tg::config::Config>(tg::config::load_config_file(path));
+    if (config->auth_mode == tg::config::AuthMode::kScram) {
+      for (const auto& p : config->principals) {
+        if (!tg::proxy::parse_scram_verifier(p.scram)) {
+          std::cerr << config->source_file << ":" << p.line << ": principal \"" << p.name
+                    << "\": scram is not a valid SCRAM-SHA-256 verifier\n";
+          return nullptr;
+        }
+      }
+    }
+    auto loaded = tg::policy::load_policy_file(config->policy_file);
+    if (policy) *policy = loaded;
+    return config;
+  } catch (const tg::config::ConfigError& e) {
+    std::cerr << e.what() << "\n";
+  } catch (const tg::policy::PolicyError& e) {
+    std::cerr << e.what() << "\n";
+  }
+  return nullptr;
+}
+
+int run_proxy(const Args& args) {
+  auto it = args.options.find("config");
+  if (it == args.options.end()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::shared_ptr<const tg::policy::Policy> policy;
+  auto config = load_checked(it->second, &policy);
+  if (!config) return 1;
+  if (!tg::proxy::init_logging(config->log.level, config->log.format)) {
+    std::cerr << "invalid log.level\n";
+    return 1;
+  }
+  try {
+    tg::proxy::Server server(config);
+    return server.run();
+  } catch (const std::exception& e) {
+    std::cerr << "tenantgate: cannot start: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int check(const Args& args) {
+  auto it = args.options.find("config");
+  if (it == args.options.end()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::shared_ptr<const tg::policy::Policy> policy;
+  auto config = load_checked(it->second, &policy);
+  if (!config) return 1;
+  std::cout << "ok: " << config->source_file << " and " << config->policy_file << " ("
+            << policy->tables.size() << " tables)\n";
+  return 0;
+}
+
+int rewrite(const Args& args) {
+  auto config_it = args.options.find("config");
+  auto tenant_it = args.options.find("tenant");
+  if (config_it == args.options.end() || tenant_it == args.options.end() ||
+      args.positional.size() > 1) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::shared_ptr<const tg::policy::Policy> policy;
+  auto config = load_checked(config_it->second, &policy);
+  if (!config) return 1;
+
+  std::string sql;
+  if (args.positional.empty()) {
+    sql.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    sql = args.positional.front();
+  }
+
+  if (auto p = args.options.find("principal"); p != args.options.end()) {
+    const auto* principal = config->find_principal(p->second);
+    if (!principal) {
+      std::cout << "ERROR 28000: unknown principal \"" << p->second << "\"\n";
+      return 1;
+    }
+    if (principal->bypass) {  // bypass principals are not rewritten
+      std::cout << sql << "\n";
+      return 0;
+    }
+  }
+
+  tg::policy::Identity identity;
+  auto tenant = tg::policy::canonical_value(config->identity.tenant_type, tenant_it->second);
+  if (!tenant) {
+    std::cout << "ERROR 28000: tenant value is not a valid "
+              << tg::policy::value_type_name(config->identity.tenant_type) << "\n";
+    return 1;
+  }
+  identity.tenant = {*tenant, config->identity.tenant_type};
+  if (auto u = args.options.find("user"); u != args.options.end()) {
+    auto user = tg::policy::canonical_value(config->identity.user_type, u->second);
+    if (!user) {
+      std::cout << "ERROR 28000: user value is not a valid "
+                << tg::policy::value_type_name(config->identity.user_type) << "\n";
+      return 1;
+    }
+    identity.user = tg::policy::TypedValue{*user, config->identity.user_type};
+  }
+  if (auto d = args.options.find("database"); d != args.options.end()) {
+    identity.database = d->second;
+  }
+
+  tg::rewriter::Rewriter rewriter(tg::rewriter::Options{config->limits.max_statement_bytes});
+  int status = 0;
+  tg::rewriter::run_with_large_stack([&] {
+    auto result = rewriter.rewrite(sql, identity, *policy);
+    if (result.is_ok()) {
+      std::cout << result.value().sql << "\n";
+      for (const auto& check : result.value().param_checks) {
+        std::cout << "-- $" << check.param_number << " must equal the caller's "
+                  << (check.field == tg::rewriter::IdentityField::kTenant ? "tenant" : "user")
+                  << " (" << check.table << "." << check.column << ")\n";
+      }
+    } else {
+      std::cout << "ERROR " << result.refusal().sqlstate << ": " << result.refusal().message
+                << "\n";
+      status = 1;
+    }
+  });
+  return status;
+}
+
+int hash_password(const Args& args) {
+  int iterations = 4096;
+  if (auto it = args.options.find("iterations"); it != args.options.end()) {
+    iterations = std::atoi(it->second.c_str());
+    if (iterations < 1) {
+      std::cerr << "--iterations must be a positive integer\n";
+      return 2;
+    }
+  }
+  std::string password;
+  std::getline(std::cin, password);
+  if (password.empty()) {
+    std::cerr << "empty password\n";
+    return 1;
+  }
+  unsigned char salt[16];
+  FILE* urandom = std::fopen("/dev/urandom", "rb");
+  if (!urandom || std::fread(salt, 1, sizeof salt, urandom) != sizeof salt) {
+    std::cerr << "cannot read /dev/urandom\n";
+    return 1;
+  }
+  std::fclose(urandom);
+  std::cout << tg::proxy::make_scram_verifier(
+                   password, std::string_view(reinterpret_cast<char*>(salt), sizeof salt),
+                   iterations)
+            << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = parse_args(argc, argv);
+  if (!args) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  if (args->options.contains("--version")) {
+    std::cout << "tenantgate " << TENANTGATE_VERSION << "\n";
+    return 0;
+  }
+  if (args->options.contains("--help") || args->options.contains("-h")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args->command == "run") return run_proxy(*args);
+  if (args->command == "check") return check(*args);
+  if (args->command == "rewrite") return rewrite(*args);
+  if (args->command == "hash-password") return hash_password(*args);
+  std::cerr << "unknown command \"" << args->command << "\"\n" << kUsage;
+  return 2;
+}

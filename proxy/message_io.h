@@ -40,7 +40,9 @@ class MessageWriter {
   MessageWriter& u8(uint8_t v);
   MessageWriter& i16(int16_t v);
   MessageWriter& i32(int32_t v);
-  MessageWriter& cstr(std::string_view s);  // appends s and a NUL
+  // Appends s and a NUL. s is cut at its first NUL, so that text from elsewhere
+  // can never smuggle extra fields into a message.
+  MessageWriter& cstr(std::string_view s);
   MessageWriter& bytes(std::string_view s);
 
   // Fills in the length word and returns the whole message.

@@ -21,14 +21,20 @@ namespace tenantgate::proxy {
                                           std::string_view message);
 // ReadyForQuery ('Z'); status is 'I', 'T' or 'E'.
 [[nodiscard]] std::string ready_for_query(char status);
-[[nodiscard]] std::string authentication_ok();                               // R, 0
-[[nodiscard]] std::string authentication_cleartext();                        // R, 3
-[[nodiscard]] std::string authentication_md5(std::string_view salt4);        // R, 5
+[[nodiscard]] std::string authentication_ok();                                              // R, 0
+[[nodiscard]] std::string authentication_cleartext();                                       // R, 3
+[[nodiscard]] std::string authentication_md5(std::string_view salt4);                       // R, 5
 [[nodiscard]] std::string authentication_sasl(const std::vector<std::string>& mechanisms);  // R, 10
-[[nodiscard]] std::string authentication_sasl_continue(std::string_view data);  // R, 11
-[[nodiscard]] std::string authentication_sasl_final(std::string_view data);     // R, 12
+[[nodiscard]] std::string authentication_sasl_continue(std::string_view data);              // R, 11
+[[nodiscard]] std::string authentication_sasl_final(std::string_view data);                 // R, 12
 [[nodiscard]] std::string parameter_status(std::string_view name, std::string_view value);  // S
-[[nodiscard]] std::string backend_key_data(int32_t pid, int32_t key);  // K
+[[nodiscard]] std::string backend_key_data(int32_t pid, int32_t key);                       // K
+// NegotiateProtocolVersion ('v'): the newest minor version of protocol 3 that
+// is supported, and the "_pq_." start-up options that were not recognised. As
+// PostgreSQL, send it after a StartupMessage asking for 3.x with x > 0 or
+// carrying "_pq_." options, before the authentication request.
+[[nodiscard]] std::string negotiate_protocol_version(int32_t newest_minor,
+                                                     const std::vector<std::string>& unrecognized);
 
 // ---- Frontend messages built by tenantgate (towards the backend) ----
 
@@ -39,6 +45,10 @@ namespace tenantgate::proxy {
 [[nodiscard]] std::string terminate_message();                  // X
 
 // ---- Parsers of message bodies (after type and length) ----
+//
+// Parsers return nullopt for a body that is malformed, truncated or followed by
+// trailing bytes. Every string_view in a result points into `body`: keep the
+// buffer alive (and unmodified) while the result is used.
 
 struct ErrorFields {
   std::string severity;  // V (non-localized) or S
@@ -63,6 +73,12 @@ struct BackendKey {
 };
 [[nodiscard]] std::optional<BackendKey> parse_backend_key_data(std::string_view body);
 [[nodiscard]] std::optional<char> parse_ready_for_query(std::string_view body);
+// ParameterStatus ('S'): name and value.
+struct ParameterStatus {
+  std::string_view name;
+  std::string_view value;
+};
+[[nodiscard]] std::optional<ParameterStatus> parse_parameter_status(std::string_view body);
 
 // SASLInitialResponse ('p' during SASL): mechanism, then Int32 length (-1: none) and data.
 struct SaslInitial {
@@ -89,7 +105,7 @@ struct ParseMessage {
 struct BindMessage {
   std::string_view portal;
   std::string_view statement;
-  std::vector<int16_t> param_formats;          // 0 text, 1 binary; 0 or 1 entries apply to all
+  std::vector<int16_t> param_formats;  // 0 text, 1 binary; 0 or 1 entries apply to all
   std::vector<std::optional<std::string_view>> params;  // nullopt: SQL NULL
   std::vector<int16_t> result_formats;
 };

@@ -23,9 +23,18 @@ struct ScramVerifier {
   std::string server_key;  // raw 32 bytes
 };
 [[nodiscard]] std::optional<ScramVerifier> parse_scram_verifier(std::string_view text);
-// Builds a verifier from a password (for `tenantgate hash-password`).
+// Builds a verifier from a password (for `tenantgate hash-password`). salt is
+// raw bytes (16 random bytes is what PostgreSQL uses); iterations must be > 0.
 [[nodiscard]] std::string make_scram_verifier(std::string_view password, std::string_view salt,
                                               int iterations);
+
+// A verifier for a principal that does not exist, so that an unknown name goes
+// through the same exchange as a known one and fails only at the proof, as
+// PostgreSQL's mock authentication does. The salt is derived from `secret`
+// (random per process) and the name, so it is stable for a name; the keys are
+// random, so no proof can match.
+[[nodiscard]] ScramVerifier mock_scram_verifier(std::string_view username, std::string_view secret,
+                                                int iterations);
 
 struct ScramStep {
   bool ok = false;
@@ -46,6 +55,7 @@ class ScramServer {
  private:
   ScramVerifier verifier_;
   std::string server_nonce_;
+  std::string gs2_header_;  // "n,," or "y,,": what the final message's c= must encode
   std::string client_first_bare_;
   std::string server_first_;
   std::string combined_nonce_;
@@ -56,8 +66,12 @@ class ScramServer {
 class ScramClient {
  public:
   ScramClient(std::string password, std::string client_nonce);
+  // The same, sending `username` in the client-first-message (saslname-escaped)
+  // as RFC 5802 describes; PostgreSQL ignores it and libpq sends it empty.
+  ScramClient(std::string password, std::string client_nonce, std::string username);
 
-  // The client-first-message ("n,,n=,r=<nonce>").
+  // The client-first-message ("n,,n=,r=<nonce>"; "n=<username>" with the
+  // three-argument constructor).
   [[nodiscard]] std::string client_first();
   // server-first-message -> client-final-message.
   [[nodiscard]] ScramStep on_server_first(std::string_view message);
@@ -67,6 +81,7 @@ class ScramClient {
  private:
   std::string password_;
   std::string client_nonce_;
+  std::string username_;
   std::string client_first_bare_;
   std::string auth_message_;
   std::string salted_password_;

@@ -1,1 +1,230 @@
-// placeholder until implemented
+#include "proxy/server.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/asio.h"
+#include "proxy/cancel_registry.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "rewriter/rewriter.h"
+
+namespace tenantgate::proxy {
+namespace {
+
+// Starts fn on a thread whose stack is large enough for the rewriter.
+pthread_t start_large_stack_thread(std::function<void()> fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, rewriter::kRequiredStackBytes);
+  auto* heap_fn = new std::function<void()>(std::move(fn));
+  pthread_t thread;
+  int rc = pthread_create(
+      &thread, &attr,
+      [](void* arg) -> void* {
+        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
+        (*f)();
+        return nullptr;
+      },
+      heap_fn);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete heap_fn;
+    throw std::runtime_error("could not start an event-loop thread");
+  }
+  return thread;
+}
+
+void log_server(spdlog::level::level_enum level, std::string_view message) {
+  static const LogContext kNoContext;
+  log_line(level, kNoContext, message);
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  explicit Impl(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {
+    unsigned threads = config_->listen.threads;
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < threads; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+    }
+    setup_tls();
+    services_.config = config_;
+    services_.cancels = &cancels_;
+    services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
+    services_.backend_tls = &backend_tls_;
+    if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
+      services_.backend_password = pw;
+    }
+  }
+
+  int run() {
+    auto& main_context = *contexts_.front();
+    tcp::endpoint endpoint(asio::ip::make_address(config_->listen.host), config_->listen.port);
+    acceptor_.emplace(main_context);
+    acceptor_->open(endpoint.protocol());
+    acceptor_->set_option(tcp::acceptor::reuse_address(true));
+    acceptor_->bind(endpoint);
+    acceptor_->listen(asio::socket_base::max_listen_connections);
+
+    signals_.emplace(main_context, SIGINT, SIGTERM);
+    signals_->async_wait([this](const error_code& ec, int signo) {
+      if (!ec) begin_shutdown(signo);
+    });
+    asio::co_spawn(main_context, accept_loop(), asio::detached);
+
+    if (config_->auth_mode == config::AuthMode::kTrust) {
+      log_server(spdlog::level::warn,
+                 "auth.mode = \"trust\": clients are not authenticated (loopback listener only)");
+    }
+    log_server(spdlog::level::info,
+               fmt::format("tenantgate listening on {}:{} with {} event loops, backend {}:{}",
+                           config_->listen.host, acceptor_->local_endpoint().port(),
+                           contexts_.size(), config_->backend.host, config_->backend.port));
+
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& ctx : contexts_) guards.emplace_back(ctx->get_executor());
+    work_guards_ = &guards;
+    std::vector<pthread_t> threads;
+    for (auto& ctx : contexts_) {
+      threads.push_back(start_large_stack_thread([ctx = ctx.get()] { ctx->run(); }));
+    }
+    for (auto t : threads) pthread_join(t, nullptr);
+    log_server(spdlog::level::info, "tenantgate stopped");
+    return 0;
+  }
+
+ private:
+  void setup_tls() {
+    const auto& listen = config_->listen;
+    if (listen.tls != config::ListenTls::kDisable) {
+      client_tls_.emplace(ssl::context::tls_server);
+      client_tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                               ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                               ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      client_tls_->use_certificate_chain_file(listen.tls_cert);
+      client_tls_->use_private_key_file(listen.tls_key, ssl::context::pem);
+    }
+    backend_tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                             ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                             ssl::context::no_tlsv1_1);
+    if (!config_->backend.tls_ca.empty()) backend_tls_.load_verify_file(config_->backend.tls_ca);
+  }
+
+  awaitable<void> accept_loop() {
+    std::size_t next = 0;
+    for (;;) {
+      auto& ctx = *contexts_[next];
+      next = (next + 1) % contexts_.size();
+      auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        log_server(spdlog::level::warn, "accept failed: " + ec.message());
+        // Out of descriptors and similar: do not spin.
+        asio::steady_timer pause(co_await asio::this_coro::executor,
+                                 std::chrono::milliseconds(50));
+        co_await pause.async_wait(use_nothrow);
+        continue;
+      }
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      const uint64_t id = ++next_session_id_;
+      auto session = std::make_shared<Session>(std::move(socket), services_, id);
+      {
+        std::lock_guard lock(sessions_mutex_);
+        sessions_.emplace(id, session);
+      }
+      asio::co_spawn(ctx, session->run(), [this, id, session](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            log_server(spdlog::level::err,
+                       fmt::format("session {} ended with an internal error: {}", id, ex.what()));
+          }
+        }
+        session_ended(id);
+      });
+    }
+  }
+
+  void session_ended(uint64_t id) {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.erase(id);
+    if (draining_ && sessions_.empty()) stop_all();
+  }
+
+  void begin_shutdown(int signo) {
+    log_server(spdlog::level::info,
+               fmt::format("received signal {}: no new connections; waiting up to {} ms for "
+                           "sessions to finish",
+                           signo, config_->limits.shutdown_grace_ms));
+    error_code ignored;
+    acceptor_->close(ignored);
+    std::lock_guard lock(sessions_mutex_);
+    draining_ = true;
+    if (sessions_.empty()) {
+      stop_all();
+      return;
+    }
+    grace_timer_.emplace(*contexts_.front(),
+                         std::chrono::milliseconds(config_->limits.shutdown_grace_ms));
+    grace_timer_->async_wait([this](const error_code& ec) {
+      if (ec) return;
+      std::lock_guard lock(sessions_mutex_);
+      log_server(spdlog::level::info,
+                 fmt::format("grace period over: terminating {} sessions", sessions_.size()));
+      for (auto& [id, weak] : sessions_) {
+        if (auto s = weak.lock()) s->terminate();
+      }
+    });
+  }
+
+  // Called with sessions_mutex_ held.
+  void stop_all() {
+    if (stopped_) return;
+    stopped_ = true;
+    asio::post(*contexts_.front(), [this] {
+      if (grace_timer_) grace_timer_->cancel();
+      if (signals_) signals_->cancel();
+      for (auto& g : *work_guards_) g.reset();
+      for (auto& ctx : contexts_) ctx->stop();
+    });
+  }
+
+  std::shared_ptr<const config::Config> config_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::optional<ssl::context> client_tls_;
+  ssl::context backend_tls_{ssl::context::tls_client};
+  CancelRegistry cancels_;
+  ProxyServices services_;
+  std::optional<tcp::acceptor> acceptor_;
+  std::optional<asio::signal_set> signals_;
+  std::optional<asio::steady_timer> grace_timer_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>>* work_guards_ = nullptr;
+
+  std::mutex sessions_mutex_;
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions_;
+  std::atomic<uint64_t> next_session_id_{0};
+  bool draining_ = false;
+  bool stopped_ = false;
+};
+
+Server::Server(std::shared_ptr<const config::Config> config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
+Server::~Server() = default;
+int Server::run() { return impl_->run(); }
+
+}  // namespace tenantgate::proxy

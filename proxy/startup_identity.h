@@ -26,6 +26,15 @@ struct StartupIdentityError {
   std::string message;  // e.g. "tenantgate.tenant given twice with different values"
 };
 
+// Names match as PostgreSQL matches setting names: case-insensitively, and in
+// "options" with '-' read as '_' in the name (ParseLongOption), so
+// "-c TenantGate.Tenant=x" and, for a configured "app.tenant_id",
+// "--app.tenant-id=x" are identity spellings. Switch clusters are read as the
+// backend's getopt reads them ("-ec name=v" is -e then -c). A setting that
+// names an identity without '=' is an error; an empty value is returned as "".
+// "options" is forwarded byte for byte when nothing was taken out of it, and
+// dropped when nothing is left.
+//
 // Fails when a name is given twice with different values, or "options" is
 // malformed (a trailing lone backslash).
 [[nodiscard]] std::variant<StartupIdentity, StartupIdentityError> extract_startup_identity(

@@ -22,10 +22,12 @@ using StartupParams = std::vector<std::pair<std::string, std::string>>;
 struct StartupPacket {
   enum class Kind { kStartup, kSsl, kGssEnc, kCancel };
   Kind kind = Kind::kStartup;
-  int32_t protocol = kProtocolVersion3;  // kStartup only
-  StartupParams params;                  // kStartup only, in the client's order
-  int32_t cancel_pid = 0;                // kCancel only
-  int32_t cancel_key = 0;                // kCancel only
+  // kStartup only: the version asked for, any 3.x. Above 3.0 the caller answers
+  // with NegotiateProtocolVersion (messages.h) and speaks 3.0, as PostgreSQL does.
+  int32_t protocol = kProtocolVersion3;
+  StartupParams params;    // kStartup only, in the client's order
+  int32_t cancel_pid = 0;  // kCancel only
+  int32_t cancel_key = 0;  // kCancel only
 };
 
 struct StartupParseError {

@@ -33,7 +33,13 @@ struct Refusal {
 
 enum class IdentityField { kTenant, kUser };
 
-// A bound parameter whose value must equal an identity value (checked at Bind).
+// A bound parameter whose value must equal an identity value. The proxy checks
+// it at Bind, before anything executes: parameter $param_number, in text
+// format, must canonicalise (policy::canonical_value with the identity's type)
+// to the caller's value; in binary format it must decode to that value. A
+// mismatch, NULL, or a missing parameter is refused with 42501 naming
+// table/column. Only produced for the extended protocol's Parse: a simple
+// Query has no parameters to bind (and PREPARE of such a statement is refused).
 struct ParamCheck {
   int param_number = 0;  // $n, 1-based
   IdentityField field = IdentityField::kTenant;
@@ -44,7 +50,7 @@ struct ParamCheck {
 struct Rewritten {
   std::string sql;       // what to forward
   bool changed = false;  // false: sql is the input byte for byte
-  std::vector<ParamCheck> param_checks;
+  std::vector<ParamCheck> param_checks;  // in statement order; may repeat a parameter
 };
 
 class [[nodiscard]] RewriteResult {
@@ -72,8 +78,21 @@ class Rewriter {
 
   // Rewrites a query string (one or more statements; all or nothing) for a
   // non-bypass caller.
+  //
+  // Steps: statements over max_statement_bytes or nesting deeper than the
+  // stack allows are refused with 54001 before parsing; the text is parsed
+  // with libpg_query; every statement is walked (scoping reads, checking
+  // writes, refusing what is not understood); a changed statement is deparsed
+  // and verified by parsing the output again; a query string with no changed
+  // statement is returned byte for byte (changed = false). Identity values
+  // are embedded as constants (render_literal in identity_literal.h).
+  //
+  // Needs kRequiredStackBytes of stack. Costs tens of microseconds per
+  // statement: use RewriteCache (rewrite_cache.h) on the per-query path.
   [[nodiscard]] RewriteResult rewrite(std::string_view sql, const policy::Identity& identity,
                                       const policy::Policy& policy) const;
+
+  [[nodiscard]] const Options& options() const { return options_; }
 
  private:
   Options options_;

@@ -1,0 +1,124 @@
+// One client connection and its backend connection, from the first start-up
+// byte to the last message: TLS negotiation, authentication, identity binding,
+// backend login, then relaying messages in both directions.
+//
+// A session runs as one coroutine on one event-loop thread; nothing in it is
+// shared with other sessions except the immutable ProxyServices and the
+// internally synchronised registries they point to.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/asio.h"
+#include "proxy/cancel_registry.h"
+#include "proxy/log.h"
+#include "proxy/read_buffer.h"
+#include "proxy/scram.h"
+#include "proxy/startup_packet.h"
+#include "proxy/stream.h"
+
+namespace tenantgate::proxy {
+
+// What every session needs from the server. Owned by the server, outlives
+// every session.
+struct ProxyServices {
+  std::shared_ptr<const config::Config> config;
+  ssl::context* client_tls = nullptr;  // null when listen.tls = disable
+  ssl::context* backend_tls = nullptr;
+  CancelRegistry* cancels = nullptr;
+  std::string backend_password;  // from backend.password_env at start-up
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket client, const ProxyServices& services, uint64_t id);
+  ~Session();
+
+  // The whole life of the connection; returns when both sides are closed.
+  awaitable<void> run();
+
+  // Asks the session to end (server shutdown after the grace period): the
+  // client gets FATAL 57P01. Safe to call from any thread.
+  void terminate();
+
+ private:
+  // Start-up phase states, in order.
+  enum class Phase {
+    kNegotiating,     // reading SSLRequest / GSSENCRequest / StartupMessage
+    kAuthenticating,  // client authentication (or relaying it, in passthrough)
+    kBackendLogin,    // logging into the backend and waiting for its ReadyForQuery
+    kReady,           // relaying
+  };
+
+  struct Fatal {
+    std::string sqlstate;
+    std::string message;
+  };
+
+  awaitable<bool> startup();
+  awaitable<bool> negotiate(StartupPacket& packet);
+  awaitable<bool> authenticate_client_scram();
+  bool bind_identity();
+  awaitable<bool> connect_backend();
+  awaitable<bool> login_backend(bool passthrough);
+  awaitable<void> relay();
+  awaitable<void> client_to_backend();
+  awaitable<void> backend_to_client();
+  awaitable<void> forward_cancel(int32_t pid, int32_t key);
+  awaitable<void> cancel_backend_query();
+
+  // Reads one whole message (typed, or a start-up packet) into the buffer.
+  // On kMessage the returned frame views the buffer until the next consume.
+  struct ReadResult {
+    bool ok = false;
+    char type = 0;
+    std::string_view body;
+    std::size_t total_size = 0;
+  };
+  awaitable<ReadResult> read_message(Stream& stream, ReadBuffer& buffer, bool startup,
+                                     std::size_t max_bytes, bool from_client);
+
+  awaitable<void> send_fatal_and_close();
+  void fail(std::string sqlstate, std::string message);
+  void log(spdlog::level::level_enum level, std::string_view message) const;
+
+  const ProxyServices& services_;
+  const config::Config& config_;
+  const uint64_t id_;
+  Stream client_;
+  std::optional<Stream> backend_;
+  ReadBuffer client_buffer_;
+  ReadBuffer backend_buffer_;
+  Phase phase_ = Phase::kNegotiating;
+  std::optional<Fatal> fatal_;
+  LogContext log_context_;
+  std::atomic<bool> terminating_{false};
+
+  // Bound at start-up.
+  StartupParams client_params_;
+  StartupParams backend_params_;
+  const config::Principal* principal_ = nullptr;
+  std::string principal_name_;
+  std::string database_;
+  std::optional<std::string> raw_tenant_;
+  std::optional<std::string> raw_user_;
+  std::string tenant_;
+  std::optional<std::string> user_;
+
+  // Backend identity for cancel routing.
+  int32_t backend_pid_ = 0;
+  int32_t backend_key_ = 0;
+  std::optional<int32_t> proxy_pid_;
+  std::string startup_replies_;  // ParameterStatus/notices to pass on once ready
+
+  // Relay state.
+  int pending_syncs_ = 0;  // Query/Sync sent whose ReadyForQuery has not come back
+  char transaction_status_ = 'I';
+};
+
+}  // namespace tenantgate::proxy

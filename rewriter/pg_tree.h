@@ -1,0 +1,31 @@
+// A thin wrapper over libpg_query 15-4.0.0: parse SQL into the C++ protobuf
+// tree, deparse a statement tree back into SQL, and verify a deparse by
+// parsing it again and comparing trees (ignoring source locations).
+//
+// All functions recurse over the tree: call them on a thread with
+// kRequiredStackBytes of stack, and only on text that passed
+// estimate_nesting().
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pg_query.pb.h"
+#include "rewriter/rewriter.h"
+
+namespace tenantgate::rewriter {
+
+// Parses `sql` (NUL-free). On a syntax error returns a 42601 refusal with
+// libpg_query's message.
+[[nodiscard]] std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* out);
+
+// Deparses one statement, then re-parses the text and compares the result with
+// `stmt`; any difference (a known deparse defect) is a 0A000 refusal.
+// On success *out is SQL that parses back into exactly `stmt`.
+[[nodiscard]] std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out);
+
+// True when the two trees are equal ignoring location, stmt_location and stmt_len.
+[[nodiscard]] bool same_tree(const google::protobuf::Message& a, const google::protobuf::Message& b);
+
+}  // namespace tenantgate::rewriter

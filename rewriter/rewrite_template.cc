@@ -1,0 +1,169 @@
+#include "rewriter/rewrite_template.h"
+
+#include <algorithm>
+
+#include "rewriter/identity_literal.h"
+#include "rewriter/pg_tree.h"
+#include "rewriter/statement_limits.h"
+
+namespace tenantgate::rewriter {
+namespace {
+
+RewriteTemplate refused(std::string sqlstate, std::string message) {
+  RewriteTemplate t;
+  t.refusal = Refusal{std::move(sqlstate), std::move(message)};
+  return t;
+}
+
+struct Replacement {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  std::string text;
+};
+
+}  // namespace
+
+std::size_t RewriteTemplate::memory_bytes() const {
+  std::size_t n = sizeof(*this) + text.capacity() + slots.capacity() * sizeof(Slot) +
+                  param_checks.capacity() * sizeof(ParamCheck) +
+                  const_checks.capacity() * sizeof(ConstCheck);
+  if (refusal) n += refusal->message.capacity() + refusal->sqlstate.capacity();
+  for (const auto& c : param_checks) n += c.table.capacity() + c.column.capacity();
+  for (const auto& c : const_checks) {
+    n += c.literal.capacity() + c.table.capacity() + c.column.capacity();
+  }
+  return n;
+}
+
+RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
+                               const policy::Policy& policy, const Options& options) {
+  if (sql.size() > options.max_statement_bytes) {
+    return refused("54001", "statement of " + std::to_string(sql.size()) +
+                                " bytes exceeds the limit of " +
+                                std::to_string(options.max_statement_bytes) + " bytes");
+  }
+  if (sql.find('\0') != std::string_view::npos) {
+    return refused("42601", "statement contains a NUL byte");
+  }
+  const NestingEstimate nesting = estimate_nesting(sql);
+  if (nesting.units() > kMaxNestingUnits) {
+    return refused("54001", "statement is too complex to analyse safely (nesting estimate " +
+                                std::to_string(nesting.units()) + " > " +
+                                std::to_string(kMaxNestingUnits) + ")");
+  }
+  const std::string text(sql);
+  pg_query::ParseResult tree;
+  if (std::optional<Refusal> r = parse_sql(text, &tree)) return refused(r->sqlstate, r->message);
+
+  const Markers markers = make_markers(sql);
+  StatementWalker walker(policy, shape, markers);
+  RewriteTemplate out;
+  std::vector<Replacement> replacements;
+  const int count = tree.stmts_size();
+  for (int i = 0; i < count; ++i) {
+    pg_query::RawStmt* raw = tree.mutable_stmts(i);
+    std::optional<Refusal> r = walker.rewrite_statement(raw->mutable_stmt());
+    if (!r && walker.changed()) {
+      std::string deparsed;
+      r = deparse_verified(raw->stmt(), &deparsed);
+      if (!r) {
+        const auto begin = static_cast<std::size_t>(raw->stmt_location());
+        const std::size_t end =
+            raw->stmt_len() == 0 ? sql.size() : begin + static_cast<std::size_t>(raw->stmt_len());
+        replacements.push_back({begin, std::min(end, sql.size()), std::move(deparsed)});
+      }
+    }
+    if (r) {
+      if (count > 1) r->message = "statement " + std::to_string(i + 1) + ": " + r->message;
+      return refused(r->sqlstate, r->message);
+    }
+  }
+  out.param_checks = std::move(walker.param_checks());
+  out.const_checks = std::move(walker.const_checks());
+  if (replacements.empty()) return out;
+
+  // Splice the rewritten statements into the original text, keeping
+  // everything between them (separators, comments) byte for byte.
+  std::string assembled;
+  std::size_t pos = 0;
+  for (const Replacement& rep : replacements) {
+    assembled.append(sql.substr(pos, rep.begin - pos));
+    assembled.append(rep.text);
+    pos = rep.end;
+  }
+  assembled.append(sql.substr(pos));
+
+  // Turn the marker constants into slots.
+  const std::string tenant_token = quoted_marker(markers.tenant);
+  const std::string user_token = quoted_marker(markers.user);
+  int tenant_found = 0;
+  int user_found = 0;
+  pos = 0;
+  while (true) {
+    const std::size_t t = assembled.find(tenant_token, pos);
+    const std::size_t u = assembled.find(user_token, pos);
+    const std::size_t next = std::min(t, u);
+    if (next == std::string::npos) break;
+    const bool is_tenant = next == t;
+    out.text.append(assembled, pos, next - pos);
+    out.slots.push_back({out.text.size(), is_tenant ? IdentityField::kTenant : IdentityField::kUser});
+    (is_tenant ? tenant_found : user_found) += 1;
+    pos = next + (is_tenant ? tenant_token.size() : user_token.size());
+  }
+  out.text.append(assembled, pos);
+  if (tenant_found != walker.tenant_markers() || user_found != walker.user_markers()) {
+    // Only possible when a constant in the statement spells a marker through
+    // escapes; refuse rather than guess which occurrence is ours.
+    return refused("0A000", "statement contains text tenantgate reserves for identity values");
+  }
+  out.changed = true;
+  return out;
+}
+
+RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
+                          const policy::Identity& identity) {
+  if (tmpl.refusal) return RewriteResult::refused(tmpl.refusal->sqlstate, tmpl.refusal->message);
+  for (const ConstCheck& check : tmpl.const_checks) {
+    const policy::TypedValue* expected =
+        check.field == IdentityField::kTenant
+            ? &identity.tenant
+            : (identity.user ? &*identity.user : nullptr);
+    const char* what = check.field == IdentityField::kTenant ? "tenant" : "user";
+    if (expected == nullptr) {
+      return RewriteResult::refused("42501", std::string("permission denied: the connection has no ") + what);
+    }
+    const std::optional<std::string> given = policy::canonical_value(expected->type, check.literal);
+    if (!given || *given != expected->value) {
+      return RewriteResult::refused(
+          "42501", "new row violates tenant policy for table " + check.table + ": column " +
+                       check.column + " must be the caller's " + what);
+    }
+  }
+  Rewritten r;
+  r.param_checks = tmpl.param_checks;
+  if (!tmpl.changed) {
+    r.sql.assign(sql);
+    return RewriteResult::ok(std::move(r));
+  }
+  r.changed = true;
+  std::string tenant = render_literal(identity.tenant);
+  std::string user = identity.user ? render_literal(*identity.user) : std::string();
+  std::size_t size = tmpl.text.size();
+  for (const auto& slot : tmpl.slots) {
+    size += slot.field == IdentityField::kTenant ? tenant.size() : user.size();
+  }
+  r.sql.reserve(size);
+  std::size_t pos = 0;
+  for (const auto& slot : tmpl.slots) {
+    if (slot.field == IdentityField::kUser && !identity.user) {
+      return RewriteResult::refused("42501", "permission denied: the connection has no user");
+    }
+    r.sql.append(tmpl.text, pos, slot.offset - pos);
+    r.sql.append(slot.field == IdentityField::kTenant ? tenant : user);
+    pos = slot.offset;
+  }
+  r.sql.append(tmpl.text, pos);
+  return RewriteResult::ok(std::move(r));
+}
+
+}  // namespace tenantgate::rewriter

@@ -1,0 +1,438 @@
+// Reads: SELECT and everything that can appear inside a query. Every
+// reference to a scoped table becomes `(SELECT * FROM t WHERE <predicate>) AS
+// <alias>`, the construction row-level security uses internally.
+#include <utility>
+
+#include "rewriter/statement_walker.h"
+
+namespace tenantgate::rewriter {
+namespace {
+
+namespace gp = google::protobuf;
+using pg_query::Node;
+
+// Deeper than this the walker refuses rather than recursing further; the
+// statement size checks keep real statements far below it.
+constexpr int kMaxWalkDepth = 200000;
+
+bool is_plain_allowed(const gp::Descriptor* d) {
+  return d == pg_query::TypeName::descriptor() || d == pg_query::Alias::descriptor() ||
+         d == pg_query::WindowDef::descriptor() || d == pg_query::CTESearchClause::descriptor() ||
+         d == pg_query::CTECycleClause::descriptor() || d == pg_query::Integer::descriptor() ||
+         d == pg_query::Float::descriptor() || d == pg_query::Boolean::descriptor() ||
+         d == pg_query::String::descriptor() || d == pg_query::BitString::descriptor() ||
+         d == pg_query::InferClause::descriptor() || d == pg_query::CollateClause::descriptor();
+}
+
+}  // namespace
+
+std::string node_type_name(const Node& node) {
+  const gp::FieldDescriptor* field =
+      Node::descriptor()->FindFieldByNumber(static_cast<int>(node.node_case()));
+  return field == nullptr ? std::string("empty node") : field->message_type()->name();
+}
+
+bool StatementWalker::refuse(const char* sqlstate, std::string message) {
+  if (!refusal_) refusal_ = Refusal{sqlstate, std::move(message)};
+  return false;
+}
+
+bool StatementWalker::is_cte_name(const pg_query::RangeVar& rv) const {
+  if (!rv.schemaname().empty() || !rv.catalogname().empty()) return false;
+  for (auto it = cte_scopes_.rbegin(); it != cte_scopes_.rend(); ++it) {
+    if (it->count(rv.relname()) != 0) return true;
+  }
+  return false;
+}
+
+bool StatementWalker::resolve(const pg_query::RangeVar& rv, Target* out) {
+  std::optional<policy::Resolution> r =
+      policy_.resolve(rv.catalogname(), rv.schemaname(), rv.relname(), shape_.database);
+  std::string written = rv.relname();
+  if (!rv.schemaname().empty()) written = rv.schemaname() + "." + written;
+  if (!rv.catalogname().empty()) written = rv.catalogname() + "." + written;
+  if (!r) {
+    return refuse("42501", "permission denied: relation " + written +
+                               " is in another database or cannot be resolved");
+  }
+  out->resolution = *r;
+  out->display = policy::to_string(r->name);
+  return true;
+}
+
+bool StatementWalker::require_owner_identity(const Target& target) {
+  if (shape_.has_user) return true;
+  return refuse("42501", "permission denied for table " + target.display +
+                             ": it is scoped by owner and the connection has no user identity");
+}
+
+Node StatementWalker::marker_const(IdentityField field) {
+  Node n;
+  auto* c = n.mutable_a_const();
+  if (field == IdentityField::kTenant) {
+    c->mutable_sval()->set_sval(markers_.tenant);
+    ++tenant_markers_;
+  } else {
+    c->mutable_sval()->set_sval(markers_.user);
+    ++user_markers_;
+  }
+  return n;
+}
+
+Node StatementWalker::scope_predicate(const policy::TablePolicy& table,
+                                      const std::string& qualifier) {
+  auto equals = [&](const std::string& column, IdentityField field) {
+    Node n;
+    auto* e = n.mutable_a_expr();
+    e->set_kind(pg_query::AEXPR_OP);
+    e->add_name()->mutable_string()->set_sval("=");
+    auto* ref = e->mutable_lexpr()->mutable_column_ref();
+    if (!qualifier.empty()) ref->add_fields()->mutable_string()->set_sval(qualifier);
+    ref->add_fields()->mutable_string()->set_sval(column);
+    *e->mutable_rexpr() = marker_const(field);
+    return n;
+  };
+  switch (table.scope) {
+    case policy::Scope::kTenant:
+      return equals(table.tenant_column, IdentityField::kTenant);
+    case policy::Scope::kOwner:
+      return equals(table.owner_column, IdentityField::kUser);
+    case policy::Scope::kTenantOwner: {
+      Node n;
+      auto* b = n.mutable_bool_expr();
+      b->set_boolop(pg_query::AND_EXPR);
+      *b->add_args() = equals(table.tenant_column, IdentityField::kTenant);
+      *b->add_args() = equals(table.owner_column, IdentityField::kUser);
+      return n;
+    }
+    case policy::Scope::kShared:
+    case policy::Scope::kDeny:
+      break;
+  }
+  return Node();
+}
+
+void StatementWalker::and_into(Node* where, Node predicate) {
+  changed_ = true;
+  if (where->node_case() == Node::NODE_NOT_SET) {
+    *where = std::move(predicate);
+    return;
+  }
+  Node combined;
+  auto* b = combined.mutable_bool_expr();
+  b->set_boolop(pg_query::AND_EXPR);
+  // Flatten ANDs: the parser builds `a AND b AND c` as one three-way AND, and
+  // the deparse verification compares against what the parser would build.
+  auto append = [b](Node&& n) {
+    if (n.has_bool_expr() && n.bool_expr().boolop() == pg_query::AND_EXPR) {
+      for (auto& arg : *n.mutable_bool_expr()->mutable_args()) *b->add_args() = std::move(arg);
+    } else {
+      *b->add_args() = std::move(n);
+    }
+  };
+  append(std::move(*where));
+  append(std::move(predicate));
+  *where = std::move(combined);
+}
+
+bool StatementWalker::push_with(pg_query::WithClause* with) {
+  cte_scopes_.emplace_back();
+  if (with == nullptr) return true;
+  std::set<std::string>& scope = cte_scopes_.back();
+  if (with->recursive()) {
+    for (const Node& cte : with->ctes()) scope.insert(cte.common_table_expr().ctename());
+  }
+  for (Node& n : *with->mutable_ctes()) {
+    if (!n.has_common_table_expr()) return refuse("0A000", "unsupported WITH item");
+    auto* cte = n.mutable_common_table_expr();
+    if (!walk_statement(cte->mutable_ctequery(), false)) return false;
+    if (cte->has_search_clause() && !walk_plain_message(cte->mutable_search_clause())) return false;
+    if (cte->has_cycle_clause() && !walk_plain_message(cte->mutable_cycle_clause())) return false;
+    // Visible to later CTEs of a non-recursive WITH and to the statement body.
+    scope.insert(cte->ctename());
+  }
+  return true;
+}
+
+void StatementWalker::pop_with(const pg_query::WithClause*) { cte_scopes_.pop_back(); }
+
+bool StatementWalker::walk_select(pg_query::SelectStmt* s) {
+  if (s->has_into_clause()) {
+    return refuse("42501", "permission denied: SELECT INTO creates a table and is not allowed");
+  }
+  if (++depth_ > kMaxWalkDepth) return refuse("54001", "statement is too deeply nested");
+  const bool has_with = s->has_with_clause();
+  if (!push_with(has_with ? s->mutable_with_clause() : nullptr)) return false;
+  bool ok = true;
+  if (s->op() != pg_query::SETOP_NONE) {
+    ok = (!s->has_larg() || walk_select(s->mutable_larg())) &&
+         (!s->has_rarg() || walk_select(s->mutable_rarg()));
+  }
+  for (Node& item : *s->mutable_from_clause()) {
+    if (!ok) break;
+    ok = walk_from_item(&item);
+  }
+  auto walk_list = [&](gp::RepeatedPtrField<Node>* list) {
+    for (Node& n : *list) {
+      if (!ok) return;
+      ok = walk_node(&n);
+    }
+  };
+  walk_list(s->mutable_distinct_clause());
+  walk_list(s->mutable_target_list());
+  if (ok && s->has_where_clause()) ok = walk_node(s->mutable_where_clause());
+  walk_list(s->mutable_group_clause());
+  if (ok && s->has_having_clause()) ok = walk_node(s->mutable_having_clause());
+  walk_list(s->mutable_window_clause());
+  walk_list(s->mutable_values_lists());
+  walk_list(s->mutable_sort_clause());
+  if (ok && s->has_limit_offset()) ok = walk_node(s->mutable_limit_offset());
+  if (ok && s->has_limit_count()) ok = walk_node(s->mutable_limit_count());
+  for (const Node& lock : s->locking_clause()) {
+    // FOR UPDATE OF names refer to FROM items by alias; nothing to scope.
+    if (!lock.has_locking_clause()) ok = ok && refuse("0A000", "unsupported locking clause");
+  }
+  pop_with(nullptr);
+  --depth_;
+  return ok;
+}
+
+bool StatementWalker::walk_from_item(Node* item) {
+  switch (item->node_case()) {
+    case Node::kRangeVar:
+      return scope_range_var(item);
+    case Node::kRangeSubselect: {
+      auto* sub = item->mutable_range_subselect();
+      if (!sub->has_subquery() || !sub->subquery().has_select_stmt()) {
+        return refuse("0A000", "unsupported subquery in FROM");
+      }
+      return walk_select(sub->mutable_subquery()->mutable_select_stmt());
+    }
+    case Node::kRangeFunction:
+      return walk_fields(item->mutable_range_function());
+    case Node::kRangeTableFunc:
+      return walk_fields(item->mutable_range_table_func());
+    case Node::kJoinExpr: {
+      auto* join = item->mutable_join_expr();
+      if (!walk_from_item(join->mutable_larg()) || !walk_from_item(join->mutable_rarg())) {
+        return false;
+      }
+      return !join->has_quals() || walk_node(join->mutable_quals());
+    }
+    case Node::kRangeTableSample: {
+      auto* sample = item->mutable_range_table_sample();
+      if (!sample->relation().has_range_var()) return refuse("0A000", "unsupported TABLESAMPLE");
+      const pg_query::RangeVar& rv = sample->relation().range_var();
+      const policy::TablePolicy* scoped = nullptr;
+      if (!read_access(rv, &scoped)) return false;
+      if (scoped != nullptr) {
+        return refuse("0A000", "TABLESAMPLE on scoped table " + policy::to_string(scoped->name) +
+                                   " is not supported");
+      }
+      for (Node& n : *sample->mutable_args()) {
+        if (!walk_node(&n)) return false;
+      }
+      return !sample->has_repeatable() || walk_node(sample->mutable_repeatable());
+    }
+    default:
+      return refuse("0A000", "unsupported FROM item " + node_type_name(*item));
+  }
+}
+
+bool StatementWalker::read_access(const pg_query::RangeVar& rv,
+                                  const policy::TablePolicy** scoped) {
+  *scoped = nullptr;
+  if (is_cte_name(rv)) return true;
+  Target target;
+  if (!resolve(rv, &target)) return false;
+  const policy::Resolution& res = target.resolution;
+  switch (res.kind) {
+    case policy::Resolution::Kind::kCatalog:
+      return true;
+    case policy::Resolution::Kind::kDeniedCatalog:
+      return refuse("42501", "permission denied for relation " + target.display);
+    case policy::Resolution::Kind::kDefault:
+      if (policy_.default_action == policy::Scope::kShared) return true;
+      return refuse("42501", "permission denied for table " + target.display +
+                                 ": it is not listed in the policy");
+    case policy::Resolution::Kind::kTable:
+      break;
+  }
+  switch (res.table->scope) {
+    case policy::Scope::kShared:
+      return true;
+    case policy::Scope::kDeny:
+      return refuse("42501", "permission denied for table " + target.display);
+    case policy::Scope::kOwner:
+    case policy::Scope::kTenantOwner:
+      if (!require_owner_identity(target)) return false;
+      break;
+    case policy::Scope::kTenant:
+      break;
+  }
+  *scoped = res.table;
+  return true;
+}
+
+bool StatementWalker::scope_range_var(Node* item) {
+  const pg_query::RangeVar& rv = item->range_var();
+  const policy::TablePolicy* scoped = nullptr;
+  if (!read_access(rv, &scoped)) return false;
+  if (scoped == nullptr) return true;
+  const policy::TablePolicy& table = *scoped;
+  pg_query::RangeVar inner = rv;
+  inner.clear_alias();
+  Node wrapped;
+  auto* sub = wrapped.mutable_range_subselect();
+  if (rv.has_alias()) {
+    *sub->mutable_alias() = rv.alias();
+  } else {
+    sub->mutable_alias()->set_aliasname(rv.relname());
+  }
+  auto* select = sub->mutable_subquery()->mutable_select_stmt();
+  select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+  select->set_op(pg_query::SETOP_NONE);
+  select->add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields()
+      ->mutable_a_star();
+  *select->add_from_clause()->mutable_range_var() = std::move(inner);
+  // Qualified with the table's own name so that a missing policy column is an
+  // error instead of silently binding to a column of an outer query.
+  *select->mutable_where_clause() = scope_predicate(table, rv.relname());
+  *item = std::move(wrapped);
+  changed_ = true;
+  return true;
+}
+
+bool StatementWalker::walk_func_call(pg_query::FuncCall* call) {
+  std::string schema;
+  std::string name;
+  const int parts = call->funcname_size();
+  if (parts == 0 || !call->funcname(parts - 1).has_string()) {
+    return refuse("0A000", "unsupported function name");
+  }
+  name = call->funcname(parts - 1).string().sval();
+  if (parts >= 2 && call->funcname(parts - 2).has_string()) {
+    schema = call->funcname(parts - 2).string().sval();
+  }
+  if (policy_.function_denied(schema, name)) {
+    return refuse("42501", "permission denied for function " +
+                               (schema.empty() ? name : schema + "." + name));
+  }
+  return walk_fields(call);
+}
+
+bool StatementWalker::walk_node(Node* node) {
+  if (++depth_ > kMaxWalkDepth) return refuse("54001", "statement is too deeply nested");
+  bool ok = true;
+  switch (node->node_case()) {
+    case Node::kSubLink: {
+      auto* link = node->mutable_sub_link();
+      if (link->has_testexpr()) ok = walk_node(link->mutable_testexpr());
+      if (ok && link->has_subselect()) {
+        if (!link->subselect().has_select_stmt()) {
+          ok = refuse("0A000", "unsupported subquery");
+        } else {
+          ok = walk_select(link->mutable_subselect()->mutable_select_stmt());
+        }
+      }
+      break;
+    }
+    case Node::kFuncCall:
+      ok = walk_func_call(node->mutable_func_call());
+      break;
+    case Node::kSelectStmt:
+      ok = walk_select(node->mutable_select_stmt());
+      break;
+    // Expressions and the pieces of clauses: walk every child.
+    case Node::kAExpr:
+    case Node::kBoolExpr:
+    case Node::kColumnRef:
+    case Node::kAConst:
+    case Node::kParamRef:
+    case Node::kTypeCast:
+    case Node::kTypeName:
+    case Node::kNamedArgExpr:
+    case Node::kCaseExpr:
+    case Node::kCaseWhen:
+    case Node::kCoalesceExpr:
+    case Node::kMinMaxExpr:
+    case Node::kNullTest:
+    case Node::kBooleanTest:
+    case Node::kAArrayExpr:
+    case Node::kAIndirection:
+    case Node::kAIndices:
+    case Node::kAStar:
+    case Node::kRowExpr:
+    case Node::kResTarget:
+    case Node::kSortBy:
+    case Node::kWindowDef:
+    case Node::kCollateClause:
+    case Node::kString:
+    case Node::kInteger:
+    case Node::kFloat:
+    case Node::kBoolean:
+    case Node::kBitString:
+    case Node::kList:
+    case Node::kSqlvalueFunction:
+    case Node::kGroupingFunc:
+    case Node::kGroupingSet:
+    case Node::kSetToDefault:
+    case Node::kMultiAssignRef:
+    case Node::kCurrentOfExpr:
+    case Node::kDefElem:
+    case Node::kXmlExpr:
+    case Node::kXmlSerialize:
+    case Node::kAlias:
+    case Node::kIndexElem:
+    case Node::kColumnDef:
+    case Node::kRangeTableFuncCol:
+    case Node::kLockingClause:
+      ok = walk_fields(node->GetReflection()->MutableMessage(
+          node, Node::descriptor()->FindFieldByNumber(static_cast<int>(node->node_case()))));
+      break;
+    case Node::kRangeVar:
+      ok = refuse("0A000", "unsupported relation reference to " + node->range_var().relname());
+      break;
+    default:
+      ok = refuse("0A000", "unsupported construct " + node_type_name(*node));
+      break;
+  }
+  --depth_;
+  return ok;
+}
+
+bool StatementWalker::walk_plain_message(gp::Message* message) {
+  if (!is_plain_allowed(message->GetDescriptor())) {
+    return refuse("0A000", "unsupported construct " + message->GetDescriptor()->name());
+  }
+  return walk_fields(message);
+}
+
+bool StatementWalker::walk_fields(gp::Message* message) {
+  const gp::Reflection* reflection = message->GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  reflection->ListFields(*message, &fields);
+  for (const gp::FieldDescriptor* field : fields) {
+    if (field->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    // LockingClause.locked_rels names FROM items by alias: not relation references.
+    if (message->GetDescriptor() == pg_query::LockingClause::descriptor()) continue;
+    const bool is_node = field->message_type() == Node::descriptor();
+    if (field->is_repeated()) {
+      const int n = reflection->FieldSize(*message, field);
+      for (int i = 0; i < n; ++i) {
+        gp::Message* child = reflection->MutableRepeatedMessage(message, field, i);
+        if (!(is_node ? walk_node(static_cast<Node*>(child)) : walk_plain_message(child))) {
+          return false;
+        }
+      }
+    } else {
+      gp::Message* child = reflection->MutableMessage(message, field);
+      if (!(is_node ? walk_node(static_cast<Node*>(child)) : walk_plain_message(child))) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace tenantgate::rewriter

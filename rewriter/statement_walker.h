@@ -1,0 +1,117 @@
+// The statement walker: visits one parsed statement, scopes every reference to
+// a policy table, checks writes, and refuses statements and nodes it does not
+// understand (fail closed: the node types it accepts are enumerated; anything
+// else is a refusal).
+//
+// It writes identity-free trees: where an identity value belongs it inserts a
+// string constant holding a marker (see identity_literal.h) that the template
+// builder later turns into a substitution slot.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "pg_query.pb.h"
+#include "policy/policy.h"
+#include "rewriter/identity_literal.h"
+#include "rewriter/rewriter.h"
+
+namespace tenantgate::rewriter {
+
+// What the walker needs to know about the caller; identity values themselves
+// are not needed (that is what makes rewrite results cacheable).
+struct IdentityShape {
+  bool has_user = false;
+  std::string database;
+};
+
+[[nodiscard]] IdentityShape identity_shape(const policy::Identity& identity);
+
+// A constant written for a policy column; checked against the caller's value
+// when the template is instantiated.
+struct ConstCheck {
+  IdentityField field = IdentityField::kTenant;
+  std::string literal;  // the constant's text as the parser reports it
+  std::string table;
+  std::string column;
+};
+
+class StatementWalker {
+ public:
+  StatementWalker(const policy::Policy& policy, const IdentityShape& shape, const Markers& markers)
+      : policy_(policy), shape_(shape), markers_(markers) {}
+
+  // Rewrites one top-level statement in place. Returns a refusal, or nullopt
+  // with changed() telling whether the tree was modified.
+  [[nodiscard]] std::optional<Refusal> rewrite_statement(pg_query::Node* stmt);
+
+  [[nodiscard]] bool changed() const { return changed_; }
+  [[nodiscard]] int tenant_markers() const { return tenant_markers_; }
+  [[nodiscard]] int user_markers() const { return user_markers_; }
+  [[nodiscard]] std::vector<ParamCheck>& param_checks() { return param_checks_; }
+  [[nodiscard]] std::vector<ConstCheck>& const_checks() { return const_checks_; }
+
+ private:
+  // A resolved relation reference and what the policy says about it.
+  struct Target {
+    policy::Resolution resolution;
+    std::string display;  // schema.name for messages
+  };
+
+  // scope_injector.cc: reads.
+  bool walk_statement(pg_query::Node* stmt, bool top_level);
+  bool walk_select(pg_query::SelectStmt* select);
+  bool walk_from_item(pg_query::Node* item);
+  bool scope_range_var(pg_query::Node* item);
+  // Whether `rv` may be read: false on refusal; *scoped is the table's policy
+  // when the reference must be scoped, nullptr when it may be read as it is.
+  bool read_access(const pg_query::RangeVar& rv, const policy::TablePolicy** scoped);
+  bool walk_node(pg_query::Node* node);
+  bool walk_fields(google::protobuf::Message* message);
+  bool walk_plain_message(google::protobuf::Message* message);
+  bool walk_func_call(pg_query::FuncCall* call);
+  bool push_with(pg_query::WithClause* with);
+  void pop_with(const pg_query::WithClause* with);
+  bool is_cte_name(const pg_query::RangeVar& rv) const;
+  bool resolve(const pg_query::RangeVar& rv, Target* out);
+  bool require_owner_identity(const Target& target);
+  pg_query::Node scope_predicate(const policy::TablePolicy& table, const std::string& qualifier);
+  pg_query::Node marker_const(IdentityField field);
+  void and_into(pg_query::Node* where, pg_query::Node predicate);
+
+  // write_checks.cc: INSERT, UPDATE, DELETE.
+  bool walk_insert(pg_query::InsertStmt* insert);
+  bool walk_update(pg_query::UpdateStmt* update);
+  bool walk_delete(pg_query::DeleteStmt* del);
+  bool writable_target(const pg_query::RangeVar& rv, const char* verb, Target* out);
+  bool check_assignments(google::protobuf::RepeatedPtrField<pg_query::Node>* targets,
+                         const Target& target, const char* verb);
+  bool check_policy_value(pg_query::Node* value, IdentityField field, const Target& target,
+                          const std::string& column, bool allow_default_fill);
+
+  // utility_statements.cc: everything that is not a query.
+  bool walk_copy(pg_query::Node* stmt);
+  bool check_set(const pg_query::VariableSetStmt& set);
+  bool check_show(const pg_query::VariableShowStmt& show);
+
+  bool refuse(const char* sqlstate, std::string message);
+
+  const policy::Policy& policy_;
+  const IdentityShape& shape_;
+  const Markers& markers_;
+  std::vector<std::set<std::string>> cte_scopes_;
+  bool changed_ = false;
+  int tenant_markers_ = 0;
+  int user_markers_ = 0;
+  int depth_ = 0;
+  std::vector<ParamCheck> param_checks_;
+  std::vector<ConstCheck> const_checks_;
+  std::optional<Refusal> refusal_;
+};
+
+// Message naming a node type for refusals ("CreateStmt", "MergeStmt", ...).
+[[nodiscard]] std::string node_type_name(const pg_query::Node& node);
+
+}  // namespace tenantgate::rewriter

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, runs the C++ unit,
+# golden and execution tests (CTest), the fast tests again under AddressSanitizer
+# and UBSan, and the integration tests with real clients (pytest).
+# Every test starts the servers it needs itself.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+start=$(date +%s)
+
+"$root/scripts/install_deps.sh"
+echo "== build"
+"$root/scripts/build.sh" "$root/build"
+
+echo "== C++ tests (ctest)"
+ctest --test-dir "$root/build" --output-on-failure -j2 --timeout 600
+
+if [ "${TENANTGATE_SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== C++ unit tests under AddressSanitizer + UBSan"
+  "$root/scripts/build.sh" "$root/build-asan" -DTENANTGATE_SANITIZE=ON -DTENANTGATE_BENCH=OFF >/dev/null
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$root/build-asan" --output-on-failure -j2 \
+    --timeout 900 -L unit
+fi
+
+echo "== integration tests (pytest, real PostgreSQL 15 and clients)"
+TENANTGATE_BIN="$root/build/proxy/tenantgate" /usr/bin/python3 -m pytest -p no:cacheprovider \
+  "$root/tests/integration" -q -ra
+
+echo "== all tests passed in $(( $(date +%s) - start )) s"

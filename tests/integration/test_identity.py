@@ -1,0 +1,135 @@
+"""Identity from start-up parameters: each refusal (SQLSTATE 28000 naming the rule),
+typed values, and identity never reaching the backend."""
+
+import uuid
+
+import psycopg2
+import pytest
+
+import harness
+
+
+def raw_startup(proxy, params, password):
+    with proxy.raw() as c:
+        return c.startup(params, password)
+
+
+def assert_refused(result, *patterns):
+    assert result.error is not None, "connection was accepted"
+    assert result.error.get("C") == "28000", result.error
+    for p in patterns:
+        assert harness.matches(p, result.error.get("M")), f"message {result.error.get('M')!r} does not match {p!r}"
+
+
+APP_PW = harness.PRINCIPALS["app"]["password"]
+LIMITED_PW = harness.PRINCIPALS["limited"]["password"]
+
+
+def test_valid_identity_is_accepted(proxy):
+    r = raw_startup(proxy, proxy.startup_params(user="app", tenant="acme", user_id="42"), APP_PW)
+    assert r.ok, r.error
+
+
+def test_missing_tenant(proxy):
+    r = raw_startup(proxy, proxy.startup_params(user="app", tenant=None, user_id="42"), APP_PW)
+    assert_refused(r, r"tenant", r"missing|required|no tenant|not (given|set|provided|specified)")
+
+
+def test_missing_tenant_message_reaches_libpq(proxy):
+    with pytest.raises(psycopg2.OperationalError) as e:
+        psycopg2.connect(proxy.dsn(user="app", tenant=None))
+    assert harness.matches(r"tenant", str(e.value)), str(e.value)
+
+
+def test_tenant_not_allowed_for_principal(proxy):
+    ok = raw_startup(proxy, proxy.startup_params(user="limited", tenant="globex"), LIMITED_PW)
+    assert ok.ok, ok.error
+    r = raw_startup(proxy, proxy.startup_params(user="limited", tenant="initech"), LIMITED_PW)
+    assert_refused(r, r"tenant", r"not allowed|not permitted|may not|cannot claim|not authori[sz]ed")
+
+
+@pytest.mark.parametrize("bad", ["abc", "42abc", "1;DROP TABLE items", "99999999999999999999999"])
+def test_bad_int_user(proxy, bad):
+    params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": "acme", "tenantgate.user": bad}
+    r = raw_startup(proxy, params, APP_PW)
+    assert_refused(r, r"\buser\b|tenantgate\.user", r"int")
+
+
+def test_uuid_tenant(start_proxy):
+    proxy = start_proxy({"identity": {"tenant_type": "uuid"}})
+    good = str(uuid.uuid4())
+    r = raw_startup(proxy, proxy.startup_params(tenant=good), APP_PW)
+    assert r.ok, r.error
+    for bad in ["acme", good[:-1], good + "0", "' OR 1=1 --"]:
+        params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": bad, "tenantgate.user": "42"}
+        r = raw_startup(proxy, params, APP_PW)
+        assert_refused(r, r"tenant", r"uuid")
+
+
+def test_identity_given_twice_with_different_values(proxy):
+    params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": "acme",
+              "options": "-c tenantgate.tenant=globex -c tenantgate.user=42"}
+    r = raw_startup(proxy, params, APP_PW)
+    assert_refused(r, r"tenant", r"twice|more than once|different values|conflict")
+
+
+def test_identity_given_twice_in_options(proxy):
+    with pytest.raises(psycopg2.OperationalError) as e:
+        psycopg2.connect(proxy.dsn(options="-c tenantgate.tenant=acme -c tenantgate.user=42 "
+                                           "-c tenantgate.user=43"))
+    assert harness.matches(r"twice|more than once|different values|conflict", str(e.value)), str(e.value)
+
+
+def test_identity_given_twice_with_same_value_is_accepted(proxy):
+    params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": "acme",
+              "options": "-c tenantgate.tenant=acme -c tenantgate.user=42"}
+    r = raw_startup(proxy, params, APP_PW)
+    assert r.ok, r.error
+
+
+def test_identity_in_options_not_forwarded(proxy):
+    conn = psycopg2.connect(proxy.dsn(tenant="acme", user_id="42"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('tenantgate.tenant', true), current_setting('tenantgate.user', true)")
+        assert cur.fetchone() == (None, None)
+        with pytest.raises(psycopg2.errors.UndefinedObject) as e:
+            cur.execute("SHOW tenantgate.tenant")
+        assert e.value.pgcode == "42704"
+    conn.close()
+
+
+def test_identity_as_startup_parameters_not_forwarded(proxy):
+    params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": "acme", "tenantgate.user": "7"}
+    with proxy.raw() as c:
+        r = c.startup(params, APP_PW)
+        assert r.ok, r.error
+        q = c.simple_query("SELECT current_setting('tenantgate.tenant', true) IS NULL, "
+                           "current_setting('tenantgate.user', true) IS NULL")
+        assert q["errors"] == [] and q["rows"] == [["t", "t"]]
+        q = c.simple_query("SHOW tenantgate.user")
+        assert [e["C"] for e in q["errors"]] == ["42704"]
+
+
+def test_other_options_are_still_forwarded(proxy):
+    options = r"-c tenantgate.tenant=acme -c statement_timeout=1234 -c application_name=tg\ app -c tenantgate.user=42"
+    conn = psycopg2.connect(proxy.dsn(options=options))
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('statement_timeout'), current_setting('application_name'), "
+                    "current_setting('tenantgate.tenant', true)")
+        assert cur.fetchone() == ("1234ms", "tg app", None)
+    conn.close()
+
+
+def test_configured_parameter_names(start_proxy):
+    proxy = start_proxy({"identity": {"tenant_param": "app.tenant", "user_param": "app.uid"}})
+    conn = psycopg2.connect(proxy.dsn(options="-c app.tenant=acme -c app.uid=5"))
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('app.tenant', true), current_setting('app.uid', true)")
+        assert cur.fetchone() == (None, None)
+    conn.close()
+    # The default names mean nothing to this proxy: the tenant is missing.
+    params = {"user": "app", "database": harness.DATABASE,
+              "options": "-c tenantgate.tenant=acme -c app.uid=5"}
+    r = raw_startup(proxy, params, APP_PW)
+    assert_refused(r, r"tenant")

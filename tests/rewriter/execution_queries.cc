@@ -1,0 +1,872 @@
+#include "tests/rewriter/execution_queries.h"
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tenantgate::rewriter {
+
+// ---------------------------------------------------------------------------
+// Hand-written cases. Each runs for every test caller (3 tenants x 3 users).
+
+const std::vector<std::string>& hand_read_cases() {
+  static const std::vector<std::string> cases = {
+      // single tables, spellings of names
+      "SELECT * FROM users",
+      "SELECT id, email FROM users WHERE id = 1",
+      "SELECT * FROM records",
+      "SELECT * FROM notes",
+      "SELECT * FROM countries",
+      "SELECT * FROM public.users",
+      "SELECT * FROM \"users\"",
+      "SELECT * FROM USERS",
+      "SELECT * FROM ONLY users",
+      "SELECT users.id, users.email FROM users",
+      "SELECT public.users.id FROM public.users",
+      "SELECT id FROM users WHERE tenant_id <> 'acme'",
+      "SELECT * FROM users WHERE true OR tenant_id = 'globex'",
+      "SELECT * FROM users WHERE id = 1 OR 1 = 1",
+      "SELECT count(*) FROM records WHERE created_by = 1 OR created_by = 2",
+      "SELECT * FROM users ORDER BY email LIMIT 3 OFFSET 1",
+      "SELECT count(*) FILTER (WHERE role = 'admin'), count(role) FROM users",
+      "SELECT role, count(*) FROM users GROUP BY ROLLUP (role)",
+      "SELECT array_agg(id ORDER BY id) FROM users",
+      "SELECT row_to_json(u) FROM users u",
+      "SELECT u FROM users u",
+      "SELECT u.* FROM users AS u WHERE u.manager_id IS NULL",
+      "SELECT count(*) FROM secrets",
+      "SELECT * FROM users WHERE email = 'u1@globex.example'",
+      "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'u1@globex.example')",
+      // joins
+      "SELECT r.id, u.email FROM records r JOIN users u ON u.id = r.created_by",
+      "SELECT r.id, u.email FROM records r LEFT JOIN users u ON u.id = r.created_by",
+      "SELECT u.id, r.id FROM users u LEFT JOIN records r ON r.created_by = u.id",
+      "SELECT u.id, r.id FROM records r RIGHT JOIN users u ON r.created_by = u.id",
+      "SELECT u.id, r.id FROM users u RIGHT JOIN records r ON r.created_by = u.id",
+      "SELECT u.id, r.id FROM users u FULL JOIN records r ON r.created_by = u.id",
+      "SELECT u.id, c.id FROM users u FULL OUTER JOIN comments c ON c.author_id = u.id "
+      "AND c.tenant_id = u.tenant_id",
+      "SELECT c.code, r.id FROM countries c LEFT JOIN records r ON r.country_code = c.code",
+      "SELECT c.code, r.id FROM records r RIGHT JOIN countries c ON r.country_code = c.code",
+      "SELECT a.id, b.id FROM users a JOIN users b ON a.manager_id = b.id",
+      "SELECT a.id, b.email FROM users a LEFT JOIN users b ON b.id = a.manager_id",
+      "SELECT a.id, b.id FROM records a LEFT JOIN records b ON b.id = a.parent_id",
+      "SELECT u1.id, u3.id FROM users u1 JOIN users u2 ON u1.email = u2.email "
+      "LEFT JOIN users u3 ON u3.id = u2.manager_id",
+      "SELECT count(*) FROM users, records",
+      "SELECT count(*) FROM users u, comments c WHERE c.author_id = u.id",
+      "SELECT count(*) FROM users CROSS JOIN tags",
+      "SELECT u.id, c.id FROM users u JOIN (comments c JOIN records r ON r.id = c.record_id) "
+      "ON u.id = c.author_id",
+      "SELECT u.id, c.id FROM users u LEFT JOIN (comments c JOIN records r ON r.id = c.record_id) "
+      "ON u.id = c.author_id",
+      "SELECT * FROM users NATURAL JOIN comments",
+      "SELECT u.id, r.id FROM users u JOIN records r USING (tenant_id)",
+      "SELECT id, tenant_id FROM users JOIN tags USING (id, tenant_id)",
+      "SELECT count(*) FROM comments c JOIN records r ON r.id = c.record_id AND r.tenant_id = "
+      "c.tenant_id",
+      "SELECT r.id, t.name FROM records r JOIN tags t ON t.record_id = r.id WHERE t.name LIKE "
+      "'b%'",
+      "SELECT n.body, u.email FROM notes n JOIN users u ON u.id = n.owner_id",
+      "SELECT n.id, u.id FROM notes n FULL JOIN users u ON u.id = n.owner_id",
+      "SELECT * FROM (VALUES (1), (2), (3)) v(id) JOIN users u USING (id)",
+      "SELECT * FROM (VALUES (1), (2), (9)) v(id) LEFT JOIN users u USING (id)",
+      "SELECT u.id, count(c.id) FROM users u LEFT JOIN comments c ON c.author_id = u.id GROUP BY "
+      "u.id",
+      // subqueries
+      "SELECT id, (SELECT count(*) FROM comments c WHERE c.record_id = r.id) FROM records r",
+      "SELECT id, (SELECT name FROM countries c WHERE c.code = r.country_code) FROM records r",
+      "SELECT (SELECT max(amount) FROM records), (SELECT count(*) FROM users)",
+      "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM notes)",
+      "SELECT * FROM users WHERE id IN (SELECT created_by FROM records)",
+      "SELECT * FROM users WHERE id NOT IN (SELECT author_id FROM comments WHERE author_id IS NOT "
+      "NULL)",
+      "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM comments c WHERE c.author_id = u.id)",
+      "SELECT * FROM users u WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.created_by = u.id)",
+      "SELECT * FROM users WHERE id = ANY (SELECT author_id FROM comments)",
+      "SELECT * FROM records WHERE amount > ALL (SELECT amount FROM records WHERE amount IS NOT "
+      "NULL AND id < 3)",
+      "SELECT * FROM records WHERE id IN (SELECT record_id FROM comments WHERE author_id IN "
+      "(SELECT id FROM users WHERE role = 'admin'))",
+      "SELECT u.email FROM users u WHERE u.id = (SELECT max(created_by) FROM records)",
+      "SELECT id FROM users u WHERE u.manager_id IS NOT DISTINCT FROM (SELECT min(id) FROM users)",
+      "SELECT * FROM (SELECT * FROM users) s WHERE s.role IS NULL",
+      "SELECT * FROM (SELECT u.id, r.amount FROM users u JOIN records r ON r.created_by = u.id) s",
+      "SELECT count(*) FROM users WHERE (SELECT count(*) FROM notes) > 0",
+      "SELECT * FROM records r WHERE r.parent_id IN (SELECT id FROM records)",
+      "SELECT created_by, count(*), sum(amount) FROM records GROUP BY created_by HAVING count(*) >= "
+      "(SELECT count(*) FROM tags) / 8",
+      "SELECT role, count(*) FROM users GROUP BY role HAVING max(id) > (SELECT min(id) FROM "
+      "comments)",
+      "SELECT u.role, (SELECT string_agg(c.body, ',' ORDER BY c.body) FROM comments c WHERE "
+      "c.author_id = min(u.id)) FROM users u GROUP BY u.role",
+      "SELECT u.id FROM users u WHERE u.id IN (SELECT r.created_by FROM records r WHERE r.id IN "
+      "(SELECT t.record_id FROM tags t))",
+      // CTEs
+      "WITH r AS (SELECT * FROM records) SELECT count(*) FROM r",
+      "WITH r AS (SELECT * FROM records) SELECT a.id, b.id FROM r a JOIN r b ON a.parent_id = b.id",
+      "WITH users AS (SELECT id, data AS email FROM records) SELECT * FROM users",
+      "WITH users AS (SELECT * FROM users WHERE role = 'admin') SELECT * FROM users",
+      "WITH tags AS (SELECT 1 AS id) SELECT t.id FROM tags t JOIN comments c ON c.id = t.id",
+      "WITH x AS (SELECT id FROM comments) SELECT * FROM x WHERE id IN (SELECT id FROM tags)",
+      "WITH d AS MATERIALIZED (SELECT * FROM comments) SELECT count(*) FROM d",
+      "WITH a AS (SELECT id, email FROM users), b AS (SELECT a.id, r.amount FROM a JOIN records "
+      "r ON r.created_by = a.id) SELECT count(*), sum(amount) FROM b",
+      "WITH RECURSIVE chain(id, manager_id, depth) AS (SELECT id, manager_id, 0 FROM users WHERE "
+      "id = 5 UNION ALL SELECT u.id, u.manager_id, c.depth + 1 FROM users u JOIN chain c ON u.id "
+      "= c.manager_id WHERE c.depth < 5) SELECT * FROM chain",
+      "WITH RECURSIVE t(id, parent_id) AS (SELECT id, parent_id FROM records WHERE parent_id IS "
+      "NULL UNION SELECT r.id, r.parent_id FROM records r JOIN t ON r.parent_id = t.id) SELECT * "
+      "FROM t",
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8) SELECT n.i, "
+      "u.email FROM n LEFT JOIN users u ON u.id = n.i",
+      // LATERAL
+      "SELECT u.id, x.n FROM users u CROSS JOIN LATERAL (SELECT count(*) AS n FROM comments c "
+      "WHERE c.author_id = u.id) x",
+      "SELECT u.id, x.id FROM users u LEFT JOIN LATERAL (SELECT r.id FROM records r WHERE "
+      "r.created_by = u.id ORDER BY r.id LIMIT 1) x ON true",
+      "SELECT u.id, x.e FROM users u, LATERAL (SELECT u.email AS e) x",
+      "SELECT c.code, x.id FROM countries c, LATERAL (SELECT r.id FROM records r WHERE "
+      "r.country_code = c.code) x",
+      // set operations
+      "SELECT id FROM users UNION SELECT id FROM records",
+      "SELECT id, tenant_id FROM users INTERSECT SELECT created_by, tenant_id FROM records",
+      "SELECT id FROM comments EXCEPT SELECT record_id FROM tags",
+      "SELECT id FROM comments EXCEPT ALL SELECT record_id FROM tags",
+      "SELECT id FROM users UNION ALL SELECT id FROM notes UNION ALL SELECT 1",
+      "(SELECT id FROM users ORDER BY id LIMIT 2) UNION ALL (SELECT id FROM records ORDER BY id "
+      "DESC LIMIT 2)",
+      "SELECT code FROM countries UNION SELECT country_code FROM records",
+      // window functions, DISTINCT
+      "SELECT id, sum(amount) OVER (PARTITION BY created_by), rank() OVER (ORDER BY amount) FROM "
+      "records",
+      "SELECT id, count(*) OVER (), dense_rank() OVER (PARTITION BY role ORDER BY id) FROM users",
+      "SELECT DISTINCT ON (created_by) created_by, id, amount FROM records ORDER BY created_by, "
+      "amount DESC NULLS LAST, id",
+      "SELECT DISTINCT role FROM users",
+      "SELECT DISTINCT tenant_id FROM comments",
+      // TABLE, VALUES, locking
+      "TABLE users",
+      "TABLE countries",
+      "TABLE notes",
+      "VALUES (1, 'a'), (2, 'b')",
+      "SELECT id FROM records FOR UPDATE",
+      "SELECT u.id FROM users u JOIN records r ON r.created_by = u.id FOR SHARE OF u",
+  };
+  return cases;
+}
+
+const std::vector<std::string>& hand_write_cases() {
+  static const std::vector<std::string> cases = {
+      // INSERT
+      "INSERT INTO users (id, email, role) VALUES (100, 'new@x.example', 'member') RETURNING *",
+      "INSERT INTO users (id, tenant_id, email) VALUES (101, 'acme', 'n2@x.example') RETURNING id",
+      "INSERT INTO users (id, email) VALUES (80, 'a@x.example'), (81, 'b@x.example') RETURNING id, "
+      "tenant_id",
+      "INSERT INTO users VALUES (82, 'globex', 'c@x.example', NULL, NULL)",
+      "INSERT INTO records (id, data, amount) VALUES (200, 'new', 5) RETURNING *",
+      "INSERT INTO records (id, tenant_id, created_by, data) VALUES (201, 'globex', 2, 'x') "
+      "RETURNING *",
+      "INSERT INTO records (id, created_by, data) VALUES (202, 1, 'x') RETURNING id",
+      "INSERT INTO comments (id, record_id, author_id, body) SELECT id + 1000, id, created_by, "
+      "'copy' FROM records RETURNING id, record_id",
+      "INSERT INTO comments (id, tenant_id, record_id, author_id, body) SELECT id + 2000, "
+      "tenant_id, record_id, author_id, body FROM comments",
+      "INSERT INTO tags (id, record_id, name) SELECT 900 + r.id, r.id, c.name FROM records r JOIN "
+      "countries c ON c.code = r.country_code RETURNING *",
+      "INSERT INTO notes (id, body) VALUES (500, 'mine') RETURNING *",
+      "INSERT INTO notes (id, owner_id, body) VALUES (501, 2, 'for 2') RETURNING *",
+      "INSERT INTO countries VALUES ('XX', 'Nowhere')",
+      "INSERT INTO secrets VALUES (3, 'x')",
+      // ON CONFLICT
+      "INSERT INTO users (id, email, role) VALUES (1, 'dup@x.example', 'admin') ON CONFLICT "
+      "(tenant_id, id) DO UPDATE SET role = excluded.role RETURNING *",
+      "INSERT INTO users (id, email, role) VALUES (77, 'u1@globex.example', 'admin') ON CONFLICT "
+      "(email) DO UPDATE SET role = 'hacked' RETURNING *",
+      "INSERT INTO users (id, email) VALUES (78, 'u2@initech.example') ON CONFLICT DO NOTHING "
+      "RETURNING *",
+      "INSERT INTO users (id, email) VALUES (79, 'u3@acme.example') ON CONFLICT (email) DO UPDATE "
+      "SET email = excluded.email || '.dup' RETURNING id, email",
+      "INSERT INTO records (id, data) VALUES (2, 'upsert') ON CONFLICT (tenant_id, id) DO UPDATE "
+      "SET data = excluded.data RETURNING id, data, created_by",
+      "INSERT INTO notes (id, body) VALUES (3, 'taken') ON CONFLICT (id) DO UPDATE SET body = "
+      "excluded.body RETURNING *",
+      // UPDATE
+      "UPDATE users SET role = 'x' WHERE id = 1 RETURNING *",
+      "UPDATE users SET role = 'y' RETURNING id",
+      "UPDATE records SET amount = amount + 1 WHERE amount IS NOT NULL RETURNING id, amount",
+      "UPDATE users SET tenant_id = 'globex' WHERE id = 2",
+      "UPDATE users SET tenant_id = 'acme' WHERE id = 3 RETURNING id",
+      "UPDATE records SET created_by = 3 WHERE id = 1 RETURNING id",
+      "UPDATE records r SET data = u.email FROM users u WHERE u.id = r.created_by RETURNING r.id, "
+      "r.data",
+      "UPDATE comments c SET body = 'edited' WHERE c.record_id IN (SELECT id FROM records WHERE "
+      "amount > 100) RETURNING c.id",
+      "UPDATE users SET manager_id = (SELECT max(id) FROM users) RETURNING id, manager_id",
+      "UPDATE comments SET body = body || '!' FROM tags WHERE tags.record_id = comments.record_id "
+      "RETURNING comments.id",
+      "UPDATE notes SET body = 'z' RETURNING id",
+      "UPDATE countries SET name = 'x'",
+      // DELETE
+      "DELETE FROM comments WHERE author_id = 1 RETURNING *",
+      "DELETE FROM tags t USING records r WHERE r.id = t.record_id AND r.amount > 50 RETURNING t.id",
+      "DELETE FROM records RETURNING id",
+      "DELETE FROM users WHERE id NOT IN (SELECT author_id FROM comments WHERE author_id IS NOT "
+      "NULL) RETURNING id",
+      "DELETE FROM users u WHERE EXISTS (SELECT 1 FROM records r WHERE r.created_by = u.id) "
+      "RETURNING u.id",
+      "DELETE FROM comments c USING users u WHERE u.id = c.author_id AND u.role = 'admin' "
+      "RETURNING c.id",
+      "DELETE FROM notes WHERE id IN (SELECT id FROM notes) RETURNING id",
+      // data-modifying CTEs
+      "WITH d AS (DELETE FROM comments WHERE body IS NULL RETURNING *) SELECT count(*) FROM d",
+      "WITH u AS (UPDATE records SET data = 'w' WHERE id < 4 RETURNING id) SELECT * FROM u",
+      "WITH i AS (INSERT INTO tags (id, record_id, name) VALUES (50, 1, 'new') RETURNING *) "
+      "SELECT i.id, t.id FROM i LEFT JOIN tags t ON t.id = i.record_id",
+  };
+  return cases;
+}
+
+// ---------------------------------------------------------------------------
+// The random SELECT generator.
+
+namespace {
+
+enum class Ty { kInt, kText, kNum };
+
+struct Column {
+  std::string ref;  // qualified: "t3.amount"
+  Ty type;
+};
+
+struct RelDef {
+  std::string name;
+  std::vector<std::pair<std::string, Ty>> cols;
+};
+
+const std::vector<RelDef>& base_tables() {
+  static const std::vector<RelDef> t = {
+      {"users",
+       {{"id", Ty::kInt},
+        {"tenant_id", Ty::kText},
+        {"email", Ty::kText},
+        {"role", Ty::kText},
+        {"manager_id", Ty::kInt}}},
+      {"records",
+       {{"id", Ty::kInt},
+        {"tenant_id", Ty::kText},
+        {"created_by", Ty::kInt},
+        {"data", Ty::kText},
+        {"amount", Ty::kNum},
+        {"parent_id", Ty::kInt},
+        {"country_code", Ty::kText}}},
+      {"comments",
+       {{"id", Ty::kInt},
+        {"tenant_id", Ty::kText},
+        {"record_id", Ty::kInt},
+        {"author_id", Ty::kInt},
+        {"body", Ty::kText}}},
+      {"tags", {{"id", Ty::kInt}, {"tenant_id", Ty::kText}, {"record_id", Ty::kInt}, {"name", Ty::kText}}},
+      {"notes", {{"id", Ty::kInt}, {"owner_id", Ty::kInt}, {"body", Ty::kText}}},
+      {"countries", {{"code", Ty::kText}, {"name", Ty::kText}}},
+  };
+  return t;
+}
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed) : rng_(seed) {}
+
+  std::string statement() {
+    Scope s;
+    std::string sql = with_clause(s, /*top=*/true);
+    if (chance(20)) {
+      std::vector<Ty> shape = random_shape();
+      const char* ops[] = {"UNION", "UNION ALL", "INTERSECT", "INTERSECT ALL", "EXCEPT",
+                           "EXCEPT ALL"};
+      std::string op = ops[pick(6)];
+      sql += "(" + select(s, &shape, nullptr, chance(15)) + ") " + op + " (" +
+             select(s, &shape, nullptr, chance(15)) + ")";
+      if (chance(15)) sql += order_all(shape.size()) + " LIMIT " + std::to_string(1 + pick(6));
+      return sql;
+    }
+    sql += select(s, nullptr, nullptr, chance(20));
+    return sql;
+  }
+
+  int pick(int n) { return static_cast<int>(rng_() % static_cast<std::uint64_t>(n)); }
+  bool chance(int percent) { return pick(100) < percent; }
+
+ private:
+  struct Scope {
+    std::vector<Column> outer;  // enclosing queries' columns, for correlation
+    std::vector<RelDef> ctes;   // CTEs visible here
+    int depth = 0;
+  };
+
+  std::mt19937_64 rng_;
+  int next_alias_ = 0;
+
+  std::string alias(const char* prefix) { return prefix + std::to_string(++next_alias_); }
+
+  template <typename T>
+  const T& one_of(const std::vector<T>& v) {
+    return v[pick(static_cast<int>(v.size()))];
+  }
+
+  static std::string order_all(std::size_t n) {
+    std::string s = " ORDER BY ";
+    for (std::size_t i = 1; i <= n; ++i) s += (i > 1 ? ", " : "") + std::to_string(i);
+    return s;
+  }
+
+  std::vector<Ty> random_shape() {
+    std::vector<Ty> shape;
+    int n = 1 + pick(3);
+    for (int i = 0; i < n; ++i) shape.push_back(static_cast<Ty>(pick(10) < 5 ? 0 : pick(10) < 7 ? 1 : 2));
+    return shape;
+  }
+
+  std::string constant(Ty t) {
+    static const std::vector<std::string> ints = {"0", "1", "2", "3", "4", "5", "6", "8", "10"};
+    static const std::vector<std::string> texts = {
+        "'admin'", "'member'", "'viewer'", "'acme'",  "'globex'",          "'initech'",
+        "'US'",    "'DE'",     "'ZZ'",     "'alpha'", "'u1@acme.example'", "'u2@globex.example'",
+        "'d1a'",   "'c3-acme'", "'n4'",    "'beta'"};
+    static const std::vector<std::string> nums = {"0", "50.5", "100", "150.25", "200", "299.99"};
+    switch (t) {
+      case Ty::kInt:
+        return one_of(ints);
+      case Ty::kText:
+        return one_of(texts);
+      case Ty::kNum:
+        return one_of(nums);
+    }
+    return "NULL";
+  }
+
+  // A column of type t, or nullptr when there is none.
+  const Column* column(const std::vector<Column>& cols, Ty t) {
+    std::vector<const Column*> m;
+    for (const auto& c : cols) {
+      if (c.type == t) m.push_back(&c);
+    }
+    if (m.empty()) return nullptr;
+    return m[pick(static_cast<int>(m.size()))];
+  }
+
+  std::string column_or_constant(const std::vector<Column>& cols, Ty t) {
+    const Column* c = column(cols, t);
+    return c ? c->ref : constant(t);
+  }
+
+  // Local columns mostly, outer ones (correlation) sometimes.
+  std::vector<Column> available(const Scope& s, const std::vector<Column>& cols) {
+    if (s.outer.empty() || !chance(15)) return cols;
+    std::vector<Column> all = cols;
+    all.insert(all.end(), s.outer.begin(), s.outer.end());
+    return all;
+  }
+
+  std::string expr(const Scope& s, const std::vector<Column>& cols, Ty t, int budget) {
+    std::vector<Column> av = available(s, cols);
+    int k = pick(12);
+    if (budget <= 0) k = k < 9 ? 0 : 1;
+    switch (k) {
+      case 1:
+        return constant(t);
+      case 2:
+      case 3: {
+        std::string c = column_or_constant(av, t);
+        switch (t) {
+          case Ty::kInt: {
+            const char* f[] = {"coalesce(%, 0)", "% + 1", "abs(% - 3)", "% * 2"};
+            std::string r = f[pick(4)];
+            if (chance(30)) return "length(" + column_or_constant(av, Ty::kText) + ")";
+            return r.replace(r.find('%'), 1, c);
+          }
+          case Ty::kText: {
+            const char* f[] = {"upper(%)", "coalesce(%, 'none')", "substr(%, 1, 3)",
+                               "% || '-x'", "lower(%)"};
+            std::string r = f[pick(5)];
+            return r.replace(r.find('%'), 1, c);
+          }
+          case Ty::kNum: {
+            const char* f[] = {"coalesce(%, 0)", "round(%, 0)", "% * 2", "% + 1.5"};
+            std::string r = f[pick(4)];
+            if (chance(25)) return column_or_constant(av, Ty::kInt) + "::numeric";
+            return r.replace(r.find('%'), 1, c);
+          }
+        }
+        return c;
+      }
+      case 4:
+        return "CASE WHEN " + predicate(s, cols, budget - 1) + " THEN " +
+               expr(s, cols, t, budget - 1) + " ELSE " + expr(s, cols, t, budget - 1) + " END";
+      case 5:
+        if (s.depth < 3) return "(" + scalar_subquery(s, cols, t) + ")";
+        return column_or_constant(av, t);
+      default:
+        return column_or_constant(av, t);
+    }
+  }
+
+  std::string aggregate(const std::vector<Column>& cols, Ty t) {
+    const Column* c = column(cols, t);
+    switch (t) {
+      case Ty::kInt: {
+        int k = pick(5);
+        if (k == 0 || !c) return "count(*)";
+        if (k == 1) return "count(" + c->ref + ")";
+        if (k == 2) return "max(" + c->ref + ")";
+        if (k == 3) return "min(" + c->ref + ")";
+        return "sum(" + c->ref + ")";
+      }
+      case Ty::kText: {
+        if (!c) return "max('x'::text)";
+        int k = pick(3);
+        if (k == 0) return "max(" + c->ref + ")";
+        if (k == 1) return "min(" + c->ref + ")";
+        return "string_agg(" + c->ref + ", ',' ORDER BY " + c->ref + ")";
+      }
+      case Ty::kNum: {
+        if (!c) return "sum(0.5)";
+        int k = pick(4);
+        if (k == 0) return "sum(" + c->ref + ")";
+        if (k == 1) return "max(" + c->ref + ")";
+        if (k == 2) return "min(" + c->ref + ")";
+        return "avg(" + c->ref + ")";
+      }
+    }
+    return "count(*)";
+  }
+
+  std::string window(const std::vector<Column>& cols, Ty t) {
+    auto part = [&]() -> std::string {
+      if (cols.empty() || chance(25)) return "";
+      return "PARTITION BY " + one_of(cols).ref;
+    };
+    auto order = [&]() -> std::string {
+      if (cols.empty()) return "";
+      return "ORDER BY " + one_of(cols).ref;
+    };
+    auto over = [](const std::string& a, const std::string& b) {
+      return " OVER (" + a + (a.empty() || b.empty() ? "" : " ") + b + ")";
+    };
+    switch (t) {
+      case Ty::kInt: {
+        int k = pick(3);
+        if (k == 0) return "count(*)" + over(part(), "");
+        if (k == 1) return "rank()" + over(part(), order());
+        return "dense_rank()" + over(part(), order());
+      }
+      case Ty::kText:
+        return (chance(50) ? "max(" : "min(") + column_or_constant(cols, Ty::kText) + ")" +
+               over(part(), "");
+      case Ty::kNum: {
+        const Column* c = column(cols, Ty::kNum);
+        std::string arg = c ? c->ref : "1.5";
+        return (chance(50) ? "sum(" : "max(") + arg + ")" + over(part(), chance(40) ? order() : "");
+      }
+    }
+    return "count(*) OVER ()";
+  }
+
+  std::string compare_op() {
+    const char* ops[] = {"=", "<>", "<", "<=", ">", ">="};
+    return ops[pick(6)];
+  }
+
+  Ty random_type(const std::vector<Column>& cols) {
+    if (!cols.empty() && chance(85)) return one_of(cols).type;
+    return static_cast<Ty>(pick(3));
+  }
+
+  std::string predicate(const Scope& s, const std::vector<Column>& cols, int budget) {
+    std::vector<Column> av = available(s, cols);
+    int k = pick(budget > 0 ? 16 : 8);
+    Ty t = random_type(av);
+    switch (k) {
+      case 0:
+      case 1:
+        return column_or_constant(av, t) + " " + compare_op() + " " + constant(t);
+      case 2:
+        return column_or_constant(av, t) + " " + compare_op() + " " + column_or_constant(av, t);
+      case 3:
+        return column_or_constant(av, t) + (chance(50) ? " IS NULL" : " IS NOT NULL");
+      case 4:
+        return column_or_constant(av, t) + (chance(70) ? " IN (" : " NOT IN (") + constant(t) +
+               ", " + constant(t) + ")";
+      case 5:
+        return column_or_constant(av, t) + " BETWEEN " + constant(t) + " AND " + constant(t);
+      case 6: {
+        const char* pats[] = {"'u1%'", "'%acme%'", "'d%'", "'%a'", "'c1%'", "'%e%'"};
+        return column_or_constant(av, Ty::kText) + (chance(80) ? " LIKE " : " NOT LIKE ") +
+               pats[pick(6)];
+      }
+      case 7:
+        return column_or_constant(av, t) + " IS DISTINCT FROM " + constant(t);
+      case 8:
+      case 9:
+        return "(" + predicate(s, cols, budget - 1) + (chance(60) ? " AND " : " OR ") +
+               predicate(s, cols, budget - 1) + ")";
+      case 10:
+        return "NOT (" + predicate(s, cols, budget - 1) + ")";
+      case 11:
+        return expr(s, cols, t, budget - 1) + " " + compare_op() + " " +
+               expr(s, cols, t, budget - 1);
+      default:
+        break;
+    }
+    if (s.depth >= 3) return column_or_constant(av, t) + " IS NOT NULL";
+    switch (k) {
+      case 12:
+        return (chance(70) ? "EXISTS (" : "NOT EXISTS (") + subquery(s, cols, nullptr, true) + ")";
+      case 13: {
+        std::vector<Ty> shape{t};
+        return column_or_constant(av, t) + (chance(75) ? " IN (" : " NOT IN (") +
+               subquery(s, cols, &shape, chance(50)) + ")";
+      }
+      case 14: {
+        std::vector<Ty> shape{t};
+        return column_or_constant(av, t) + " " + compare_op() + (chance(60) ? " ANY (" : " ALL (") +
+               subquery(s, cols, &shape, chance(50)) + ")";
+      }
+      default:
+        return column_or_constant(av, t) + " " + compare_op() + " (" +
+               scalar_subquery(s, cols, t) + ")";
+    }
+  }
+
+  Scope child(const Scope& s, const std::vector<Column>& cols) {
+    Scope c;
+    c.outer = cols;
+    c.outer.insert(c.outer.end(), s.outer.begin(), s.outer.end());
+    c.ctes = s.ctes;
+    c.depth = s.depth + 1;
+    return c;
+  }
+
+  // A correlation conjunct tying an inner column to an outer one.
+  std::string correlation(const std::vector<Column>& inner, const std::vector<Column>& outer) {
+    for (int tries = 0; tries < 6 && !inner.empty() && !outer.empty(); ++tries) {
+      const Column& o = one_of(outer);
+      if (const Column* i = column(inner, o.type)) return i->ref + " = " + o.ref;
+    }
+    return "";
+  }
+
+  // One-row subquery: an aggregate over a (maybe correlated) FROM.
+  std::string scalar_subquery(const Scope& s, const std::vector<Column>& cols, Ty t) {
+    Scope c = child(s, cols);
+    std::vector<Column> inner;
+    std::string from = from_clause(c, inner, 2);
+    std::string sql = "SELECT " + aggregate(inner, t) + " FROM " + from;
+    std::vector<std::string> conj;
+    if (chance(70)) {
+      std::string corr = correlation(inner, c.outer);
+      if (!corr.empty()) conj.push_back(corr);
+    }
+    if (chance(50)) conj.push_back(predicate(c, inner, 1));
+    for (std::size_t i = 0; i < conj.size(); ++i) sql += (i ? " AND " : " WHERE ") + conj[i];
+    return sql;
+  }
+
+  // A subquery for IN / ANY / EXISTS (shape nullptr: SELECT 1).
+  std::string subquery(const Scope& s, const std::vector<Column>& cols, const std::vector<Ty>* shape,
+                       bool correlate) {
+    Scope c = child(s, cols);
+    if (shape == nullptr || chance(40)) {
+      std::vector<Column> inner;
+      std::string from = from_clause(c, inner, 2);
+      std::string item = shape ? column_or_constant(inner, (*shape)[0]) : "1";
+      std::string sql = "SELECT " + item + " FROM " + from;
+      std::vector<std::string> conj;
+      if (correlate) {
+        std::string corr = correlation(inner, c.outer);
+        if (!corr.empty()) conj.push_back(corr);
+      }
+      if (chance(50)) conj.push_back(predicate(c, inner, 1));
+      for (std::size_t i = 0; i < conj.size(); ++i) sql += (i ? " AND " : " WHERE ") + conj[i];
+      return sql;
+    }
+    return select(c, shape, nullptr, false);
+  }
+
+  // Makes a relation visible under a fresh alias; its columns go to `out`.
+  std::string relation(const Scope& s, std::vector<Column>& out) {
+    std::vector<const RelDef*> choices;
+    for (const auto& c : s.ctes) choices.push_back(&c);
+    for (const auto& t : base_tables()) {
+      bool shadowed = std::any_of(s.ctes.begin(), s.ctes.end(),
+                                  [&](const RelDef& c) { return c.name == t.name; });
+      if (shadowed) continue;
+      // notes and countries are less interesting: pick them less often.
+      int copies = (t.name == "notes" || t.name == "countries") ? 1 : 3;
+      for (int i = 0; i < copies; ++i) choices.push_back(&t);
+    }
+    const RelDef& r = *choices[pick(static_cast<int>(choices.size()))];
+    std::string a = alias("t");
+    for (const auto& [name, type] : r.cols) out.push_back({a + "." + name, type});
+    return r.name + (chance(50) ? " AS " : " ") + a;
+  }
+
+  std::string column_list(std::size_t n) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < n; ++i) s += (i ? ", c" : "c") + std::to_string(i);
+    return s + ")";
+  }
+
+  // A derived table, maybe LATERAL and correlated with `left`.
+  std::string derived(const Scope& s, const std::vector<Column>& left, bool lateral,
+                      std::vector<Column>& out) {
+    // A plain derived table may still reference enclosing queries (s.outer),
+    // but not the FROM items beside it.
+    Scope c = child(s, lateral ? left : std::vector<Column>{});
+    std::vector<Ty> shape;
+    std::string body = select(c, nullptr, &shape, chance(30), lateral);
+    std::string a = alias(lateral ? "l" : "d");
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      out.push_back({a + ".c" + std::to_string(i), shape[i]});
+    }
+    return std::string(lateral ? "LATERAL " : "") + "(" + body + ") AS " + a +
+           column_list(shape.size());
+  }
+
+  std::string from_item(const Scope& s, std::vector<Column>& out) {
+    if (s.depth < 2 && chance(12)) return derived(s, {}, false, out);
+    if (s.depth < 2 && chance(5)) {
+      // a parenthesised join
+      std::vector<Column> l, r;
+      std::string a = relation(s, l);
+      std::string b = relation(s, r);
+      std::string on = equality(l, r);
+      out.insert(out.end(), l.begin(), l.end());
+      out.insert(out.end(), r.begin(), r.end());
+      if (on.empty()) return "(" + a + " CROSS JOIN " + b + ")";
+      return "(" + a + (chance(50) ? " JOIN " : " LEFT JOIN ") + b + " ON " + on + ")";
+    }
+    return relation(s, out);
+  }
+
+  std::string equality(const std::vector<Column>& left, const std::vector<Column>& right) {
+    for (int tries = 0; tries < 8 && !left.empty() && !right.empty(); ++tries) {
+      const Column& r = one_of(right);
+      if (const Column* l = column(left, r.type)) return l->ref + " = " + r.ref;
+    }
+    return "";
+  }
+
+  std::string from_clause(const Scope& s, std::vector<Column>& cols, int max_items) {
+    std::string sql = from_item(s, cols);
+    std::vector<Column> on_cols = cols;  // what an ON condition or LATERAL may reference
+    int extra = pick(100);
+    int joins = extra < 35 ? 0 : extra < 75 ? 1 : extra < 95 ? 2 : 3;
+    joins = std::min(joins, max_items - 1);
+    for (int j = 0; j < joins; ++j) {
+      std::vector<Column> right;
+      int kind = pick(100);
+      if (kind < 8 && s.depth < 2) {
+        // LATERAL, correlated with what is on its left
+        std::string item = derived(s, on_cols, true, right);
+        int how = pick(3);
+        if (how == 0) {
+          sql += " CROSS JOIN " + item;
+          on_cols.insert(on_cols.end(), right.begin(), right.end());
+        } else if (how == 1) {
+          sql += " LEFT JOIN " + item + " ON true";
+          on_cols.insert(on_cols.end(), right.begin(), right.end());
+        } else {
+          sql += ", " + item;
+          on_cols = right;
+        }
+      } else if (kind < 16) {
+        std::string item = from_item(s, right);
+        sql += ", " + item;
+        on_cols = right;  // a later JOIN binds to this item only
+      } else if (kind < 22) {
+        sql += " CROSS JOIN " + from_item(s, right);
+        on_cols.insert(on_cols.end(), right.begin(), right.end());
+      } else {
+        std::string item = from_item(s, right);
+        const char* types[] = {"JOIN", "INNER JOIN", "LEFT JOIN", "LEFT OUTER JOIN", "RIGHT JOIN",
+                               "FULL JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL OUTER JOIN"};
+        std::string type = types[pick(9)];
+        bool full = type.rfind("FULL", 0) == 0;
+        std::string on = equality(on_cols, right);
+        if (on.empty()) {
+          sql += " CROSS JOIN " + item;
+        } else {
+          if (full) {
+            if (chance(30)) {
+              std::string more = equality(on_cols, right);
+              if (!more.empty()) on += " AND " + more;
+            }
+          } else if (chance(35)) {
+            std::vector<Column> both = on_cols;
+            both.insert(both.end(), right.begin(), right.end());
+            Scope inner = s;
+            inner.depth = std::max(inner.depth, 2);  // keep ON conditions cheap
+            on += " AND " + predicate(inner, both, 1);
+          }
+          sql += " " + type + " " + item + " ON " + on;
+        }
+        on_cols.insert(on_cols.end(), right.begin(), right.end());
+      }
+      cols.insert(cols.end(), right.begin(), right.end());
+    }
+    return sql;
+  }
+
+  // WITH [RECURSIVE] ...; adds the CTEs to s.
+  std::string with_clause(Scope& s, bool top) {
+    if (top && chance(8)) return recursive_cte(s);
+    if (!chance(top ? 22 : 6)) return "";
+    std::string sql = "WITH ";
+    int n = 1 + (chance(30) ? 1 : 0);
+    for (int i = 0; i < n; ++i) {
+      std::vector<Ty> shape;
+      std::string body = select(s, nullptr, &shape, chance(20));
+      static const std::vector<std::string> shadows = {"users", "records", "comments", "tags",
+                                                       "notes"};
+      std::string name = chance(25) ? one_of(shadows) : alias("cte");
+      if (sql.find(" " + name + "(") != std::string::npos) name = alias("cte");
+      RelDef def{name, {}};
+      for (std::size_t k = 0; k < shape.size(); ++k) {
+        def.cols.push_back({"c" + std::to_string(k), shape[k]});
+      }
+      if (i) sql += ", ";
+      sql += name + column_list(shape.size()) + (chance(15) ? " AS MATERIALIZED (" : " AS (") +
+             body + ")";
+      std::erase_if(s.ctes, [&](const RelDef& c) { return c.name == name; });
+      s.ctes.push_back(def);
+    }
+    return sql + " ";
+  }
+
+  std::string recursive_cte(Scope& s) {
+    std::string name = alias("rc");
+    std::string sql;
+    RelDef def{name, {}};
+    std::string a = alias("t"), b = alias("t");
+    std::vector<Column> acols;
+    if (chance(50)) {
+      for (const auto& [col, ty] : base_tables()[0].cols) acols.push_back({a + "." + col, ty});
+      sql = "WITH RECURSIVE " + name + "(id, manager_id, lvl) AS (SELECT " + a + ".id, " + a +
+            ".manager_id, 0 FROM users " + a + " WHERE " + predicate(s, acols, 1) +
+            (chance(50) ? " UNION ALL " : " UNION ") + "SELECT " + b + ".id, " + b +
+            ".manager_id, r.lvl + 1 FROM users " + b + " JOIN " + name + " r ON " + b +
+            ".id = r.manager_id WHERE r.lvl < 4) ";
+      def.cols = {{"id", Ty::kInt}, {"manager_id", Ty::kInt}, {"lvl", Ty::kInt}};
+    } else {
+      for (const auto& [col, ty] : base_tables()[1].cols) acols.push_back({a + "." + col, ty});
+      bool down = chance(50);
+      sql = "WITH RECURSIVE " + name + "(id, parent_id, amount, lvl) AS (SELECT " + a + ".id, " +
+            a + ".parent_id, " + a + ".amount, 0 FROM records " + a + " WHERE " +
+            (chance(50) ? a + ".parent_id IS NULL" : predicate(s, acols, 1)) + " UNION ALL SELECT " +
+            b + ".id, " + b + ".parent_id, " + b + ".amount, r.lvl + 1 FROM records " + b +
+            " JOIN " + name + " r ON " +
+            (down ? b + ".parent_id = r.id" : b + ".id = r.parent_id") + " WHERE r.lvl < 4) ";
+      def.cols = {{"id", Ty::kInt}, {"parent_id", Ty::kInt}, {"amount", Ty::kNum}, {"lvl", Ty::kInt}};
+    }
+    s.ctes.push_back(def);
+    return sql;
+  }
+
+  // A SELECT. shape: required output types (nullptr: choose); got: receives
+  // the output types. limit: end with ORDER BY <all outputs> LIMIT k, which is
+  // deterministic as a multiset. correlate: add a correlation to s.outer.
+  std::string select(const Scope& outer_scope, const std::vector<Ty>* shape, std::vector<Ty>* got,
+                     bool limit, bool correlate = false) {
+    Scope s = outer_scope;
+    std::string with = s.depth > 0 ? with_clause(s, false) : "";
+    std::vector<Column> cols;
+    std::string from = from_clause(s, cols, s.depth == 0 ? 4 : 3);
+    std::vector<Ty> types;
+    if (shape) {
+      types = *shape;
+    } else {
+      int n = 1 + pick(4);
+      for (int i = 0; i < n; ++i) types.push_back(random_type(cols));
+    }
+    if (got) *got = types;
+
+    int mode = pick(100);  // <50 plain, <72 aggregate, <84 window, <93 distinct, else distinct on
+    std::vector<std::string> items;
+    std::string group_by, having;
+    if (mode >= 50 && mode < 72) {
+      std::vector<Column> groups;
+      int ng = pick(3);
+      for (int i = 0; i < ng && !cols.empty(); ++i) groups.push_back(one_of(cols));
+      for (Ty t : types) {
+        const Column* g = column(groups, t);
+        items.push_back(g && chance(60) ? g->ref : aggregate(cols, t));
+      }
+      for (std::size_t i = 0; i < groups.size(); ++i) {
+        group_by += (i ? ", " : " GROUP BY ") + groups[i].ref;
+      }
+      if (chance(35)) {
+        int k = pick(3);
+        if (k == 0) {
+          having = " HAVING count(*) > " + std::to_string(pick(3));
+        } else if (k == 1) {
+          Ty t = random_type(cols);
+          having = " HAVING " + aggregate(cols, t) + " " + compare_op() + " " + constant(t);
+        } else if (s.depth < 3) {
+          Scope c = s;
+          c.outer.clear();
+          having = " HAVING count(*) " + compare_op() + " (" + scalar_subquery(c, {}, Ty::kInt) + ")";
+        }
+      }
+    } else {
+      for (Ty t : types) {
+        if (mode >= 72 && mode < 84 && chance(50)) {
+          items.push_back(window(cols, t));
+        } else {
+          items.push_back(expr(s, cols, t, 1));
+        }
+      }
+    }
+
+    std::string sql = with + "SELECT ";
+    bool distinct_on = mode >= 93;
+    if (mode >= 84 && mode < 93) sql += "DISTINCT ";
+    if (distinct_on) sql += "DISTINCT ON (" + items[0] + ") ";
+    for (std::size_t i = 0; i < items.size(); ++i) sql += (i ? ", " : "") + items[i];
+    sql += " FROM " + from;
+
+    std::vector<std::string> conj;
+    if (correlate) {
+      std::string corr = correlation(cols, s.outer);
+      if (!corr.empty()) conj.push_back(corr);
+    }
+    if (chance(65)) conj.push_back(predicate(s, cols, 2));
+    for (std::size_t i = 0; i < conj.size(); ++i) sql += (i ? " AND " : " WHERE ") + conj[i];
+    sql += group_by + having;
+    if (distinct_on || limit) sql += order_all(items.size());
+    if (limit) sql += " LIMIT " + std::to_string(1 + pick(5));
+    return sql;
+  }
+};
+
+}  // namespace
+
+RandomCase random_select(std::uint64_t seed, std::uint64_t index) {
+  Generator g(splitmix64(seed ^ splitmix64(index)));
+  RandomCase c;
+  c.tenant_index = g.pick(3);
+  c.user = 1 + g.pick(7);
+  c.sql = g.statement();
+  return c;
+}
+
+}  // namespace tenantgate::rewriter

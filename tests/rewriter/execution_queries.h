@@ -1,0 +1,25 @@
+// Statements for the execution tests (execution_test.cc): hand-written reads
+// and writes, and a seeded generator of random SELECTs over the test schema
+// (users, records, comments, tags, notes, countries).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tenantgate::rewriter {
+
+[[nodiscard]] const std::vector<std::string>& hand_read_cases();
+[[nodiscard]] const std::vector<std::string>& hand_write_cases();
+
+struct RandomCase {
+  std::string sql;
+  int tenant_index = 0;  // into the test's tenant list
+  int user = 1;
+};
+
+// Case `index` of the stream for `seed`; depends only on (seed, index), so one
+// case can be regenerated without the ones before it.
+[[nodiscard]] RandomCase random_select(std::uint64_t seed, std::uint64_t index);
+
+}  // namespace tenantgate::rewriter

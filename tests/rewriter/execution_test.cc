@@ -1,0 +1,630 @@
+// Execution tests: the rewriter's output, run on a real PostgreSQL 15, must
+// return what PostgreSQL row-level security returns for the original statement
+// (DESIGN.md, "Statement semantics": RLS is the oracle).
+//
+// One server per binary. Two sessions:
+//   owner  the superuser (bypasses RLS); runs the tenantgate-rewritten SQL.
+//   rls    `rls_user`, no BYPASSRLS; runs the original SQL after
+//          SET app.tenant / app.user, against FORCE ROW LEVEL SECURITY tables
+//          whose policies are USING (<scope predicate>) WITH CHECK (<same>).
+// A case passes when both return the same multiset of rows (and, for writes,
+// leave the same table contents), or when tenantgate refused it.
+//
+// Environment: TENANTGATE_SEED (random generator seed), TENANTGATE_EXEC_CASES
+// (number of random statements).
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "policy/identity.h"
+#include "policy/policy.h"
+#include "rewriter/rewriter.h"
+#include "tests/rewriter/execution_queries.h"
+#include "tests/support/pg_server.h"
+
+namespace tenantgate::rewriter {
+namespace {
+
+using tenantgate::testing::PgServer;
+
+// ---------------------------------------------------------------------------
+// The schema, its data, the tenantgate policy and the equivalent RLS policies.
+
+const std::vector<std::string> kTenants = {"acme", "globex", "initech"};
+constexpr int kUsersPerTenant = 6;
+
+constexpr const char* kPolicyToml = R"(
+default_action = "deny"
+search_path = ["public"]
+
+[defaults]
+tenant_column = "tenant_id"
+owner_column = "owner_id"
+
+[tables."public.users"]
+scope = "tenant"
+
+[tables."public.records"]
+scope = "tenant_owner"
+owner_column = "created_by"
+
+[tables."public.comments"]
+scope = "tenant"
+
+[tables."public.tags"]
+scope = "tenant"
+
+[tables."public.notes"]
+scope = "owner"
+
+[tables."public.countries"]
+scope = "shared"
+)";
+
+// Defaults on the policy columns stand in for tenantgate's "missing policy
+// columns are filled with the caller's values" on the RLS side. The owner
+// session never sets app.*, so a rewritten INSERT that relied on them fails.
+constexpr const char* kSchema = R"(
+CREATE ROLE rls_user LOGIN NOSUPERUSER NOBYPASSRLS;
+CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE users (
+  id int NOT NULL,
+  tenant_id text NOT NULL DEFAULT current_setting('app.tenant'),
+  email text NOT NULL UNIQUE,
+  role text,
+  manager_id int,
+  PRIMARY KEY (tenant_id, id));
+CREATE TABLE records (
+  id int NOT NULL,
+  tenant_id text NOT NULL DEFAULT current_setting('app.tenant'),
+  created_by int DEFAULT current_setting('app.user')::int,
+  data text,
+  amount numeric,
+  parent_id int,
+  country_code text,
+  PRIMARY KEY (tenant_id, id));
+CREATE TABLE comments (
+  id int NOT NULL,
+  tenant_id text NOT NULL DEFAULT current_setting('app.tenant'),
+  record_id int,
+  author_id int,
+  body text,
+  PRIMARY KEY (tenant_id, id));
+CREATE TABLE tags (
+  id int NOT NULL,
+  tenant_id text NOT NULL DEFAULT current_setting('app.tenant'),
+  record_id int,
+  name text,
+  PRIMARY KEY (tenant_id, id));
+CREATE TABLE notes (
+  id int PRIMARY KEY,
+  owner_id int DEFAULT current_setting('app.user')::int,
+  body text);
+CREATE TABLE secrets (id int PRIMARY KEY, value text);
+
+ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE users FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON users USING (tenant_id = current_setting('app.tenant'))
+  WITH CHECK (tenant_id = current_setting('app.tenant'));
+ALTER TABLE records ENABLE ROW LEVEL SECURITY;
+ALTER TABLE records FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON records
+  USING (tenant_id = current_setting('app.tenant') AND created_by = current_setting('app.user')::int)
+  WITH CHECK (tenant_id = current_setting('app.tenant') AND created_by = current_setting('app.user')::int);
+ALTER TABLE comments ENABLE ROW LEVEL SECURITY;
+ALTER TABLE comments FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON comments USING (tenant_id = current_setting('app.tenant'))
+  WITH CHECK (tenant_id = current_setting('app.tenant'));
+ALTER TABLE tags ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tags FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON tags USING (tenant_id = current_setting('app.tenant'))
+  WITH CHECK (tenant_id = current_setting('app.tenant'));
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON notes USING (owner_id = current_setting('app.user')::int)
+  WITH CHECK (owner_id = current_setting('app.user')::int);
+-- secrets is not in the policy (default deny); under RLS it shows nothing.
+ALTER TABLE secrets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE secrets FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON secrets USING (false) WITH CHECK (false);
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON users, records, comments, tags, notes, secrets TO rls_user;
+GRANT SELECT ON countries TO rls_user;
+
+-- Every row of every table, unscoped, as the caller's transaction sees it.
+CREATE FUNCTION tg_snapshot() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER AS $$
+  SELECT 'users ' || x::text FROM users x
+  UNION ALL SELECT 'records ' || x::text FROM records x
+  UNION ALL SELECT 'comments ' || x::text FROM comments x
+  UNION ALL SELECT 'tags ' || x::text FROM tags x
+  UNION ALL SELECT 'notes ' || x::text FROM notes x
+  UNION ALL SELECT 'countries ' || x::text FROM countries x
+  UNION ALL SELECT 'secrets ' || x::text FROM secrets x
+$$;
+)";
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+std::string int_or_null(int v, bool null) { return null ? "NULL" : std::to_string(v); }
+std::string text_or_null(const std::string& v, bool null) { return null ? "NULL" : quote(v); }
+
+// Deterministic data: ids collide across tenants, foreign keys point across
+// tenants and at rows that do not exist, and every nullable column has NULLs,
+// so a predicate in the wrong place changes results.
+std::string data_sql() {
+  std::ostringstream out;
+  out << "INSERT INTO countries VALUES ('US', 'United States'), ('DE', 'Germany'), "
+         "('FR', 'France'), ('JP', 'Japan'), ('BR', 'Brazil');\n";
+  const char* roles[] = {"admin", "member", "viewer", nullptr};
+  const char* countries[] = {"US", "DE", "FR", nullptr, "ZZ"};
+  const char* tag_names[] = {"alpha", "beta", "gamma", "delta"};
+  for (int ti = 0; ti < 3; ++ti) {
+    const std::string& t = kTenants[ti];
+    for (int id = 1; id <= kUsersPerTenant; ++id) {
+      const char* role = roles[(id + ti) % 4];
+      bool no_manager = id == 1 || (id + ti) % 5 == 0;
+      int manager = id == 6 ? 9 : (id * 7 + ti) % 6 + 1;
+      out << "INSERT INTO users VALUES (" << id << ", " << quote(t) << ", "
+          << quote("u" + std::to_string(id) + "@" + t + ".example") << ", "
+          << text_or_null(role ? role : "", role == nullptr) << ", "
+          << int_or_null(manager, no_manager) << ");\n";
+    }
+    for (int id = 1; id <= 10 + ti; ++id) {
+      int creator = (id + ti) % 7;
+      int amount_cents = ((id * 3701 + ti * 1103) % 30000);
+      std::string amount = std::to_string(amount_cents / 100) + "." +
+                           std::to_string(amount_cents % 100 / 10) + std::to_string(amount_cents % 10);
+      int parent = (id * 3 + ti) % 12;
+      const char* cc = countries[(id + ti) % 5];
+      out << "INSERT INTO records VALUES (" << id << ", " << quote(t) << ", "
+          << int_or_null(creator, creator == 0) << ", "
+          << text_or_null("d" + std::to_string(id) + t.substr(0, 1), id % 4 == 0) << ", "
+          << (id % 5 == 0 ? "NULL" : amount) << ", " << int_or_null(parent, id <= 3 || parent == 0)
+          << ", " << text_or_null(cc ? cc : "", cc == nullptr) << ");\n";
+    }
+    for (int id = 1; id <= 12; ++id) {
+      out << "INSERT INTO comments VALUES (" << id << ", " << quote(t) << ", "
+          << int_or_null((id * 5 + ti) % 11 + 1, id == 7) << ", "
+          << int_or_null((id + 2 * ti) % 7 + 1, id % 9 == 0) << ", "
+          << text_or_null("c" + std::to_string(id) + "-" + t, id % 6 == 0) << ");\n";
+    }
+    for (int id = 1; id <= 8; ++id) {
+      out << "INSERT INTO tags VALUES (" << id << ", " << quote(t) << ", "
+          << (id * 3 + ti) % 10 + 1 << ", " << quote(tag_names[(id + ti) % 4]) << ");\n";
+    }
+  }
+  for (int id = 1; id <= 20; ++id) {
+    out << "INSERT INTO notes VALUES (" << id << ", " << int_or_null(id % 7, id % 7 == 0) << ", "
+        << text_or_null("n" + std::to_string(id), id % 5 == 0) << ");\n";
+  }
+  out << "INSERT INTO secrets VALUES (1, 'top'), (2, 'secret');\n";
+  return out.str();
+}
+
+// ---------------------------------------------------------------------------
+// libpq plumbing.
+
+constexpr const char* kNull = "<NULL>";
+
+struct Outcome {
+  bool ok = false;
+  std::string sqlstate;
+  std::string error;
+  std::vector<std::string> rows;  // columns joined by " | ", NULL as kNull
+
+  [[nodiscard]] std::vector<std::string> sorted_rows() const {
+    auto r = rows;
+    std::sort(r.begin(), r.end());
+    return r;
+  }
+};
+
+std::string describe(const Outcome& o, std::size_t max_rows = 40) {
+  std::ostringstream out;
+  if (!o.ok) {
+    out << "ERROR " << o.sqlstate << ": " << o.error;
+    return out.str();
+  }
+  auto rows = o.sorted_rows();
+  out << rows.size() << " row(s)";
+  for (std::size_t i = 0; i < rows.size() && i < max_rows; ++i) out << "\n    " << rows[i];
+  if (rows.size() > max_rows) out << "\n    ...";
+  return out.str();
+}
+
+class Conn {
+ public:
+  explicit Conn(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::string msg = PQerrorMessage(conn_);
+      PQfinish(conn_);
+      throw std::runtime_error("connect failed: " + msg);
+    }
+  }
+  ~Conn() { PQfinish(conn_); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  // Runs a query string; the outcome is that of its last statement, or of the
+  // first one that failed.
+  Outcome run(const std::string& sql) {
+    Outcome out;
+    PGresult* res = PQexec(conn_, sql.c_str());
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+      out.ok = true;
+      int n = PQntuples(res);
+      int m = PQnfields(res);
+      for (int i = 0; i < n; ++i) {
+        std::string row;
+        for (int j = 0; j < m; ++j) {
+          if (j) row += " | ";
+          row += PQgetisnull(res, i, j) ? kNull : PQgetvalue(res, i, j);
+        }
+        out.rows.push_back(std::move(row));
+      }
+    } else {
+      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      out.sqlstate = state ? state : "?????";
+      out.error = res ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
+      while (!out.error.empty() && out.error.back() == '\n') out.error.pop_back();
+    }
+    PQclear(res);
+    return out;
+  }
+
+  void must(const std::string& sql) {
+    Outcome o = run(sql);
+    if (!o.ok) throw std::runtime_error("setup statement failed: " + o.error + "\n" + sql);
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+// ---------------------------------------------------------------------------
+// The shared server and sessions.
+
+struct Caller {
+  std::string tenant;
+  int user = 1;
+};
+
+std::string caller_name(const Caller& c) { return c.tenant + "/" + std::to_string(c.user); }
+
+class ExecutionEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    server_ = PgServer::start();
+    owner_ = std::make_unique<Conn>(server_->conninfo("postgres"));
+    owner_->must(kSchema);
+    owner_->must(data_sql());
+    owner_->must("ANALYZE");
+    owner_->must("SET statement_timeout = '20s'");
+    rls_ = std::make_unique<Conn>(server_->conninfo("rls_user"));
+    rls_->must("SET statement_timeout = '20s'");
+    Outcome snap = owner_->run("SELECT * FROM tg_snapshot()");
+    if (!snap.ok) throw std::runtime_error("snapshot failed: " + snap.error);
+    baseline_ = snap.sorted_rows();
+    policy_ = policy::parse_policy(kPolicyToml, "execution_test policy.toml");
+  }
+  void TearDown() override {
+    rls_.reset();
+    owner_.reset();
+    server_.reset();
+  }
+
+  Conn& owner() { return *owner_; }
+  Conn& rls() { return *rls_; }
+  const policy::Policy& policy() const { return *policy_; }
+  const std::vector<std::string>& baseline() const { return baseline_; }
+
+ private:
+  std::unique_ptr<PgServer> server_;
+  std::unique_ptr<Conn> owner_;
+  std::unique_ptr<Conn> rls_;
+  std::shared_ptr<const policy::Policy> policy_;
+  std::vector<std::string> baseline_;
+};
+
+ExecutionEnvironment* g_env = nullptr;
+
+// ---------------------------------------------------------------------------
+// Running one case on both sides.
+
+enum class Verdict {
+  kAgree,      // same rows (and same table contents after a write)
+  kRefused,    // tenantgate refused: allowed, counted
+  kBothError,  // the statement fails on both sides: skipped, counted
+  kDisagree,   // a bug: report
+};
+
+struct CaseReport {
+  Verdict verdict = Verdict::kAgree;
+  std::string refusal;  // "SQLSTATE: message" when refused
+  std::string details;  // for kDisagree
+};
+
+RewriteResult rewrite_for(const std::string& sql, const Caller& caller) {
+  policy::Identity id;
+  id.tenant = {caller.tenant, policy::ValueType::kText};
+  id.user = policy::TypedValue{std::to_string(caller.user), policy::ValueType::kInt};
+  id.database = "postgres";
+  std::optional<RewriteResult> result;
+  run_with_large_stack([&] {
+    Rewriter rewriter(Options{});
+    result.emplace(rewriter.rewrite(sql, id, g_env->policy()));
+  });
+  return std::move(*result);
+}
+
+std::string set_identity_sql(const Caller& caller) {
+  return "SET app.tenant = " + quote(caller.tenant) + "; SET app.user = '" +
+         std::to_string(caller.user) + "'";
+}
+
+std::string diff_rows(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<std::string> only_a, only_b;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(only_a));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(only_b));
+  std::ostringstream out;
+  for (std::size_t i = 0; i < only_a.size() && i < 20; ++i) out << "\n    only rewritten: " << only_a[i];
+  for (std::size_t i = 0; i < only_b.size() && i < 20; ++i) out << "\n    only RLS:       " << only_b[i];
+  return out.str();
+}
+
+std::string header(const std::string& sql, const Caller& caller, const std::string& rewritten) {
+  return "caller " + caller_name(caller) + "\n  SQL:       " + sql + "\n  rewritten: " + rewritten;
+}
+
+CaseReport run_read(const std::string& sql, const Caller& caller) {
+  CaseReport rep;
+  RewriteResult rw = rewrite_for(sql, caller);
+  if (!rw.is_ok()) {
+    rep.verdict = Verdict::kRefused;
+    rep.refusal = rw.refusal().sqlstate + ": " + rw.refusal().message;
+    return rep;
+  }
+  const std::string& rewritten = rw.value().sql;
+  Outcome a = g_env->owner().run(rewritten);
+  Outcome b = g_env->rls().run(set_identity_sql(caller) + ";\n" + sql);
+  if (a.ok && b.ok) {
+    auto ra = a.sorted_rows();
+    auto rb = b.sorted_rows();
+    if (ra == rb) return rep;
+    rep.verdict = Verdict::kDisagree;
+    rep.details = header(sql, caller, rewritten) + "\n  rewritten on owner: " + describe(a) +
+                  "\n  original under RLS: " + describe(b) + "\n  difference:" + diff_rows(ra, rb);
+    return rep;
+  }
+  if (!a.ok && !b.ok) {
+    rep.verdict = Verdict::kBothError;
+    rep.details = a.error + " / " + b.error;
+    return rep;
+  }
+  rep.verdict = Verdict::kDisagree;
+  rep.details = header(sql, caller, rewritten) + "\n  rewritten on owner: " + describe(a) +
+                "\n  original under RLS: " + describe(b);
+  return rep;
+}
+
+// A write runs inside a transaction on each side; RETURNING rows and the whole
+// database afterwards (unscoped, via the SECURITY DEFINER tg_snapshot()) are
+// compared, then both roll back.
+CaseReport run_write(const std::string& sql, const Caller& caller) {
+  CaseReport rep;
+  RewriteResult rw = rewrite_for(sql, caller);
+  if (!rw.is_ok()) {
+    rep.verdict = Verdict::kRefused;
+    rep.refusal = rw.refusal().sqlstate + ": " + rw.refusal().message;
+    return rep;
+  }
+  const std::string& rewritten = rw.value().sql;
+  Conn& owner = g_env->owner();
+  Conn& rls = g_env->rls();
+
+  owner.must("BEGIN");
+  Outcome a = owner.run(rewritten);
+  Outcome snap_a;
+  if (a.ok) snap_a = owner.run("SELECT * FROM tg_snapshot()");
+  owner.must("ROLLBACK");
+
+  rls.must(set_identity_sql(caller));
+  rls.must("BEGIN");
+  Outcome b = rls.run(sql);
+  Outcome snap_b;
+  if (b.ok) snap_b = rls.run("SELECT * FROM tg_snapshot()");
+  rls.must("ROLLBACK");
+
+  const auto& baseline = g_env->baseline();
+  std::string head = header(sql, caller, rewritten);
+  if (a.ok && b.ok) {
+    if (!snap_a.ok || !snap_b.ok) {
+      rep.verdict = Verdict::kDisagree;
+      rep.details = head + "\n  snapshot failed: " + snap_a.error + " / " + snap_b.error;
+      return rep;
+    }
+    auto ra = a.sorted_rows(), rb = b.sorted_rows();
+    auto sa = snap_a.sorted_rows(), sb = snap_b.sorted_rows();
+    if (ra == rb && sa == sb) return rep;
+    rep.verdict = Verdict::kDisagree;
+    rep.details = head + "\n  rewritten on owner: " + describe(a) +
+                  "\n  original under RLS: " + describe(b);
+    if (ra != rb) rep.details += "\n  RETURNING difference:" + diff_rows(ra, rb);
+    if (sa != sb) rep.details += "\n  table contents difference:" + diff_rows(sa, sb);
+    return rep;
+  }
+  if (!a.ok && !b.ok) {
+    rep.verdict = Verdict::kBothError;
+    rep.details = a.error + " / " + b.error;
+    return rep;
+  }
+  if (a.ok && !b.ok) {
+    // RLS raised an error (typically a WITH CHECK or USING violation), so it
+    // changed nothing; the rewritten statement must not have changed anything.
+    auto sa = snap_a.sorted_rows();
+    if (snap_a.ok && sa == baseline) return rep;
+    rep.verdict = Verdict::kDisagree;
+    rep.details = head + "\n  RLS raised an error but the rewritten statement changed data" +
+                  "\n  rewritten on owner: " + describe(a) + "\n  original under RLS: " +
+                  describe(b) + "\n  changes made by the rewritten statement:" +
+                  diff_rows(sa, baseline);
+    return rep;
+  }
+  rep.verdict = Verdict::kDisagree;
+  rep.details = head + "\n  rewritten on owner: " + describe(a) +
+                "\n  original under RLS: " + describe(b);
+  return rep;
+}
+
+struct Tally {
+  int cases = 0, agree = 0, refused = 0, both_error = 0, disagree = 0;
+  std::map<std::string, std::string> refusals;  // SQL -> first refusal seen
+  std::map<std::string, std::string> both_errors;
+
+  void add(const std::string& sql, const CaseReport& rep) {
+    ++cases;
+    switch (rep.verdict) {
+      case Verdict::kAgree:
+        ++agree;
+        break;
+      case Verdict::kRefused:
+        ++refused;
+        refusals.emplace(sql, rep.refusal);
+        break;
+      case Verdict::kBothError:
+        ++both_error;
+        both_errors.emplace(sql, rep.details);
+        break;
+      case Verdict::kDisagree:
+        ++disagree;
+        break;
+    }
+  }
+  void print(const std::string& title, bool list) const {
+    std::cout << "[" << title << "] cases=" << cases << " agree=" << agree
+              << " refused=" << refused << " both_error=" << both_error
+              << " disagree=" << disagree << "\n";
+    if (!list) return;
+    for (const auto& [sql, why] : refusals) std::cout << "  refused: " << sql << "\n    -> " << why << "\n";
+    for (const auto& [sql, why] : both_errors) std::cout << "  both error: " << sql << "\n    -> " << why << "\n";
+  }
+};
+
+std::vector<Caller> all_callers() {
+  std::vector<Caller> out;
+  for (const auto& t : kTenants) {
+    for (int u : {1, 2, 4}) out.push_back({t, u});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Tests.
+
+TEST(ExecutionTest, ServerAndPoliciesWork) {
+  // The oracle itself: RLS must hide other tenants' rows from rls_user.
+  Outcome o = g_env->rls().run(set_identity_sql({"acme", 1}) +
+                               "; SELECT DISTINCT tenant_id FROM users");
+  ASSERT_TRUE(o.ok) << o.error;
+  EXPECT_EQ(o.rows, std::vector<std::string>{"acme"});
+  Outcome all = g_env->owner().run("SELECT count(DISTINCT tenant_id) FROM users");
+  ASSERT_TRUE(all.ok) << all.error;
+  EXPECT_EQ(all.rows, std::vector<std::string>{"3"});
+}
+
+void run_hand_cases(const std::vector<std::string>& cases, bool writes, const char* title) {
+  Tally tally;
+  int reported = 0;
+  for (const auto& sql : cases) {
+    for (const auto& caller : all_callers()) {
+      CaseReport rep = writes ? run_write(sql, caller) : run_read(sql, caller);
+      tally.add(sql, rep);
+      if (rep.verdict == Verdict::kDisagree && reported++ < 60) {
+        ADD_FAILURE() << title << " disagreement\n  " << rep.details;
+      }
+    }
+  }
+  tally.print(title, true);
+  EXPECT_EQ(tally.disagree, 0);
+}
+
+TEST(ExecutionTest, HandWrittenReads) {
+  run_hand_cases(hand_read_cases(), false, "hand reads");
+}
+
+TEST(ExecutionTest, HandWrittenWrites) {
+  run_hand_cases(hand_write_cases(), true, "hand writes");
+}
+
+std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  return std::strtoull(v, nullptr, 10);
+}
+
+TEST(ExecutionTest, RandomSelects) {
+  std::uint64_t seed = env_u64("TENANTGATE_SEED", std::random_device{}() ^
+                                                      (std::uint64_t{std::random_device{}()} << 32));
+  std::uint64_t n = env_u64("TENANTGATE_EXEC_CASES", 3000);
+  std::cout << "[random selects] TENANTGATE_SEED=" << seed << " TENANTGATE_EXEC_CASES=" << n
+            << "\n";
+  Tally tally;
+  int reported = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    RandomCase c = random_select(seed, i);
+    Caller caller{kTenants[c.tenant_index % kTenants.size()], c.user};
+    CaseReport rep = run_read(c.sql, caller);
+    tally.add(c.sql, rep);
+    if (rep.verdict == Verdict::kDisagree && reported++ < 25) {
+      ADD_FAILURE() << "random select disagreement: TENANTGATE_SEED=" << seed << " case " << i
+                    << "\n  " << rep.details;
+    }
+  }
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  tally.print("random selects", false);
+  std::cout << "[random selects] " << secs << " s\n";
+  // Show a few refusals and generator errors so they can be looked at.
+  int shown = 0;
+  for (const auto& [sql, why] : tally.refusals) {
+    if (shown++ >= 8) break;
+    std::cout << "  refused: " << sql << "\n    -> " << why << "\n";
+  }
+  shown = 0;
+  for (const auto& [sql, why] : tally.both_errors) {
+    if (shown++ >= 5) break;
+    std::cout << "  both error: " << sql << "\n    -> " << why << "\n";
+  }
+  EXPECT_EQ(tally.disagree, 0) << "TENANTGATE_SEED=" << seed;
+  if (tally.cases > 0) {
+    EXPECT_LE(tally.refused * 5, tally.cases)
+        << "tenantgate refused more than 20% of generated SELECTs";
+    EXPECT_LE(tally.both_error * 10, tally.cases)
+        << "more than 10% of generated SELECTs fail on both sides: fix the generator";
+  }
+}
+
+}  // namespace
+}  // namespace tenantgate::rewriter
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  tenantgate::rewriter::g_env = new tenantgate::rewriter::ExecutionEnvironment();
+  ::testing::AddGlobalTestEnvironment(tenantgate::rewriter::g_env);
+  return RUN_ALL_TESTS();
+}
