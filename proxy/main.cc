@@ -107,7 +107,7 @@ int run_proxy(const Args& args) {
     return 1;
   }
   try {
-    tg::proxy::Server server(config);
+    tg::proxy::Server server(config, policy);
     return server.run();
   } catch (const std::exception& e) {
     std::cerr << "tenantgate: cannot start: " << e.what() << "\n";

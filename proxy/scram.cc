@@ -32,7 +32,8 @@ bool is_b64_char(char c) {
 }
 
 // EVP_DecodeBlock skips whitespace and counts padding as output bytes, so the
-// text is validated here first: whole quads, alphabet only, '=' only at the end.
+// text is validated here: whole quads, alphabet only, '=' only at the end,
+// canonical.
 std::optional<std::string> b64_decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
   std::size_t pad = 0;
@@ -49,6 +50,9 @@ std::optional<std::string> b64_decode(std::string_view text) {
                                 static_cast<int>(text.size()));
   if (n < 0 || static_cast<std::size_t>(n) != out.size()) return std::nullopt;
   out.resize(out.size() - pad);
+  // Canonical form only: unused low bits of the last character must be zero,
+  // so that each value has exactly one accepted spelling.
+  if (b64_encode(out) != text) return std::nullopt;
   return out;
 }
 

@@ -16,7 +16,9 @@
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/log.h"
+#include "proxy/policy_store.h"
 #include "proxy/session.h"
+#include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
 namespace tenantgate::proxy {
@@ -54,7 +56,11 @@ void log_server(spdlog::level::level_enum level, std::string_view message) {
 
 class Server::Impl {
  public:
-  explicit Impl(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {
+  Impl(std::shared_ptr<const config::Config> config, std::shared_ptr<const policy::Policy> policy)
+      : config_(std::move(config)),
+        policies_(std::move(policy)),
+        rewriter_(rewriter::Options{config_->limits.max_statement_bytes}),
+        rewrite_cache_(config_->limits.rewrite_cache_bytes) {
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -63,6 +69,9 @@ class Server::Impl {
     setup_tls();
     services_.config = config_;
     services_.cancels = &cancels_;
+    services_.policies = &policies_;
+    services_.rewriter = &rewriter_;
+    services_.rewrite_cache = &rewrite_cache_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -83,6 +92,8 @@ class Server::Impl {
     signals_->async_wait([this](const error_code& ec, int signo) {
       if (!ec) begin_shutdown(signo);
     });
+    reload_signal_.emplace(main_context, SIGHUP);
+    wait_for_reload();
     asio::co_spawn(main_context, accept_loop(), asio::detached);
 
     if (config_->auth_mode == config::AuthMode::kTrust) {
@@ -160,6 +171,29 @@ class Server::Impl {
     }
   }
 
+  void wait_for_reload() {
+    reload_signal_->async_wait([this](const error_code& ec, int) {
+      if (ec) return;
+      reload_policy();
+      wait_for_reload();
+    });
+  }
+
+  void reload_policy() {
+    try {
+      auto next = policy::load_policy_file(config_->policy_file);
+      const auto tables = next->tables.size();
+      policies_.set(std::move(next));
+      // Entries are keyed by snapshot, so old ones could never hit again.
+      rewrite_cache_.clear();
+      log_server(spdlog::level::info, fmt::format("policy reloaded from {} ({} tables)",
+                                                  config_->policy_file, tables));
+    } catch (const std::exception& e) {
+      log_server(spdlog::level::err,
+                 fmt::format("policy reload failed, keeping the policy in force: {}", e.what()));
+    }
+  }
+
   void session_ended(uint64_t id) {
     std::lock_guard lock(sessions_mutex_);
     sessions_.erase(id);
@@ -189,6 +223,13 @@ class Server::Impl {
       for (auto& [id, weak] : sessions_) {
         if (auto s = weak.lock()) s->terminate();
       }
+      // Sessions get a moment to say goodbye; then the loops stop regardless.
+      grace_timer_->expires_after(std::chrono::seconds(3));
+      grace_timer_->async_wait([this](const error_code& ec) {
+        if (ec) return;
+        std::lock_guard lock(sessions_mutex_);
+        stop_all();
+      });
     });
   }
 
@@ -198,7 +239,10 @@ class Server::Impl {
     stopped_ = true;
     asio::post(*contexts_.front(), [this] {
       if (grace_timer_) grace_timer_->cancel();
+      error_code ignored;
+      if (acceptor_) acceptor_->close(ignored);
       if (signals_) signals_->cancel();
+      if (reload_signal_) reload_signal_->cancel();
       for (auto& g : *work_guards_) g.reset();
       for (auto& ctx : contexts_) ctx->stop();
     });
@@ -209,9 +253,13 @@ class Server::Impl {
   std::optional<ssl::context> client_tls_;
   ssl::context backend_tls_{ssl::context::tls_client};
   CancelRegistry cancels_;
+  PolicyStore policies_;
+  rewriter::Rewriter rewriter_;
+  rewriter::RewriteCache rewrite_cache_;
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;
+  std::optional<asio::signal_set> reload_signal_;
   std::optional<asio::steady_timer> grace_timer_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>>* work_guards_ = nullptr;
 
@@ -222,8 +270,9 @@ class Server::Impl {
   bool stopped_ = false;
 };
 
-Server::Server(std::shared_ptr<const config::Config> config)
-    : impl_(std::make_unique<Impl>(std::move(config))) {}
+Server::Server(std::shared_ptr<const config::Config> config,
+               std::shared_ptr<const policy::Policy> policy)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(policy))) {}
 Server::~Server() = default;
 int Server::run() { return impl_->run(); }
 

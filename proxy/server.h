@@ -1,6 +1,8 @@
 // The listener and its event loops: accepts client connections, starts a
 // Session for each, and runs the graceful shutdown on SIGTERM/SIGINT.
 //
+// SIGHUP reloads the policy file; an invalid file keeps the policy in force.
+//
 // Threads: one event loop per configured thread, each on its own thread with
 // a stack large enough for the rewriter; a session lives entirely on the loop
 // that accepted it.
@@ -10,12 +12,14 @@
 #include <string>
 
 #include "config/config.h"
+#include "policy/policy.h"
 
 namespace tenantgate::proxy {
 
 class Server {
  public:
-  explicit Server(std::shared_ptr<const config::Config> config);
+  Server(std::shared_ptr<const config::Config> config,
+         std::shared_ptr<const policy::Policy> policy);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -1,5 +1,6 @@
 #include "proxy/session.h"
 
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -11,6 +12,7 @@
 #include "proxy/frame_decoder.h"
 #include "proxy/message_io.h"
 #include "proxy/messages.h"
+#include "proxy/param_check.h"
 #include "proxy/startup_identity.h"
 
 namespace tenantgate::proxy {
@@ -73,6 +75,9 @@ Session::Session(tcp::socket client, const ProxyServices& services, uint64_t id)
               services.client_tls ? *services.client_tls : *services.backend_tls) {
   log_context_.set("session", std::to_string(id_));
   log_context_.set("peer", endpoint_text(client_.socket()));
+  unsigned char token[8];
+  if (RAND_bytes(token, sizeof token) != 1) std::abort();
+  for (unsigned char c : token) refusal_token_ += fmt::format("{:02x}", c);
 }
 
 Session::~Session() {
@@ -373,6 +378,8 @@ bool Session::bind_identity() {
   if (raw_tenant_) log_context_.set("tenant", *raw_tenant_);
   if (raw_user_) log_context_.set("user", *raw_user_);
 
+  bypass_ = principal_->bypass;
+  identity_.database = database_;
   if (!raw_tenant_) {
     if (principal_->bypass) return true;
     fail("28000", fmt::format("no tenant given: set the start-up parameter \"{}\" (for example "
@@ -400,7 +407,9 @@ bool Session::bind_identity() {
       return false;
     }
     user_ = *user;
+    identity_.user = policy::TypedValue{*user, identity.user_type};
   }
+  identity_.tenant = policy::TypedValue{tenant_, identity.tenant_type};
   return true;
 }
 
@@ -670,8 +679,10 @@ awaitable<void> Session::client_to_backend() {
         co_await backend_->write(out);
         co_return;
       }
-      if (message.type == 'Q' || message.type == 'S') ++pending_syncs_;
-      out.append(client_buffer_.pending().substr(0, message.total_size));
+      if (!filter_frontend(message.type, message.body,
+                           client_buffer_.pending().substr(0, message.total_size), out)) {
+        co_return;
+      }
       client_buffer_.consume(message.total_size);
       auto next = decode_message(client_buffer_.pending(), max);
       if (next.status != DecodeStatus::kMessage) break;
@@ -685,26 +696,249 @@ awaitable<void> Session::client_to_backend() {
 }
 
 awaitable<void> Session::backend_to_client() {
+  std::string replaced;  // used only when a message had to be replaced
   for (;;) {
     auto message = co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage,
                                          false);
     if (!message.ok) co_return;
-    // Forward the run of whole messages straight from the buffer.
-    std::size_t run = 0;
+    // Forward the run of whole messages straight from the buffer, unless one
+    // of them is the backend's error for a substituted (refused) message.
     auto pending = backend_buffer_.pending();
+    std::size_t run = 0;
+    std::size_t copied = 0;  // bytes of `pending` already appended to `replaced`
+    replaced.clear();
     for (;;) {
-      if (message.type == 'Z') {
-        if (auto status = parse_ready_for_query(message.body)) transaction_status_ = *status;
-        if (pending_syncs_ > 0) --pending_syncs_;
+      switch (message.type) {
+        case 'Z':
+          if (auto status = parse_ready_for_query(message.body)) transaction_status_ = *status;
+          if (pending_syncs_ > 0) --pending_syncs_;
+          if (pending_syncs_ == 0) pending_refusals_.clear();
+          [[fallthrough]];
+        case '1':  // ParseComplete
+        case '3':  // CloseComplete
+          if (!bypass_ && !on_backend_ack(message.type)) co_return;
+          break;
+        case 'E':
+          if (!pending_refusals_.empty()) {
+            if (auto reply = refusal_reply(message.body)) {
+              replaced.append(pending.substr(copied, run - copied));
+              replaced += *reply;
+              copied = run + message.total_size;
+            }
+          }
+          break;
+        default:
+          break;
       }
       run += message.total_size;
       auto next = decode_message(pending.substr(run), kMaxBackendMessage);
       if (next.status != DecodeStatus::kMessage) break;
       message = ReadResult{true, next.frame.type, next.frame.body, next.frame.total_size};
     }
-    if (co_await client_.write(pending.substr(0, run))) co_return;
+    error_code ec;
+    if (copied == 0) {
+      ec = co_await client_.write(pending.substr(0, run));
+    } else {
+      replaced.append(pending.substr(copied, run - copied));
+      ec = co_await client_.write(replaced);
+    }
+    if (ec) co_return;
     backend_buffer_.consume(run);
   }
+}
+
+// ---- Enforcement ------------------------------------------------------------
+
+bool Session::filter_frontend(char type, std::string_view body, std::string_view raw,
+                              std::string& out) {
+  using Kind = PendingOp::Kind;
+  if (bypass_) {
+    if (type == 'Q' || type == 'S' || type == 'F') ++pending_syncs_;
+    out.append(raw);
+    return true;
+  }
+  switch (type) {
+    case 'Q': {
+      auto sql = parse_query(body);
+      if (!sql) {
+        fail("08P01", "malformed Query message");
+        return false;
+      }
+      ++pending_syncs_;
+      pending_ops_.push_back({Kind::kSync, {}, {}});
+      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_,
+                                                     services_.policies->get());
+      if (!result.is_ok()) {
+        log_refusal(result.refusal(), *sql);
+        substitute_refusal(result.refusal(), /*extended=*/false, out);
+      } else if (result.value().changed) {
+        out += query_message(result.value().sql);
+      } else {
+        out.append(raw);
+      }
+      return true;
+    }
+    case 'P': {
+      auto parse = parse_parse(body);
+      if (!parse) {
+        fail("08P01", "malformed Parse message");
+        return false;
+      }
+      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_,
+                                                     services_.policies->get());
+      if (!result.is_ok()) {
+        log_refusal(result.refusal(), parse->query);
+        substitute_refusal(result.refusal(), /*extended=*/true, out);
+        return true;
+      }
+      auto& rewritten = result.value();
+      pending_ops_.push_back(
+          {Kind::kParse, std::string(parse->statement), std::move(rewritten.param_checks)});
+      if (rewritten.changed) {
+        out += encode_parse(parse->statement, rewritten.sql, parse->param_types);
+      } else {
+        out.append(raw);
+      }
+      return true;
+    }
+    case 'B': {
+      auto bind = parse_bind(body);
+      if (!bind) {
+        fail("08P01", "malformed Bind message");
+        return false;
+      }
+      const auto* checks = checks_for(std::string(bind->statement));
+      if (checks && !checks->empty()) {
+        if (auto refused = check_bind_params(*bind, *checks, identity_)) {
+          rewriter::Refusal refusal{"42501", *refused};
+          log_refusal(refusal, {});
+          substitute_refusal(refusal, /*extended=*/true, out);
+          return true;
+        }
+      }
+      out.append(raw);
+      return true;
+    }
+    case 'C': {
+      auto close = parse_describe_or_close(body);
+      if (!close) {
+        fail("08P01", "malformed Close message");
+        return false;
+      }
+      pending_ops_.push_back({close->kind == 'S' ? Kind::kCloseStatement : Kind::kClosePortal,
+                              std::string(close->name),
+                              {}});
+      out.append(raw);
+      return true;
+    }
+    case 'S':
+      ++pending_syncs_;
+      pending_ops_.push_back({Kind::kSync, {}, {}});
+      out.append(raw);
+      return true;
+    case 'F': {
+      // The legacy fast-path function call runs a function by OID with no SQL
+      // for the rewriter to see.
+      ++pending_syncs_;
+      pending_ops_.push_back({Kind::kSync, {}, {}});
+      rewriter::Refusal refusal{"42501",
+                                "the function-call protocol message is not allowed through "
+                                "tenantgate"};
+      log_refusal(refusal, {});
+      substitute_refusal(refusal, /*extended=*/false, out);
+      return true;
+    }
+    default:  // Describe, Execute, Flush, CopyData/Done/Fail
+      out.append(raw);
+      return true;
+  }
+}
+
+const std::vector<rewriter::ParamCheck>* Session::checks_for(const std::string& name) const {
+  using Kind = PendingOp::Kind;
+  // The newest unconfirmed Parse or Close of this name decides, else the
+  // confirmed state. (If that Parse fails, the backend skips this Bind too.)
+  for (auto it = pending_ops_.rbegin(); it != pending_ops_.rend(); ++it) {
+    if (it->name != name) continue;
+    if (it->kind == Kind::kParse) return &it->checks;
+    if (it->kind == Kind::kCloseStatement) return nullptr;
+  }
+  auto found = param_checks_.find(name);
+  return found == param_checks_.end() ? nullptr : &found->second;
+}
+
+bool Session::on_backend_ack(char type) {
+  using Kind = PendingOp::Kind;
+  if (type == 'Z') {
+    // Everything up to this Sync that was not confirmed was skipped.
+    while (!pending_ops_.empty()) {
+      const bool sync = pending_ops_.front().kind == Kind::kSync;
+      pending_ops_.pop_front();
+      if (sync) return true;
+    }
+    return true;
+  }
+  const bool parse = type == '1';
+  if (pending_ops_.empty() ||
+      (parse ? pending_ops_.front().kind != Kind::kParse
+             : (pending_ops_.front().kind != Kind::kCloseStatement &&
+                pending_ops_.front().kind != Kind::kClosePortal))) {
+    // The backend confirmed something tenantgate did not send: the statement
+    // bookkeeping can no longer be trusted, so the session ends.
+    fail("08006", fmt::format("unexpected {} from the backend",
+                              parse ? "ParseComplete" : "CloseComplete"));
+    return false;
+  }
+  auto op = std::move(pending_ops_.front());
+  pending_ops_.pop_front();
+  if (op.kind == Kind::kParse) {
+    if (op.checks.empty()) {
+      param_checks_.erase(op.name);
+    } else {
+      param_checks_[op.name] = std::move(op.checks);
+    }
+  } else if (op.kind == Kind::kCloseStatement) {
+    param_checks_.erase(op.name);
+  }
+  return true;
+}
+
+void Session::substitute_refusal(const rewriter::Refusal& refusal, bool extended,
+                                 std::string& out) {
+  const uint64_t seq = ++refusal_seq_;
+  pending_refusals_.emplace(seq, refusal);
+  // Not valid SQL: the backend answers with a syntax error naming this word,
+  // which backend_to_client() replaces with the refusal.
+  const std::string marker = fmt::format("tenantgate_refusal_{}_{}", refusal_token_, seq);
+  out += extended ? encode_parse(marker, marker, {}) : query_message(marker);
+}
+
+std::optional<std::string> Session::refusal_reply(std::string_view error_body) {
+  auto fields = parse_error_fields(error_body);
+  if (!fields) return std::nullopt;
+  const std::string prefix = "tenantgate_refusal_" + refusal_token_ + "_";
+  auto at = fields->message.find(prefix);
+  if (at == std::string::npos) return std::nullopt;
+  uint64_t seq = 0;
+  for (std::size_t i = at + prefix.size();
+       i < fields->message.size() && fields->message[i] >= '0' && fields->message[i] <= '9';
+       ++i) {
+    seq = seq * 10 + static_cast<uint64_t>(fields->message[i] - '0');
+  }
+  auto found = pending_refusals_.find(seq);
+  if (found == pending_refusals_.end()) return std::nullopt;
+  std::string reply = error_response("ERROR", found->second.sqlstate, found->second.message);
+  pending_refusals_.erase(found);
+  return reply;
+}
+
+void Session::log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const {
+  std::string message = fmt::format("refused: {} {}", refusal.sqlstate, refusal.message);
+  if (!statement.empty()) {
+    message += fmt::format(" statement_fingerprint={:016x}", std::hash<std::string_view>{}(statement));
+    if (config_.log.log_statement_values) message += fmt::format(" statement=\"{}\"", statement);
+  }
+  log(spdlog::level::warn, message);
 }
 
 // ---- Cancel -------------------------------------------------------------------

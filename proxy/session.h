@@ -9,18 +9,25 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "config/config.h"
+#include "policy/identity.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/log.h"
+#include "proxy/policy_store.h"
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/startup_packet.h"
 #include "proxy/stream.h"
+#include "rewriter/rewrite_cache.h"
+#include "rewriter/rewriter.h"
 
 namespace tenantgate::proxy {
 
@@ -31,6 +38,9 @@ struct ProxyServices {
   ssl::context* client_tls = nullptr;  // null when listen.tls = disable
   ssl::context* backend_tls = nullptr;
   CancelRegistry* cancels = nullptr;
+  PolicyStore* policies = nullptr;
+  const rewriter::Rewriter* rewriter = nullptr;
+  rewriter::RewriteCache* rewrite_cache = nullptr;
   std::string backend_password;  // from backend.password_env at start-up
 };
 
@@ -83,6 +93,18 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<ReadResult> read_message(Stream& stream, ReadBuffer& buffer, bool startup,
                                      std::size_t max_bytes, bool from_client);
 
+  // Enforcement on the client-to-backend path: appends to `out` what to send
+  // the backend in place of one client message. Returns false when the
+  // session must end (fatal_ is set).
+  bool filter_frontend(char type, std::string_view body, std::string_view raw, std::string& out);
+  // Makes the backend fail in place of a refused message, so that its own
+  // error handling (ReadyForQuery status, skipping to Sync) is what the
+  // client sees; the backend's error is replaced by the refusal on the way back.
+  void substitute_refusal(const rewriter::Refusal& refusal, bool extended, std::string& out);
+  // Replaces the backend's error for a substituted message, if this is one.
+  [[nodiscard]] std::optional<std::string> refusal_reply(std::string_view error_body);
+  void log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const;
+
   awaitable<void> send_fatal_and_close();
   void fail(std::string sqlstate, std::string message);
   void log(spdlog::level::level_enum level, std::string_view message) const;
@@ -109,6 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<std::string> raw_user_;
   std::string tenant_;
   std::optional<std::string> user_;
+  policy::Identity identity_;
+  bool bypass_ = false;
 
   // Backend identity for cancel routing.
   int32_t backend_pid_ = 0;
@@ -119,6 +143,25 @@ class Session : public std::enable_shared_from_this<Session> {
   // Relay state.
   int pending_syncs_ = 0;  // Query/Sync sent whose ReadyForQuery has not come back
   char transaction_status_ = 'I';
+  std::string refusal_token_;  // random per session: marks substituted messages
+  uint64_t refusal_seq_ = 0;
+  std::unordered_map<uint64_t, rewriter::Refusal> pending_refusals_;
+  // Bind-time checks of the prepared statements the backend holds, by name
+  // ("" is the unnamed statement). Updated only when the backend confirms a
+  // Parse (ParseComplete) or a Close (CloseComplete): a Parse the backend
+  // skipped after an error must not replace the checks of the statement it
+  // still has under that name.
+  std::unordered_map<std::string, std::vector<rewriter::ParamCheck>> param_checks_;
+  // Messages sent whose confirmation has not come back, in order.
+  struct PendingOp {
+    enum class Kind { kParse, kCloseStatement, kClosePortal, kSync };
+    Kind kind;
+    std::string name;
+    std::vector<rewriter::ParamCheck> checks;
+  };
+  std::deque<PendingOp> pending_ops_;
+  [[nodiscard]] const std::vector<rewriter::ParamCheck>* checks_for(const std::string& name) const;
+  bool on_backend_ack(char type);
 };
 
 }  // namespace tenantgate::proxy

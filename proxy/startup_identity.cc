@@ -60,27 +60,7 @@ std::string escape_arg(std::string_view arg) {
 // ("B:bc:C:D:d:EeFf:h:ijk:lN:nOPp:r:S:sTt:v:W:-:"). Knowing them is what lets a
 // cluster such as "-ec name=value" be read the way the backend reads it.
 bool takes_argument(char c) {
-  switch (c) {
-    case 'B':
-    case 'c':
-    case 'C':
-    case 'D':
-    case 'd':
-    case 'f':
-    case 'h':
-    case 'k':
-    case 'N':
-    case 'p':
-    case 'r':
-    case 'S':
-    case 't':
-    case 'v':
-    case 'W':
-    case '-':
-      return true;
-    default:
-      return false;
-  }
+  return c != '\0' && std::string_view("BcCDdfhkNprStvW-").find(c) != std::string_view::npos;
 }
 
 class Extractor {

@@ -21,6 +21,36 @@ struct Replacement {
   std::string text;
 };
 
+// Index of the first token at or after `i`: skips whitespace and comments so
+// that a rewritten statement keeps the comments written before it.
+std::size_t skip_trivia(std::string_view s, std::size_t i, std::size_t end) {
+  while (i < end) {
+    const char c = s[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      ++i;
+    } else if (c == '-' && i + 1 < end && s[i + 1] == '-') {
+      while (i < end && s[i] != '\n' && s[i] != '\r') ++i;
+    } else if (c == '/' && i + 1 < end && s[i + 1] == '*') {
+      std::size_t depth = 1;
+      i += 2;
+      while (i < end && depth > 0) {
+        if (s[i] == '/' && i + 1 < end && s[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (s[i] == '*' && i + 1 < end && s[i + 1] == '/') {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      }
+    } else {
+      break;
+    }
+  }
+  return std::min(i, end);
+}
+
 }  // namespace
 
 std::size_t RewriteTemplate::memory_bytes() const {
@@ -70,7 +100,8 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
         const auto begin = static_cast<std::size_t>(raw->stmt_location());
         const std::size_t end =
             raw->stmt_len() == 0 ? sql.size() : begin + static_cast<std::size_t>(raw->stmt_len());
-        replacements.push_back({begin, std::min(end, sql.size()), std::move(deparsed)});
+        const std::size_t stop = std::min(end, sql.size());
+        replacements.push_back({skip_trivia(sql, begin, stop), stop, std::move(deparsed)});
       }
     }
     if (r) {

@@ -138,9 +138,12 @@ void StatementWalker::and_into(Node* where, Node predicate) {
 bool StatementWalker::push_with(pg_query::WithClause* with) {
   cte_scopes_.emplace_back();
   if (with == nullptr) return true;
-  std::set<std::string>& scope = cte_scopes_.back();
+  // By index: walking a CTE's query pushes scopes and may reallocate.
+  const std::size_t scope = cte_scopes_.size() - 1;
   if (with->recursive()) {
-    for (const Node& cte : with->ctes()) scope.insert(cte.common_table_expr().ctename());
+    for (const Node& cte : with->ctes()) {
+      cte_scopes_[scope].insert(cte.common_table_expr().ctename());
+    }
   }
   for (Node& n : *with->mutable_ctes()) {
     if (!n.has_common_table_expr()) return refuse("0A000", "unsupported WITH item");
@@ -149,7 +152,7 @@ bool StatementWalker::push_with(pg_query::WithClause* with) {
     if (cte->has_search_clause() && !walk_plain_message(cte->mutable_search_clause())) return false;
     if (cte->has_cycle_clause() && !walk_plain_message(cte->mutable_cycle_clause())) return false;
     // Visible to later CTEs of a non-recursive WITH and to the statement body.
-    scope.insert(cte->ctename());
+    cte_scopes_[scope].insert(cte->ctename());
   }
   return true;
 }
@@ -389,6 +392,8 @@ bool StatementWalker::walk_node(Node* node) {
     case Node::kLockingClause:
       ok = walk_fields(node->GetReflection()->MutableMessage(
           node, Node::descriptor()->FindFieldByNumber(static_cast<int>(node->node_case()))));
+      break;
+ case Node::NODE_NOT_SET:  // NULL inside a list, e.g. a function without a column list
       break;
     case Node::kRangeVar:
       ok = refuse("0A000", "unsupported relation reference to " + node->range_var().relname());

@@ -116,6 +116,7 @@ bool StatementWalker::check_policy_value(Node* value, IdentityField field, const
 bool StatementWalker::check_assignments(gp::RepeatedPtrField<Node>* targets, const Target& target,
                                         const char* verb) {
   const std::vector<PolicyColumn> columns = policy_columns(*target.resolution.table);
+  const Node* multi_source = nullptr;
   for (Node& n : *targets) {
     if (!n.has_res_target()) return refuse("0A000", std::string("unsupported ") + verb + " target");
     auto* rt = n.mutable_res_target();
@@ -128,6 +129,21 @@ bool StatementWalker::check_assignments(gp::RepeatedPtrField<Node>* targets, con
                                    " may only assign the caller's value");
       }
       if (!check_policy_value(rt->mutable_val(), pc.field, target, pc.column, false)) return false;
+    }
+    if (rt->has_val() && rt->val().has_multi_assign_ref()) {
+      // SET (a, b) = (SELECT ...): the parser shares one source between the
+      // targets and the deparser prints it once, so walk it once and copy the
+      // result to the other targets (keeping the marker count exact).
+      auto* multi = rt->mutable_val()->mutable_multi_assign_ref();
+      if (multi->colno() == 1) {
+        if (!walk_node(multi->mutable_source())) return false;
+        multi_source = &multi->source();
+      } else if (multi_source != nullptr) {
+        *multi->mutable_source() = *multi_source;
+      } else {
+        return refuse("0A000", "unsupported multiple-column assignment");
+      }
+      continue;
     }
     if (rt->has_val() && !walk_node(rt->mutable_val())) return false;
   }

@@ -81,6 +81,8 @@ TEST(ScramVerifierText, MalformedVerifiersAreRejected) {
            good.substr(0, good.size() - 4),                                       // truncated key
            good + "AAAA",                                                         // long key
            good + "$",
+           // Non-canonical base64: the last character's unused bits are set.
+           std::string("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gR==") + keys,
            std::string("SCRAM-SHA-256$4096$W22ZaJ0SNY7soEsUEjb6gQ==") + keys,  // separators
        }) {
     EXPECT_FALSE(parse_scram_verifier(bad)) << bad;
@@ -111,6 +113,14 @@ TEST(ScramClientSide, WrongServerSignatureIsRefused) {
   auto done = client.on_server_final("v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
   EXPECT_FALSE(done.ok);
   EXPECT_NE(done.message.find("server signature"), std::string::npos);
+}
+
+TEST(ScramClientSide, NonCanonicalSignatureEncodingIsRefused) {
+  ScramClient client(std::string(kPassword), std::string(kClientNonce), "user");
+  (void)client.client_first();
+  ASSERT_TRUE(client.on_server_first(kServerFirst).ok);
+  // ...G4= and ...G5= decode to the same bytes; only the canonical one is accepted.
+  EXPECT_FALSE(client.on_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=").ok);
 }
 
 TEST(ScramClientSide, ServerSignatureForAnotherPasswordIsRefused) {

@@ -838,7 +838,9 @@ class Generator {
     }
 
     std::string sql = with + "SELECT ";
-    bool distinct_on = mode >= 93;
+    // DISTINCT ON a constant is an error (or a position); use plain DISTINCT.
+    bool distinct_on = mode >= 93 && items[0].find_first_of("'0123456789") != 0;
+    if (mode >= 93 && !distinct_on) mode = 84;
     if (mode >= 84 && mode < 93) sql += "DISTINCT ";
     if (distinct_on) sql += "DISTINCT ON (" + items[0] + ") ";
     for (std::size_t i = 0; i < items.size(); ++i) sql += (i ? ", " : "") + items[i];

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: pgbench against PostgreSQL directly, through PgBouncer,
+# through tenantgate and directly as a row-level-security role, with ratios.
+# Not part of the test suite. Usage: bench/e2e/run.sh [--quick] [options]
+# (bench/e2e/run.sh --help lists them). Builds tenantgate only when
+# build/proxy/tenantgate is missing; installs pgbouncer/pgbench when missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${TENANTGATE_BUILD:-$root/build}
+
+for arg in "$@"; do
+  case $arg in -h|--help) exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --help ;; esac
+done
+
+if [ ! -x "$build/proxy/tenantgate" ]; then
+  echo "== $build/proxy/tenantgate is missing: installing dependencies and building"
+  "$root/scripts/install_deps.sh"
+  "$root/scripts/build.sh" "$build"
+fi
+
+missing=()
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+[ -x /usr/lib/postgresql/15/bin/pgbench ] || missing+=(postgresql-contrib)
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || missing+=(python3-psycopg2)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+
+exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --root "$root" --build "$build" "$@"
