@@ -117,7 +117,8 @@ std::optional<int> parse_positive_int(std::string_view s) {
   return v;
 }
 
-// Reads "<name>=<value>" up to the next ',' (consumed) or the end.
+// Reads comma-separated "<name>=<value>" attributes. A comma must be followed
+// by another attribute, so a trailing comma is left over as garbage.
 class AttrReader {
  public:
   explicit AttrReader(std::string_view s) : rest_(s) {}
@@ -128,28 +129,37 @@ class AttrReader {
 
   // The value of attribute `name`, or nullopt when the next attribute is another one.
   std::optional<std::string_view> expect(char name) {
-    if (rest_.size() < 2 || rest_[0] != name || rest_[1] != '=') return std::nullopt;
-    return take_value();
+    std::string_view r = after_separator();
+    if (r.size() < 2 || r[0] != name || r[1] != '=') return std::nullopt;
+    return take_value(r);
   }
 
   // Any attribute: a letter, '=', a value.
   std::optional<std::pair<char, std::string_view>> any() {
-    if (rest_.size() < 2 || rest_[1] != '=') return std::nullopt;
-    const char name = rest_[0];
+    std::string_view r = after_separator();
+    if (r.size() < 2 || r[1] != '=') return std::nullopt;
+    const char name = r[0];
     if (!((name >= 'a' && name <= 'z') || (name >= 'A' && name <= 'Z'))) return std::nullopt;
-    return std::pair{name, take_value()};
+    return std::pair{name, take_value(r)};
   }
 
  private:
-  std::string_view take_value() {
-    rest_.remove_prefix(2);
-    const auto comma = rest_.find(',');
-    const auto value = rest_.substr(0, comma);
-    rest_.remove_prefix(comma == std::string_view::npos ? rest_.size() : comma + 1);
+  std::string_view after_separator() const {
+    if (first_) return rest_;
+    if (rest_.empty() || rest_[0] != ',') return {};
+    return rest_.substr(1);
+  }
+
+  std::string_view take_value(std::string_view r) {
+    r.remove_prefix(2);
+    const auto value = r.substr(0, r.find(','));
+    rest_ = r.substr(value.size());
+    first_ = false;
     return value;
   }
 
   std::string_view rest_;
+  bool first_ = true;
 };
 
 ScramStep refuse(std::string reason) { return ScramStep{false, std::move(reason)}; }
@@ -277,8 +287,9 @@ ScramStep ScramServer::on_client_first(std::string_view message) {
     return refuse("malformed SCRAM message: empty or non-printable nonce");
   }
   while (!r.at_end()) {
-    if (!r.any())
+    if (!r.any()) {
       return refuse("malformed SCRAM message: invalid attribute in client-first-message");
+    }
   }
   gs2_header_ = std::string(gs2_header);
   client_first_bare_ = std::string(bare);
@@ -317,8 +328,8 @@ ScramStep ScramServer::on_client_final(std::string_view message) {
   if (!proof || proof->size() != kKeyLen) {
     return refuse("malformed SCRAM message: malformed proof in client-final-message");
   }
-  // The message without ",p=...": proof_at points at 'p', after the comma.
-  const std::string_view without_proof = message.substr(0, proof_at - 1);
+  // The message without ",p=...": proof_at points at that comma.
+  const std::string_view without_proof = message.substr(0, proof_at);
   const std::string auth_message =
       client_first_bare_ + "," + server_first_ + "," + std::string(without_proof);
   const std::string client_signature = hmac_sha256(verifier_.stored_key, auth_message);

@@ -305,10 +305,7 @@ awaitable<bool> Session::negotiate(StartupPacket& packet) {
           return true;
         });
         if ((packet.protocol & 0xffff) != 0 || !unrecognized.empty()) {
-          MessageWriter w('v');
-          w.i32(kProtocolVersion3).i32(static_cast<int32_t>(unrecognized.size()));
-          for (const auto& name : unrecognized) w.cstr(name);
-          if (co_await client_.write(std::move(w).finish())) co_return false;
+          if (co_await client_.write(negotiate_protocol_version(0, unrecognized))) co_return false;
         }
         co_return true;
       }

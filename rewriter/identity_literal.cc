@@ -9,7 +9,8 @@ Markers make_markers(std::string_view sql) {
   for (unsigned nonce = 0;; ++nonce) {
     const std::string suffix = nonce == 0 ? "" : std::to_string(nonce);
     Markers m{"tg_tenant_value" + suffix, "tg_user_value" + suffix};
-    if (sql.find(m.tenant) == std::string_view::npos && sql.find(m.user) == std::string_view::npos) {
+    if (sql.find(m.tenant) == std::string_view::npos &&
+        sql.find(m.user) == std::string_view::npos) {
       return m;
     }
   }

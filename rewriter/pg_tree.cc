@@ -1,10 +1,10 @@
 #include "rewriter/pg_tree.h"
 
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <pg_query.h>
 
-#include <memory>
+#include <algorithm>
+#include <vector>
 
 #include "rewriter/statement_limits.h"
 
@@ -24,14 +24,124 @@ bool decode(const char* data, std::size_t len, pg_query::ParseResult* out) {
   return out->ParseFromCodedStream(&input) && input.ConsumedEntireMessage();
 }
 
-class IgnoreLocations : public gp::util::MessageDifferencer::IgnoreCriteria {
- public:
-  bool IsIgnored(const gp::Message&, const gp::Message&, const gp::FieldDescriptor* field,
-                 const std::vector<gp::util::MessageDifferencer::SpecificField>&) override {
-    const std::string& name = field->name();
-    return name == "location" || name == "stmt_location" || name == "stmt_len";
+bool is_location(const gp::FieldDescriptor* field) {
+  const std::string& name = field->name();
+  return name == "location" || name == "stmt_location" || name == "stmt_len";
+}
+
+// The fields that matter for comparison, per message type of pg_query.proto
+// (all top-level, so Descriptor::index() numbers them). Built once.
+const std::vector<std::vector<const gp::FieldDescriptor*>>& significant_fields() {
+  static const auto fields = [] {
+    const gp::FileDescriptor* file = pg_query::Node::descriptor()->file();
+    std::vector<std::vector<const gp::FieldDescriptor*>> out(file->message_type_count());
+    for (int m = 0; m < file->message_type_count(); ++m) {
+      const gp::Descriptor* d = file->message_type(m);
+      for (int f = 0; f < d->field_count(); ++f) {
+        if (!is_location(d->field(f))) out[m].push_back(d->field(f));
+      }
+    }
+    return out;
+  }();
+  return fields;
+}
+
+bool equal_fields(const gp::Message& a, const gp::Message& b);
+
+bool equal_scalar(const gp::Message& a, const gp::Message& b, const gp::FieldDescriptor* f) {
+  using F = gp::FieldDescriptor;
+  const gp::Reflection* ra = a.GetReflection();
+  const gp::Reflection* rb = b.GetReflection();
+  switch (f->cpp_type()) {
+    case F::CPPTYPE_STRING:
+      return ra->GetString(a, f) == rb->GetString(b, f);
+    case F::CPPTYPE_INT32:
+      return ra->GetInt32(a, f) == rb->GetInt32(b, f);
+    case F::CPPTYPE_UINT32:
+      return ra->GetUInt32(a, f) == rb->GetUInt32(b, f);
+    case F::CPPTYPE_INT64:
+      return ra->GetInt64(a, f) == rb->GetInt64(b, f);
+    case F::CPPTYPE_UINT64:
+      return ra->GetUInt64(a, f) == rb->GetUInt64(b, f);
+    case F::CPPTYPE_BOOL:
+      return ra->GetBool(a, f) == rb->GetBool(b, f);
+    case F::CPPTYPE_ENUM:
+      return ra->GetEnumValue(a, f) == rb->GetEnumValue(b, f);
+    default:
+      return false;  // pg_query.proto has no float or double fields
   }
-};
+}
+
+bool equal_repeated_scalar(const gp::Message& a, const gp::Message& b, const gp::FieldDescriptor* f,
+                           int i) {
+  using F = gp::FieldDescriptor;
+  const gp::Reflection* ra = a.GetReflection();
+  const gp::Reflection* rb = b.GetReflection();
+  switch (f->cpp_type()) {
+    case F::CPPTYPE_STRING:
+      return ra->GetRepeatedString(a, f, i) == rb->GetRepeatedString(b, f, i);
+    case F::CPPTYPE_INT32:
+      return ra->GetRepeatedInt32(a, f, i) == rb->GetRepeatedInt32(b, f, i);
+    case F::CPPTYPE_UINT32:
+      return ra->GetRepeatedUInt32(a, f, i) == rb->GetRepeatedUInt32(b, f, i);
+    case F::CPPTYPE_INT64:
+      return ra->GetRepeatedInt64(a, f, i) == rb->GetRepeatedInt64(b, f, i);
+    case F::CPPTYPE_UINT64:
+      return ra->GetRepeatedUInt64(a, f, i) == rb->GetRepeatedUInt64(b, f, i);
+    case F::CPPTYPE_BOOL:
+      return ra->GetRepeatedBool(a, f, i) == rb->GetRepeatedBool(b, f, i);
+    case F::CPPTYPE_ENUM:
+      return ra->GetRepeatedEnumValue(a, f, i) == rb->GetRepeatedEnumValue(b, f, i);
+    default:
+      return false;
+  }
+}
+
+// Field-by-field comparison ignoring locations, linear in the size of the
+// trees (protobuf's MessageDifferencer copies the path at every level, which
+// is quadratic on deep trees).
+bool equal_fields(const gp::Message& a, const gp::Message& b) {
+  const gp::Descriptor* d = a.GetDescriptor();
+  if (d != b.GetDescriptor()) return false;
+  const gp::Reflection* ra = a.GetReflection();
+  const gp::Reflection* rb = b.GetReflection();
+  if (d == pg_query::Node::descriptor()) {
+    // A oneof of ~240 message fields: look at the one that is set.
+    const auto& na = static_cast<const pg_query::Node&>(a);
+    const auto& nb = static_cast<const pg_query::Node&>(b);
+    if (na.node_case() != nb.node_case()) return false;
+    if (na.node_case() == pg_query::Node::NODE_NOT_SET) return true;
+    const gp::FieldDescriptor* f = d->FindFieldByNumber(static_cast<int>(na.node_case()));
+    return equal_fields(ra->GetMessage(a, f), rb->GetMessage(b, f));
+  }
+  if (d->file() != pg_query::Node::descriptor()->file() || d->containing_type() != nullptr) {
+    return false;
+  }
+  for (const gp::FieldDescriptor* f : significant_fields()[d->index()]) {
+    if (f->is_repeated()) {
+      const int n = ra->FieldSize(a, f);
+      if (n != rb->FieldSize(b, f)) return false;
+      for (int i = 0; i < n; ++i) {
+        if (f->cpp_type() == gp::FieldDescriptor::CPPTYPE_MESSAGE
+                ? !equal_fields(ra->GetRepeatedMessage(a, f, i), rb->GetRepeatedMessage(b, f, i))
+                : !equal_repeated_scalar(a, b, f, i)) {
+          return false;
+        }
+      }
+    } else if (f->cpp_type() == gp::FieldDescriptor::CPPTYPE_MESSAGE) {
+      const bool has = ra->HasField(a, f);
+      if (has != rb->HasField(b, f)) return false;
+      if (has && !equal_fields(ra->GetMessage(a, f), rb->GetMessage(b, f))) return false;
+    } else if (f->containing_oneof() != nullptr) {
+      const bool has = ra->HasField(a, f);
+      if (has != rb->HasField(b, f)) return false;
+      if (has && !equal_scalar(a, b, f)) return false;
+    } else if (!equal_scalar(a, b, f)) {
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -47,11 +157,7 @@ std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* 
   return refusal;
 }
 
-bool same_tree(const gp::Message& a, const gp::Message& b) {
-  gp::util::MessageDifferencer differencer;
-  differencer.AddIgnoreCriteria(new IgnoreLocations());  // takes ownership
-  return differencer.Compare(a, b);
-}
+bool same_tree(const gp::Message& a, const gp::Message& b) { return equal_fields(a, b); }
 
 std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out) {
   pg_query::ParseResult tree;
@@ -64,8 +170,8 @@ std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string*
   PgQueryProtobuf buffer{bytes.size(), bytes.data()};
   PgQueryDeparseResult deparsed = pg_query_deparse_protobuf(buffer);
   if (deparsed.error != nullptr) {
-    Refusal refusal{"0A000", std::string("cannot deparse the rewritten statement: ") +
-                                 deparsed.error->message};
+    Refusal refusal{
+        "0A000", std::string("cannot deparse the rewritten statement: ") + deparsed.error->message};
     pg_query_free_deparse_result(deparsed);
     return refusal;
   }

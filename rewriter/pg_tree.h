@@ -26,6 +26,7 @@ namespace tenantgate::rewriter {
 [[nodiscard]] std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out);
 
 // True when the two trees are equal ignoring location, stmt_location and stmt_len.
-[[nodiscard]] bool same_tree(const google::protobuf::Message& a, const google::protobuf::Message& b);
+[[nodiscard]] bool same_tree(const google::protobuf::Message& a,
+                             const google::protobuf::Message& b);
 
 }  // namespace tenantgate::rewriter

@@ -102,8 +102,7 @@ RewriteResult RewriteCache::rewrite(const Rewriter& rewriter, std::string_view s
   }
   // Built outside the lock: two threads missing on the same statement both
   // build it, and the second insert is dropped.
-  RewriteTemplate tmpl =
-      build_template(sql, identity_shape(identity), *policy, rewriter.options());
+  RewriteTemplate tmpl = build_template(sql, identity_shape(identity), *policy, rewriter.options());
   RewriteResult result = instantiate(tmpl, sql, identity);
   const std::size_t bytes = kEntryOverhead + 2 * key.size() + tmpl.memory_bytes();
   std::lock_guard lock(shard.mutex);

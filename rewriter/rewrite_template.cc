@@ -76,10 +76,10 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
     return refused("42601", "statement contains a NUL byte");
   }
   const NestingEstimate nesting = estimate_nesting(sql);
-  if (nesting.units() > kMaxNestingUnits) {
+  if (nesting.units() > options.max_nesting_units) {
     return refused("54001", "statement is too complex to analyse safely (nesting estimate " +
                                 std::to_string(nesting.units()) + " > " +
-                                std::to_string(kMaxNestingUnits) + ")");
+                                std::to_string(options.max_nesting_units) + ")");
   }
   const std::string text(sql);
   pg_query::ParseResult tree;
@@ -130,16 +130,24 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   int tenant_found = 0;
   int user_found = 0;
   pos = 0;
+  // Each token is searched for again only after it was consumed: linear in
+  // the text, however many markers it holds.
+  std::size_t t = assembled.find(tenant_token);
+  std::size_t u = assembled.find(user_token);
   while (true) {
-    const std::size_t t = assembled.find(tenant_token, pos);
-    const std::size_t u = assembled.find(user_token, pos);
     const std::size_t next = std::min(t, u);
     if (next == std::string::npos) break;
     const bool is_tenant = next == t;
     out.text.append(assembled, pos, next - pos);
-    out.slots.push_back({out.text.size(), is_tenant ? IdentityField::kTenant : IdentityField::kUser});
+    out.slots.push_back(
+        {out.text.size(), is_tenant ? IdentityField::kTenant : IdentityField::kUser});
     (is_tenant ? tenant_found : user_found) += 1;
     pos = next + (is_tenant ? tenant_token.size() : user_token.size());
+    if (is_tenant) {
+      t = assembled.find(tenant_token, pos);
+    } else {
+      u = assembled.find(user_token, pos);
+    }
   }
   out.text.append(assembled, pos);
   if (tenant_found != walker.tenant_markers() || user_found != walker.user_markers()) {
@@ -155,19 +163,19 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
                           const policy::Identity& identity) {
   if (tmpl.refusal) return RewriteResult::refused(tmpl.refusal->sqlstate, tmpl.refusal->message);
   for (const ConstCheck& check : tmpl.const_checks) {
-    const policy::TypedValue* expected =
-        check.field == IdentityField::kTenant
-            ? &identity.tenant
-            : (identity.user ? &*identity.user : nullptr);
+    const policy::TypedValue* expected = check.field == IdentityField::kTenant
+                                             ? &identity.tenant
+                                             : (identity.user ? &*identity.user : nullptr);
     const char* what = check.field == IdentityField::kTenant ? "tenant" : "user";
     if (expected == nullptr) {
-      return RewriteResult::refused("42501", std::string("permission denied: the connection has no ") + what);
+      return RewriteResult::refused(
+          "42501", std::string("permission denied: the connection has no ") + what);
     }
     const std::optional<std::string> given = policy::canonical_value(expected->type, check.literal);
     if (!given || *given != expected->value) {
-      return RewriteResult::refused(
-          "42501", "new row violates tenant policy for table " + check.table + ": column " +
-                       check.column + " must be the caller's " + what);
+      return RewriteResult::refused("42501", "new row violates tenant policy for table " +
+                                                 check.table + ": column " + check.column +
+                                                 " must be the caller's " + what);
     }
   }
   Rewritten r;

@@ -22,6 +22,12 @@ namespace tenantgate::rewriter {
 // Stack every thread calling Rewriter::rewrite must have.
 inline constexpr std::size_t kRequiredStackBytes = 256u << 20;
 
+// Default nesting limit (Options::max_nesting_units, statement_limits.h).
+// Measured: libpg_query's parse needs up to ~1.9 KB of stack per unit (a chain
+// of `+1`), the rest of the pipeline less; 20,000 units need < 64 MB, a
+// fourfold margin within kRequiredStackBytes.
+inline constexpr std::size_t kMaxNestingUnits = 20000;
+
 // Runs fn on a fresh thread with kRequiredStackBytes of stack and waits for it.
 void run_with_large_stack(const std::function<void()>& fn);
 
@@ -43,13 +49,13 @@ enum class IdentityField { kTenant, kUser };
 struct ParamCheck {
   int param_number = 0;  // $n, 1-based
   IdentityField field = IdentityField::kTenant;
-  std::string table;   // for the refusal message
+  std::string table;  // for the refusal message
   std::string column;
 };
 
 struct Rewritten {
-  std::string sql;       // what to forward
-  bool changed = false;  // false: sql is the input byte for byte
+  std::string sql;                       // what to forward
+  bool changed = false;                  // false: sql is the input byte for byte
   std::vector<ParamCheck> param_checks;  // in statement order; may repeat a parameter
 };
 
@@ -69,7 +75,12 @@ class [[nodiscard]] RewriteResult {
 };
 
 struct Options {
+  // Longer query strings are refused with 54001 (config: limits.max_statement_bytes).
   std::size_t max_statement_bytes = 1u << 20;
+  // Query strings whose nesting estimate (statement_limits.h) exceeds this are
+  // refused with 54001 before parsing. The default is what kRequiredStackBytes
+  // supports with a wide margin; raising it needs a larger stack.
+  std::size_t max_nesting_units = kMaxNestingUnits;
 };
 
 class Rewriter {

@@ -295,7 +295,11 @@ bool StatementWalker::scope_range_var(Node* item) {
   auto* select = sub->mutable_subquery()->mutable_select_stmt();
   select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
   select->set_op(pg_query::SETOP_NONE);
-  select->add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()->add_fields()
+  select->add_target_list()
+      ->mutable_res_target()
+      ->mutable_val()
+      ->mutable_column_ref()
+      ->add_fields()
       ->mutable_a_star();
   *select->add_from_clause()->mutable_range_var() = std::move(inner);
   // Qualified with the table's own name so that a missing policy column is an
@@ -318,8 +322,8 @@ bool StatementWalker::walk_func_call(pg_query::FuncCall* call) {
     schema = call->funcname(parts - 2).string().sval();
   }
   if (policy_.function_denied(schema, name)) {
-    return refuse("42501", "permission denied for function " +
-                               (schema.empty() ? name : schema + "." + name));
+    return refuse(
+        "42501", "permission denied for function " + (schema.empty() ? name : schema + "." + name));
   }
   return walk_fields(call);
 }
@@ -346,42 +350,71 @@ bool StatementWalker::walk_node(Node* node) {
     case Node::kSelectStmt:
       ok = walk_select(node->mutable_select_stmt());
       break;
-    // Expressions and the pieces of clauses: walk every child.
-    case Node::kAExpr:
-    case Node::kBoolExpr:
-    case Node::kColumnRef:
+    // Leaves: nothing below them can name a relation or call a function
+    // (ColumnRef holds only String and A_Star fields).
     case Node::kAConst:
+    case Node::kColumnRef:
     case Node::kParamRef:
-    case Node::kTypeCast:
+    case Node::kString:
+    case Node::kInteger:
+    case Node::kFloat:
+    case Node::kBoolean:
+    case Node::kBitString:
+    case Node::kAStar:
+    case Node::kSqlvalueFunction:
+    case Node::kSetToDefault:
+    case Node::kCurrentOfExpr:
+      break;
+    // The most common inner nodes, walked without reflection.
+    case Node::kAExpr: {
+      auto* e = node->mutable_a_expr();
+      ok = (!e->has_lexpr() || walk_node(e->mutable_lexpr())) &&
+           (!e->has_rexpr() || walk_node(e->mutable_rexpr()));
+      break;
+    }
+    case Node::kBoolExpr:
+      for (Node& arg : *node->mutable_bool_expr()->mutable_args()) {
+        if (!(ok = walk_node(&arg))) break;
+      }
+      break;
+    case Node::kResTarget: {
+      auto* rt = node->mutable_res_target();
+      for (Node& n : *rt->mutable_indirection()) {
+        if (!(ok = walk_node(&n))) break;
+      }
+      if (ok && rt->has_val()) ok = walk_node(rt->mutable_val());
+      break;
+    }
+    case Node::kTypeCast: {
+      auto* cast = node->mutable_type_cast();
+      ok = (!cast->has_arg() || walk_node(cast->mutable_arg())) &&
+           (!cast->has_type_name() || walk_fields(cast->mutable_type_name()));
+      break;
+    }
+    case Node::kNullTest:
+      ok = !node->null_test().has_arg() || walk_node(node->mutable_null_test()->mutable_arg());
+      break;
+    case Node::kSortBy:
+      ok = !node->sort_by().has_node() || walk_node(node->mutable_sort_by()->mutable_node());
+      break;
+    // Expressions and the pieces of clauses: walk every child.
     case Node::kTypeName:
     case Node::kNamedArgExpr:
     case Node::kCaseExpr:
     case Node::kCaseWhen:
     case Node::kCoalesceExpr:
     case Node::kMinMaxExpr:
-    case Node::kNullTest:
     case Node::kBooleanTest:
     case Node::kAArrayExpr:
     case Node::kAIndirection:
     case Node::kAIndices:
-    case Node::kAStar:
     case Node::kRowExpr:
-    case Node::kResTarget:
-    case Node::kSortBy:
     case Node::kWindowDef:
     case Node::kCollateClause:
-    case Node::kString:
-    case Node::kInteger:
-    case Node::kFloat:
-    case Node::kBoolean:
-    case Node::kBitString:
     case Node::kList:
-    case Node::kSqlvalueFunction:
     case Node::kGroupingFunc:
     case Node::kGroupingSet:
-    case Node::kSetToDefault:
     case Node::kMultiAssignRef:
-    case Node::kCurrentOfExpr:
     case Node::kDefElem:
     case Node::kXmlExpr:
     case Node::kXmlSerialize:
@@ -393,7 +426,7 @@ bool StatementWalker::walk_node(Node* node) {
       ok = walk_fields(node->GetReflection()->MutableMessage(
           node, Node::descriptor()->FindFieldByNumber(static_cast<int>(node->node_case()))));
       break;
- case Node::NODE_NOT_SET:  // NULL inside a list, e.g. a function without a column list
+    case Node::NODE_NOT_SET:  // NULL inside a list, e.g. a function without a column list
       break;
     case Node::kRangeVar:
       ok = refuse("0A000", "unsupported relation reference to " + node->range_var().relname());

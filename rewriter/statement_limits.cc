@@ -13,9 +13,24 @@ bool is_ident_cont(unsigned char c) {
 }
 bool is_operator_char(unsigned char c) {
   switch (c) {
-    case '+': case '-': case '*': case '/': case '<': case '>': case '=': case '~':
-    case '!': case '@': case '#': case '%': case '^': case '&': case '|': case '`':
-    case '?': case ':':
+    case '+':
+    case '-':
+    case '*':
+    case '/':
+    case '<':
+    case '>':
+    case '=':
+    case '~':
+    case '!':
+    case '@':
+    case '#':
+    case '%':
+    case '^':
+    case '&':
+    case '|':
+    case '`':
+    case '?':
+    case ':':
       return true;
     default:
       return false;
@@ -96,8 +111,8 @@ NestingEstimate estimate_nesting(std::string_view s) {
       }
       if (j < n && is_ident_start(static_cast<unsigned char>(s[j]))) {
         ++j;
-        while (j < n && (is_ident_start(static_cast<unsigned char>(s[j])) ||
-                         (s[j] >= '0' && s[j] <= '9'))) {
+        while (j < n &&
+               (is_ident_start(static_cast<unsigned char>(s[j])) || (s[j] >= '0' && s[j] <= '9'))) {
           ++j;
         }
       }

@@ -47,9 +47,18 @@ constexpr std::array<std::string_view, 20> kSettableSettings = {
 
 // Read-only settings that are also fine to SHOW.
 constexpr std::array<std::string_view, 13> kShowOnlySettings = {
-    "server_version", "server_version_num", "server_encoding", "search_path",
-    "integer_datetimes", "max_identifier_length", "lc_collate", "lc_ctype",
-    "is_superuser", "session_authorization", "all", "default_transaction_use_follower_reads",
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "search_path",
+    "integer_datetimes",
+    "max_identifier_length",
+    "lc_collate",
+    "lc_ctype",
+    "is_superuser",
+    "session_authorization",
+    "all",
+    "default_transaction_use_follower_reads",
     "transaction_status",
 };
 
@@ -78,31 +87,55 @@ std::optional<std::string> constant_text(const Node& n) {
 // are refused as unsupported (0A000).
 const char* privileged_statement(Node::NodeCase c) {
   switch (c) {
-    case Node::kTruncateStmt: return "TRUNCATE";
+    case Node::kTruncateStmt:
+      return "TRUNCATE";
     case Node::kGrantStmt:
-    case Node::kGrantRoleStmt: return "GRANT/REVOKE";
-    case Node::kDoStmt: return "DO";
-    case Node::kCreateFunctionStmt: return "CREATE FUNCTION/PROCEDURE";
-    case Node::kCallStmt: return "CALL";
-    case Node::kMergeStmt: return "MERGE";
-    case Node::kCreateTableAsStmt: return "CREATE TABLE AS";
-    case Node::kListenStmt: return "LISTEN";
-    case Node::kNotifyStmt: return "NOTIFY";
-    case Node::kUnlistenStmt: return "UNLISTEN";
-    case Node::kAlterSystemStmt: return "ALTER SYSTEM";
-    case Node::kLoadStmt: return "LOAD";
-    case Node::kVacuumStmt: return "VACUUM/ANALYZE";
-    case Node::kClusterStmt: return "CLUSTER";
-    case Node::kReindexStmt: return "REINDEX";
-    case Node::kCheckPointStmt: return "CHECKPOINT";
-    case Node::kLockStmt: return "LOCK";
-    case Node::kCommentStmt: return "COMMENT";
-    case Node::kRefreshMatViewStmt: return "REFRESH MATERIALIZED VIEW";
-    case Node::kSecLabelStmt: return "SECURITY LABEL";
-    case Node::kReassignOwnedStmt: return "REASSIGN OWNED";
-    case Node::kDropOwnedStmt: return "DROP OWNED";
-    case Node::kConstraintsSetStmt: return "SET CONSTRAINTS";
-    default: return nullptr;
+    case Node::kGrantRoleStmt:
+      return "GRANT/REVOKE";
+    case Node::kDoStmt:
+      return "DO";
+    case Node::kCreateFunctionStmt:
+      return "CREATE FUNCTION/PROCEDURE";
+    case Node::kCallStmt:
+      return "CALL";
+    case Node::kMergeStmt:
+      return "MERGE";
+    case Node::kCreateTableAsStmt:
+      return "CREATE TABLE AS";
+    case Node::kListenStmt:
+      return "LISTEN";
+    case Node::kNotifyStmt:
+      return "NOTIFY";
+    case Node::kUnlistenStmt:
+      return "UNLISTEN";
+    case Node::kAlterSystemStmt:
+      return "ALTER SYSTEM";
+    case Node::kLoadStmt:
+      return "LOAD";
+    case Node::kVacuumStmt:
+      return "VACUUM/ANALYZE";
+    case Node::kClusterStmt:
+      return "CLUSTER";
+    case Node::kReindexStmt:
+      return "REINDEX";
+    case Node::kCheckPointStmt:
+      return "CHECKPOINT";
+    case Node::kLockStmt:
+      return "LOCK";
+    case Node::kCommentStmt:
+      return "COMMENT";
+    case Node::kRefreshMatViewStmt:
+      return "REFRESH MATERIALIZED VIEW";
+    case Node::kSecLabelStmt:
+      return "SECURITY LABEL";
+    case Node::kReassignOwnedStmt:
+      return "REASSIGN OWNED";
+    case Node::kDropOwnedStmt:
+      return "DROP OWNED";
+    case Node::kConstraintsSetStmt:
+      return "SET CONSTRAINTS";
+    default:
+      return nullptr;
   }
 }
 
@@ -239,7 +272,8 @@ bool StatementWalker::check_set(const pg_query::VariableSetStmt& set) {
                                " cannot be changed inside a session");
   }
   if (name == "role" || name == "session_authorization") {
-    return refuse("42501", "permission denied: SET ROLE / SET SESSION AUTHORIZATION is not allowed");
+    return refuse("42501",
+                  "permission denied: SET ROLE / SET SESSION AUTHORIZATION is not allowed");
   }
   if (!contains(kSettableSettings, name)) {
     return refuse("42501", "permission denied: setting " + name + " cannot be changed");
@@ -335,12 +369,19 @@ bool StatementWalker::walk_copy(Node* stmt) {
   select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
   select->set_op(pg_query::SETOP_NONE);
   if (copy->attlist_size() == 0) {
-    select->add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()
-        ->add_fields()->mutable_a_star();
+    select->add_target_list()
+        ->mutable_res_target()
+        ->mutable_val()
+        ->mutable_column_ref()
+        ->add_fields()
+        ->mutable_a_star();
   } else {
     for (const Node& column : copy->attlist()) {
       if (!column.has_string()) return refuse("0A000", "unsupported COPY column list");
-      *select->add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()
+      *select->add_target_list()
+           ->mutable_res_target()
+           ->mutable_val()
+           ->mutable_column_ref()
            ->add_fields() = column;
     }
   }

@@ -46,8 +46,7 @@ std::string qualifier_of(const pg_query::RangeVar& rv) {
 
 }  // namespace
 
-bool StatementWalker::writable_target(const pg_query::RangeVar& rv, const char* verb,
-                                      Target* out) {
+bool StatementWalker::writable_target(const pg_query::RangeVar& rv, const char* verb, Target* out) {
   if (!resolve(rv, out)) return false;
   const policy::Resolution& res = out->resolution;
   if (res.kind != policy::Resolution::Kind::kTable) {
@@ -197,10 +196,11 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
                                    " needs an explicit column list");
       }
       auto* select = insert->mutable_select_stmt()->mutable_select_stmt();
-      const bool plain_values = select->values_lists_size() > 0 && select->op() ==
-                                    pg_query::SETOP_NONE && !select->has_with_clause() &&
-                                select->sort_clause_size() == 0 && !select->has_limit_count() &&
-                                !select->has_limit_offset() && select->locking_clause_size() == 0;
+      const bool plain_values = select->values_lists_size() > 0 &&
+                                select->op() == pg_query::SETOP_NONE &&
+                                !select->has_with_clause() && select->sort_clause_size() == 0 &&
+                                !select->has_limit_count() && !select->has_limit_offset() &&
+                                select->locking_clause_size() == 0;
       if (plain_values) {
         bool any_missing = false;
         for (Node& row_node : *select->mutable_values_lists()) {
@@ -232,21 +232,44 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
           }
         }
         if (!walk_select(select)) return false;
-        // INSERT INTO t (cols..., policy columns) SELECT *, <values> FROM (<select>) AS src
-        Node outer;
-        auto* wrapper = outer.mutable_select_stmt();
-        wrapper->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
-        wrapper->set_op(pg_query::SETOP_NONE);
-        wrapper->add_target_list()->mutable_res_target()->mutable_val()->mutable_column_ref()
-            ->add_fields()->mutable_a_star();
-        for (const PolicyColumn& pc : columns) {
-          *wrapper->add_target_list()->mutable_res_target()->mutable_val() =
-              marker_const(pc.field);
+        if (select->op() == pg_query::SETOP_NONE && select->values_lists_size() == 0) {
+          // INSERT INTO t (cols..., policy columns) SELECT <targets>, <values> ...:
+          // a constant appended to the target list changes neither DISTINCT,
+          // GROUP BY nor ORDER BY positions, and stays an untyped literal
+          // that the INSERT coerces to the column's type.
+          for (const PolicyColumn& pc : columns) {
+            *select->add_target_list()->mutable_res_target()->mutable_val() =
+                marker_const(pc.field);
+          }
+        } else if (select->op() == pg_query::SETOP_NONE) {
+          // VALUES ... ORDER BY / LIMIT: one more value per row.
+          for (Node& row : *select->mutable_values_lists()) {
+            if (!row.has_list()) return refuse("0A000", "unsupported VALUES row");
+            for (const PolicyColumn& pc : columns) {
+              *row.mutable_list()->add_items() = marker_const(pc.field);
+            }
+          }
+        } else {
+          // A set operation: SELECT *, <values> FROM (<select>) AS tg_insert_source.
+          Node outer;
+          auto* wrapper = outer.mutable_select_stmt();
+          wrapper->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+          wrapper->set_op(pg_query::SETOP_NONE);
+          wrapper->add_target_list()
+              ->mutable_res_target()
+              ->mutable_val()
+              ->mutable_column_ref()
+              ->add_fields()
+              ->mutable_a_star();
+          for (const PolicyColumn& pc : columns) {
+            *wrapper->add_target_list()->mutable_res_target()->mutable_val() =
+                marker_const(pc.field);
+          }
+          auto* source = wrapper->add_from_clause()->mutable_range_subselect();
+          source->mutable_alias()->set_aliasname("tg_insert_source");
+          *source->mutable_subquery() = std::move(*insert->mutable_select_stmt());
+          *insert->mutable_select_stmt() = std::move(outer);
         }
-        auto* source = wrapper->add_from_clause()->mutable_range_subselect();
-        source->mutable_alias()->set_aliasname("tg_insert_source");
-        *source->mutable_subquery() = std::move(*insert->mutable_select_stmt());
-        *insert->mutable_select_stmt() = std::move(outer);
         append_missing_columns();
         changed_ = true;
       }

@@ -6,12 +6,19 @@
 # build/proxy/tenantgate is missing; installs pgbouncer/pgbench when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${TENANTGATE_BUILD:-$root/build}
-
+build=$root/build
+prev=
 for arg in "$@"; do
-  case $arg in -h|--help) exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --help ;; esac
+  case $arg in
+    -h|--help) exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --help ;;
+    --build=*) build=${arg#--build=} ;;
+  esac
+  [ "$prev" = --build ] && build=$arg
+  prev=$arg
 done
 
+# Someone else's build may be relinking it right now: give that a moment.
+for _ in $(seq 20); do [ -x "$build/proxy/tenantgate" ] && break; sleep 1; done
 if [ ! -x "$build/proxy/tenantgate" ]; then
   echo "== $build/proxy/tenantgate is missing: installing dependencies and building"
   "$root/scripts/install_deps.sh"
@@ -29,4 +36,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
 fi
 
-exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --root "$root" --build "$build" "$@"
+exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --root "$root" "$@" --build "$build"

@@ -128,9 +128,10 @@ def make_certs(directory: Path, name: str = "server") -> CertSet:
     ca_key, ca_cert = directory / f"{name}-ca.key", directory / f"{name}-ca.crt"
     key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.crt"
     ext = directory / f"{name}.ext"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+    _openssl("req", "-x509", *ec, "-nodes", "-days", "2", "-subj",
              f"/CN=tenantgate-it {name} CA", "-keyout", str(ca_key), "-out", str(ca_cert), cwd=directory)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+    _openssl("req", *ec, "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
              "-out", str(csr), cwd=directory)
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
                    "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
@@ -448,6 +449,7 @@ def run_check(config_path: Path, timeout: float = 30) -> subprocess.CompletedPro
 
 PROTOCOL_3 = 196608
 SSL_REQUEST_CODE = 80877103
+GSSENC_REQUEST_CODE = 80877104
 CANCEL_REQUEST_CODE = 80877102
 
 
@@ -578,7 +580,8 @@ class RawConn:
                 (code,) = struct.unpack("!I", payload[:4])
                 if code == 0:
                     continue
-                result.auth_methods.append(code)
+                if code in (3, 5, 10):  # the methods requested, not SASL continuations
+                    result.auth_methods.append(code)
                 if code == 3:
                     self.send(message(b"p", (password or "").encode() + b"\0"))
                 elif code == 5:
@@ -614,12 +617,13 @@ class RawConn:
     def simple_query(self, sql: str) -> dict:
         """Runs one simple Query; returns rows (text), command tags, errors, notices, status."""
         self.send(query_message(sql))
-        out: dict = {"rows": [], "tags": [], "errors": [], "notices": [], "status": None}
+        out: dict = {"rows": [], "tags": [], "errors": [], "notices": [], "status": None, "kinds": []}
         while True:
             m = self.recv_msg()
             if m is None:
                 raise ConnectionError("server closed the connection during a query")
             kind, payload = m
+            out["kinds"].append(kind)
             if kind == b"D":
                 (n,) = struct.unpack("!H", payload[:2])
                 row, i = [], 2

@@ -56,8 +56,11 @@ def test_bad_int_user(proxy, bad):
 
 
 def test_uuid_tenant(start_proxy):
-    proxy = start_proxy({"identity": {"tenant_type": "uuid"}})
     good = str(uuid.uuid4())
+    principals = {"app": harness.PRINCIPALS["app"],
+                  "limited": dict(harness.PRINCIPALS["limited"], tenants=[good])}
+    proxy = start_proxy({"identity": {"tenant_type": "uuid"},
+                         "principals": harness.principal_entries("scram", principals)})
     r = raw_startup(proxy, proxy.startup_params(tenant=good), APP_PW)
     assert r.ok, r.error
     for bad in ["acme", good[:-1], good + "0", "' OR 1=1 --"]:
@@ -87,27 +90,37 @@ def test_identity_given_twice_with_same_value_is_accepted(proxy):
     assert r.ok, r.error
 
 
-def test_identity_in_options_not_forwarded(proxy):
-    conn = psycopg2.connect(proxy.dsn(tenant="acme", user_id="42"))
+@pytest.mark.parametrize("principal", ["app", "admin"])
+def test_identity_in_options_not_forwarded(proxy, principal):
+    conn = psycopg2.connect(proxy.dsn(user=principal, tenant="acme", user_id="42"))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT current_setting('tenantgate.tenant', true), current_setting('tenantgate.user', true)")
         assert cur.fetchone() == (None, None)
-        with pytest.raises(psycopg2.errors.UndefinedObject) as e:
-            cur.execute("SHOW tenantgate.tenant")
-        assert e.value.pgcode == "42704"
+    conn.close()
+
+
+def test_show_identity_reaches_backend_as_unknown(proxy):
+    # The bypass principal's SHOW is not rewritten: the backend itself must not know the parameter.
+    conn = psycopg2.connect(proxy.dsn(user="admin", tenant="acme", user_id="42"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in ("tenantgate.tenant", '"tenantgate.user"'):
+            with pytest.raises(psycopg2.errors.UndefinedObject) as e:
+                cur.execute(f"SHOW {name}")
+            assert e.value.pgcode == "42704"
     conn.close()
 
 
 def test_identity_as_startup_parameters_not_forwarded(proxy):
-    params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": "acme", "tenantgate.user": "7"}
+    params = {"user": "admin", "database": harness.DATABASE, "tenantgate.tenant": "acme", "tenantgate.user": "7"}
     with proxy.raw() as c:
-        r = c.startup(params, APP_PW)
+        r = c.startup(params, harness.PRINCIPALS["admin"]["password"])
         assert r.ok, r.error
         q = c.simple_query("SELECT current_setting('tenantgate.tenant', true) IS NULL, "
                            "current_setting('tenantgate.user', true) IS NULL")
         assert q["errors"] == [] and q["rows"] == [["t", "t"]]
-        q = c.simple_query("SHOW tenantgate.user")
+        q = c.simple_query('SHOW "tenantgate.user"')
         assert [e["C"] for e in q["errors"]] == ["42704"]
 
 

@@ -3,6 +3,7 @@ and clients that vanish."""
 
 import os
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -27,13 +28,18 @@ def expect_error_then_close(conn, states=("08P01",), timeout=5.0):
 
 
 @pytest.fixture
-def ready(proxy):
-    """A raw, authenticated session with the default principal."""
+def ready_result(proxy):
+    """A raw, authenticated session with the default principal, and its start-up result."""
     c = proxy.raw()
     r = c.startup(proxy.startup_params(), APP_PW)
     assert r.ok, r.error
-    yield c
+    yield c, r
     c.close()
+
+
+@pytest.fixture
+def ready(ready_result):
+    return ready_result[0]
 
 
 # --- start-up packet -----------------------------------------------------------
@@ -98,7 +104,7 @@ def test_query_without_terminator(ready):
 
 def test_oversized_message(start_proxy):
     limit = 65536
-    proxy = start_proxy({"limits": {"max_message_bytes": limit}})
+    proxy = start_proxy({"limits": {"max_message_bytes": limit, "max_statement_bytes": limit}})
     with proxy.raw() as c:
         assert c.startup(proxy.startup_params(), APP_PW).ok
         # Under the limit still works.
@@ -184,3 +190,156 @@ def test_client_terminate_closes_backend_session(proxy, pg):
         _, closed = c.read_until_closed(5)
         assert closed
     harness.wait_until(lambda: count() == 0, 5, "the backend session to end")
+
+
+# --- well-formed edge cases ----------------------------------------------------------
+
+def test_gssenc_request_is_declined_then_startup_proceeds(proxy):
+    # libpq sends GSSENCRequest first when it has Kerberos credentials; a 'N' lets it go on.
+    with proxy.raw() as c:
+        c.send(struct.pack("!II", 8, harness.GSSENC_REQUEST_CODE))
+        assert c.recv_byte() == b"N"
+        r = c.startup(proxy.startup_params(), APP_PW)
+        assert r.ok, r.error
+        assert c.simple_query("SELECT 1")["rows"] == [["1"]]
+
+
+def test_startup_parameter_status_reaches_client(ready_result):
+    _, r = ready_result
+    for name in ("server_version", "client_encoding", "standard_conforming_strings", "integer_datetimes",
+                 "DateStyle", "TimeZone"):
+        assert name in r.parameters, sorted(r.parameters)
+    assert r.parameters["client_encoding"] == "UTF8"
+    assert r.backend_key is not None
+
+
+def test_empty_query(ready):
+    q = ready.simple_query("")
+    assert q["kinds"] == [b"I", b"Z"] and q["status"] == "I"
+
+
+def test_error_in_middle_of_multi_statement_query(ready):
+    q = ready.simple_query("SELECT 1; SELECT 1/0; SELECT 3")
+    assert q["rows"] == [["1"]]
+    assert [e["C"] for e in q["errors"]] == ["22012"]
+    assert q["status"] == "I"
+    assert ready.simple_query("SELECT 'next'")["rows"] == [["next"]]
+
+
+def test_transaction_status_in_ready_for_query(proxy):
+    with proxy.raw() as c:
+        assert c.startup(proxy.startup_params(user="admin"), harness.PRINCIPALS["admin"]["password"]).ok
+        assert c.simple_query("BEGIN")["status"] == "T"
+        assert c.simple_query("SELECT 1/0")["status"] == "E"
+        assert c.simple_query("ROLLBACK")["status"] == "I"
+
+
+def test_byte_at_a_time(proxy):
+    with proxy.raw() as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in harness.startup_packet({"user": "admin", "database": harness.DATABASE,
+                                         "options": "-c tenantgate.tenant=acme -c tenantgate.user=1"}):
+            c.send(bytes([b]))
+        # Authentication goes through the normal path; the query below is sent byte by byte.
+        scram = harness.ScramClient(harness.PRINCIPALS["admin"]["password"])
+        kind, payload = c.recv_msg()
+        assert kind == b"R" and struct.unpack("!I", payload[:4])[0] == 10
+        first = scram.client_first()
+        for b in harness.message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!I", len(first)) + first):
+            c.send(bytes([b]))
+        kind, payload = c.recv_msg()
+        for b in harness.message(b"p", scram.client_final(payload[4:])):
+            c.send(bytes([b]))
+        while True:
+            kind, payload = c.recv_msg()
+            assert kind != b"E", harness.parse_error_fields(payload)
+            if kind == b"Z":
+                break
+        for b in harness.query_message("SELECT 'slow' || 'ly'"):
+            c.send(bytes([b]))
+        msgs = []
+        while not msgs or msgs[-1][0] != b"Z":
+            msgs.append(c.recv_msg())
+        assert [k for k, _ in msgs] == [b"T", b"D", b"C", b"Z"]
+
+
+def test_many_queries_in_one_write(ready):
+    n = 200
+    ready.send(b"".join(harness.query_message(f"SELECT {i}") for i in range(n)))
+    got = []
+    while len(got) < n:
+        kind, payload = ready.recv_msg()
+        assert kind != b"E", harness.parse_error_fields(payload)
+        if kind == b"D":
+            got.append(int(payload[6:].decode()))
+    assert got == list(range(n))
+
+
+def _parse(name, sql):
+    return harness.message(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0))
+
+
+def _bind(portal, stmt, params):
+    body = portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!H", 0) + struct.pack("!H", len(params))
+    for p in params:
+        body += struct.pack("!I", len(p)) + p
+    return harness.message(b"B", body + struct.pack("!H", 0))
+
+
+def test_extended_protocol_flush_without_sync(ready):
+    # Results must be relayed on Flush; a proxy that waits for Sync would hang here.
+    ready.send(_parse("", "SELECT $1::int + 1") + _bind("", "", [b"41"]) + harness.message(b"D", b"P\0")
+               + harness.message(b"E", b"\0" + struct.pack("!I", 0)) + harness.message(b"H"))
+    kinds = []
+    while b"C" not in kinds:
+        kind, payload = ready.recv_msg()
+        assert kind != b"E", harness.parse_error_fields(payload)
+        kinds.append(kind)
+        if kind == b"D":
+            assert payload[6:] == b"42"
+    assert kinds == [b"1", b"2", b"T", b"D", b"C"]
+    ready.send(harness.message(b"S"))
+    assert ready.recv_msg() == (b"Z", b"I")
+
+
+def test_extended_protocol_error_skips_until_sync(ready):
+    ready.send(_parse("", "SELECT 1/$1::int") + _bind("", "", [b"0"])
+               + harness.message(b"E", b"\0" + struct.pack("!I", 0))
+               + _parse("", "SELECT 'skipped'") + _bind("", "", [])
+               + harness.message(b"E", b"\0" + struct.pack("!I", 0)) + harness.message(b"S")
+               + _parse("", "SELECT 'after'") + _bind("", "", [])
+               + harness.message(b"E", b"\0" + struct.pack("!I", 0)) + harness.message(b"S"))
+    msgs = []
+    while [k for k, _ in msgs].count(b"Z") < 2:
+        msgs.append(ready.recv_msg())
+    kinds = [k for k, _ in msgs]
+    first = kinds[:kinds.index(b"Z") + 1]
+    # PostgreSQL folds 1/0 while planning at Bind: the error comes after ParseComplete,
+    # and nothing of the skipped statements follows it.
+    assert first in ([b"1", b"E", b"Z"], [b"1", b"2", b"E", b"Z"]), kinds
+    error = next(p for k, p in msgs if k == b"E")
+    assert harness.parse_error_fields(error)["C"] == "22012"
+    assert kinds[len(first):] == [b"1", b"2", b"D", b"C", b"Z"], kinds
+    assert msgs[-3][1][6:] == b"after"
+
+
+def test_large_values_both_ways(proxy):
+    conn = psycopg2.connect(proxy.dsn())
+    with conn.cursor() as cur:
+        cur.execute("SELECT repeat('x', 8 * 1024 * 1024)")
+        assert len(cur.fetchone()[0]) == 8 * 1024 * 1024
+        big = "y" * (900 * 1024)  # under the default max_statement_bytes of 1 MiB
+        cur.execute("SELECT length(%s)", (big,))
+        assert cur.fetchone() == (len(big),)
+    conn.close()
+
+
+@pytest.mark.parametrize("options", ["-ctenantgate.tenant=acme -ctenantgate.user=42",
+                                     "--tenantgate.tenant=acme --tenantgate.user=42",
+                                     "-c tenantgate.tenant=acme  -c  tenantgate.user=42"])
+def test_identity_option_spellings(proxy, options):
+    conn = psycopg2.connect(proxy.dsn(options=options))
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('tenantgate.tenant', true), current_setting('tenantgate.user', true)")
+        assert cur.fetchone() == (None, None)
+    conn.close()

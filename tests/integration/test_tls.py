@@ -1,10 +1,12 @@
 """TLS from clients to the proxy (listen.tls) and from the proxy to PostgreSQL (backend.tls)."""
 
 import struct
+import threading
 import time
 
 import psycopg
 import psycopg2
+import psycopg2.errors
 import pytest
 
 import harness
@@ -79,7 +81,8 @@ def test_tls_large_result(start_proxy, proxy_certs):
 
 
 def backend_ssl(proxy):
-    with psycopg.connect(proxy.dsn()) as conn:
+    # pg_stat_ssl is session statistics, refused to non-bypass principals: ask as admin.
+    with psycopg.connect(proxy.dsn(user="admin")) as conn:
         return conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
 
 
@@ -118,3 +121,25 @@ def test_backend_tls_disable_reaches_plaintext_only(start_proxy):
         r = c.startup(proxy.startup_params(), harness.PRINCIPALS["app"]["password"])
     assert r.error is not None
     assert backend_ssl(start_proxy({"backend": {"tls": "disable"}})) is False
+
+
+def test_cancel_with_tls_listener(start_proxy, proxy_certs):
+    # libpq sends CancelRequest in plaintext on a new connection, even when the session uses TLS.
+    proxy = start_proxy(tls_listen(proxy_certs, "require"))
+    conn = psycopg2.connect(proxy.dsn(sslmode="require"))
+    result = {}
+
+    def run():
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_sleep(30) /* tg-tls-cancel */")
+        except Exception as e:  # noqa: BLE001 - asserted below
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    harness.wait_until(lambda: harness.active_queries(proxy.pg, "tg-tls-cancel") == 1, 10, "query running")
+    conn.cancel()
+    t.join(10)
+    assert isinstance(result.get("error"), psycopg2.errors.QueryCanceled), result
+    conn.close()

@@ -123,6 +123,13 @@ TEST(ScramClientSide, NonCanonicalSignatureEncodingIsRefused) {
   EXPECT_FALSE(client.on_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=").ok);
 }
 
+TEST(ScramClientSide, TrailingCommaIsRefused) {
+  ScramClient client(std::string(kPassword), std::string(kClientNonce), "user");
+  (void)client.client_first();
+  ASSERT_TRUE(client.on_server_first(kServerFirst).ok);
+  EXPECT_FALSE(client.on_server_final(std::string(kServerFinal) + ",").ok);
+}
+
 TEST(ScramClientSide, ServerSignatureForAnotherPasswordIsRefused) {
   ScramClient client("not pencil", std::string(kClientNonce), "user");
   (void)client.client_first();
@@ -255,6 +262,8 @@ TEST(ScramServerSide, MalformedClientFirstMessages) {
            "n,,n=,r=ab\x7f",
            "n,,n=,x=abc",
            "n,,n=,r=abc,1=2",
+           "n,,n=,r=abc,",
+           "n,,n=,,r=abc",
        }) {
     ScramServer server(rfc_verifier(), std::string(kServerNonce));
     auto step = server.on_client_first(bad);
@@ -281,6 +290,7 @@ TEST(ScramServerSide, MalformedClientFinalMessages) {
            "c=biws,r=" + nonce + ",p=AAAA",                                              // length
            "c=biws,r=" + nonce + ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=y",  // after p
            std::string("c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="),         // no r=
+           std::string(kClientFinal) + ",",  // trailing comma
        }) {
     ScramServer server(rfc_verifier(), std::string(kServerNonce));
     ASSERT_TRUE(server.on_client_first(kClientFirst).ok);
@@ -300,7 +310,9 @@ TEST(ScramServerSide, ExtensionBeforeTheProofIsPartOfTheSignedMessage) {
   const std::string final_msg = client.on_server_first(first.message).message;
   std::string with_ext = final_msg;
   with_ext.insert(final_msg.find(",p="), ",x=ext");
-  EXPECT_FALSE(server.on_client_final(with_ext).ok);  // the proof did not cover x=ext
+  const ScramStep step = server.on_client_final(with_ext);
+  EXPECT_FALSE(step.ok);  // parsed, but the proof did not cover x=ext
+  EXPECT_EQ(step.message, "password authentication failed: SCRAM proof does not match");
 }
 
 TEST(ScramServerSide, OutOfOrderAndRepeatedCallsAreRefused) {

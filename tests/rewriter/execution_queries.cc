@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,7 +10,7 @@
 namespace tenantgate::rewriter {
 
 // ---------------------------------------------------------------------------
-// Hand-written cases. Each runs for every test caller (3 tenants x 3 users).
+// Hand-written cases. Each runs for every test caller (execution_test.cc).
 
 const std::vector<std::string>& hand_read_cases() {
   static const std::vector<std::string> cases = {
@@ -96,7 +97,8 @@ const std::vector<std::string>& hand_read_cases() {
       "SELECT * FROM (SELECT u.id, r.amount FROM users u JOIN records r ON r.created_by = u.id) s",
       "SELECT count(*) FROM users WHERE (SELECT count(*) FROM notes) > 0",
       "SELECT * FROM records r WHERE r.parent_id IN (SELECT id FROM records)",
-      "SELECT created_by, count(*), sum(amount) FROM records GROUP BY created_by HAVING count(*) >= "
+      "SELECT created_by, count(*), sum(amount) FROM records GROUP BY created_by HAVING count(*) "
+      ">= "
       "(SELECT count(*) FROM tags) / 8",
       "SELECT role, count(*) FROM users GROUP BY role HAVING max(id) > (SELECT min(id) FROM "
       "comments)",
@@ -153,6 +155,85 @@ const std::vector<std::string>& hand_read_cases() {
       "TABLE notes",
       "VALUES (1, 'a'), (2, 'b')",
       "SELECT id FROM records FOR UPDATE",
+      "SELECT id FROM users FOR UPDATE SKIP LOCKED",
+      // names and spellings that could confuse scoping
+      "SELECT * FROM postgres.public.users",
+      "SELECT * FROM \"public\".\"users\"",
+      "SELECT records.id FROM users AS records",
+      "SELECT users.id, records.email FROM records AS users JOIN users AS records ON records.id = "
+      "users.created_by",
+      "SELECT users FROM users",
+      "SELECT count(*) FROM users WHERE users IS NOT NULL",
+      "SELECT pg_typeof(u)::text FROM users u",
+      "SELECT json_agg(u ORDER BY u.id) FROM users u",
+      "SELECT ctid, id FROM users",
+      "SELECT tableoid::regclass::text, id FROM users",
+      "SELECT count(*) FROM users TABLESAMPLE SYSTEM (100)",
+      "SELECT * FROM users u WHERE u.tenant_id = 'globex'",
+      "SELECT * FROM users WHERE (id, tenant_id) IN (SELECT created_by, tenant_id FROM records)",
+      "SELECT * FROM users WHERE id = ANY (ARRAY(SELECT created_by FROM records))",
+      "SELECT ARRAY(SELECT email FROM users ORDER BY email)",
+      "VALUES ((SELECT count(*) FROM users)), ((SELECT count(*) FROM records))",
+      "SELECT id FROM users ORDER BY (SELECT count(*) FROM comments c WHERE c.author_id = "
+      "users.id), id",
+      "SELECT id FROM users ORDER BY id LIMIT (SELECT count(*) FROM tags) / 4",
+      "SELECT * FROM generate_series(1, (SELECT count(*) FROM users)) g",
+      "SELECT g, u.email FROM generate_series(1, 4) g LEFT JOIN users u ON u.id = g",
+      "SELECT * FROM users u1 NATURAL FULL JOIN users u2",
+      "SELECT u.id FROM users u WHERE u.id IN (SELECT u.manager_id FROM users)",
+      "SELECT (SELECT u.email FROM users WHERE users.id = u.manager_id) FROM users u",
+      "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'users'",
+      // column aliases that rename a policy column
+      "SELECT * FROM users AS x(tenant_id)",
+      "SELECT x.tenant_id FROM users AS x(tenant_id, other) WHERE x.other = 'acme'",
+      "SELECT r.tenant_id, r.created_by, r.c FROM records AS r(tenant_id, created_by, c)",
+      "SELECT n.a FROM notes n(owner_id, a)",
+      // CTE names: scope and visibility
+      "WITH a AS (SELECT * FROM users), users AS (SELECT 1 AS id) SELECT count(*) FROM a",
+      "WITH RECURSIVE a AS (SELECT * FROM users), users AS (SELECT 1 AS id) SELECT * FROM a",
+      "WITH RECURSIVE users(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM users WHERE id < 3) "
+      "SELECT * FROM users",
+      "SELECT u.id FROM (WITH users AS (SELECT 100 AS id) SELECT id FROM users) s, users u",
+      "SELECT count(*) FROM (WITH users AS (SELECT 1 AS id) SELECT * FROM users) a CROSS JOIN "
+      "users",
+      "SELECT * FROM users WHERE id IN (WITH users AS (SELECT 1 AS id) SELECT id FROM users)",
+      "SELECT (WITH records AS (SELECT 1 AS x) SELECT count(*) FROM records), (SELECT count(*) "
+      "FROM records)",
+      "WITH users AS (SELECT 1 AS id) SELECT (SELECT count(*) FROM public.users), (SELECT count(*) "
+      "FROM users)",
+      "WITH c AS (SELECT * FROM comments) SELECT * FROM c WHERE EXISTS (WITH c AS (SELECT * FROM "
+      "tags) SELECT 1 FROM c WHERE c.id = 1)",
+      // several statements, PREPARE, cursors, COPY
+      "SELECT * FROM notes; SELECT * FROM users",
+      "DEALLOCATE ALL; PREPARE q AS SELECT * FROM users WHERE id > $1; EXECUTE q(2)",
+      "CLOSE ALL; DECLARE c CURSOR WITH HOLD FOR SELECT id, email FROM users; FETCH ALL FROM c",
+      "COPY users TO STDOUT",
+      "COPY (SELECT r.id, u.email FROM records r JOIN users u ON u.id = r.created_by) TO STDOUT",
+      "COPY records (id, data) TO STDOUT",
+      "SELECT query_to_xml('SELECT * FROM users', true, false, '')",
+      // subqueries in less common places
+      "SELECT count(*) FILTER (WHERE id IN (SELECT author_id FROM comments)) FROM users",
+      "SELECT * FROM (VALUES ((SELECT count(*) FROM users))) v(n)",
+      "SELECT ROW((SELECT count(*) FROM users), 1)::text",
+      "SELECT * FROM (TABLE users) t",
+      "SELECT count(*) FROM (TABLE records) r",
+      "SELECT * FROM users WHERE id IN (VALUES (1), (3))",
+      "SELECT string_agg(email, ',' ORDER BY (SELECT count(*) FROM records r WHERE r.created_by = "
+      "u.id), email) FROM users u",
+      "SELECT id, count(*) OVER (PARTITION BY (SELECT count(*) FROM tags t WHERE t.record_id = "
+      "r.id)) FROM records r",
+      "SELECT CASE WHEN EXISTS (SELECT 1 FROM records) THEN 'yes' ELSE 'no' END",
+      "SELECT coalesce((SELECT max(email) FROM users WHERE role = 'nobody'), (SELECT min(email) "
+      "FROM users))",
+      // lexical corners
+      "SELECT * FROM /* comment */ users -- trailing comment",
+      "SELECT $$FROM users$$, id FROM notes",
+      "SELECT * FROM users WHERE email LIKE E'u1\\%' OR email LIKE 'u2%'",
+      "SELECT * FROM U&\"users\"",
+      "SELECT email(u) FROM users u",
+      "SELECT (u).email, (u).* FROM users u",
+      "SELECT set_config('app.tenant', 'globex', false)",
+      "SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'",
       "SELECT u.id FROM users u JOIN records r ON r.created_by = u.id FOR SHARE OF u",
   };
   return cases;
@@ -180,11 +261,65 @@ const std::vector<std::string>& hand_write_cases() {
       "INSERT INTO notes (id, owner_id, body) VALUES (501, 2, 'for 2') RETURNING *",
       "INSERT INTO countries VALUES ('XX', 'Nowhere')",
       "INSERT INTO secrets VALUES (3, 'x')",
+      // CTE names never apply to the target of INSERT, UPDATE or DELETE
+      "WITH users AS (SELECT 1 AS id) DELETE FROM users WHERE id IN (SELECT id FROM users) "
+      "RETURNING *",
+      "WITH records AS (SELECT 1 AS x) UPDATE records SET data = 'cte' RETURNING id",
+      "WITH users AS (SELECT 1 AS id) INSERT INTO users (id, email) SELECT id + 300, 'cte@x' FROM "
+      "users RETURNING *",
+      "WITH tags AS (SELECT * FROM tags) DELETE FROM tags WHERE id IN (SELECT id FROM tags) "
+      "RETURNING id",
+      "UPDATE users SET tenant_id = DEFAULT WHERE id = 1",
+      // aliases that name another table
+      "DELETE FROM users AS u USING records AS users WHERE u.id = users.created_by RETURNING u.id",
+      "UPDATE users AS u SET role = 'x' FROM comments AS users WHERE users.author_id = u.id "
+      "RETURNING u.id",
+      "UPDATE records AS users SET data = 'alias' RETURNING users.id",
+      "INSERT INTO users AS x (id, email) VALUES (77, 'u1@globex.example') ON CONFLICT (email) DO "
+      "UPDATE SET role = 'hacked' RETURNING *",
+      "INSERT INTO users AS x (id, email) VALUES (77, 'u1@acme.example') ON CONFLICT (email) DO "
+      "UPDATE SET role = x.role || '+' RETURNING *",
+      "INSERT INTO users (id, email) VALUES (1, 'zz@x.example') ON CONFLICT (tenant_id, id) DO "
+      "UPDATE SET tenant_id = excluded.tenant_id RETURNING *",
+      "INSERT INTO users (id, email) VALUES (3, 'u3@globex.example') ON CONFLICT (email) DO UPDATE "
+      "SET role = 'z' WHERE EXISTS (SELECT 1 FROM comments) RETURNING *",
+      // subqueries in RETURNING and SET
+      "UPDATE users SET role = 'x' WHERE id = 1 RETURNING (SELECT count(*) FROM records)",
+      "DELETE FROM comments WHERE id = 2 RETURNING (SELECT max(email) FROM users)",
+      "INSERT INTO tags (id, record_id, name) VALUES (70, 1, 'r') RETURNING (SELECT count(*) FROM "
+      "comments)",
+      "UPDATE users SET role = (SELECT max(data) FROM records) RETURNING id, role",
+      "UPDATE tags SET name = (SELECT u.email FROM users u WHERE u.id = tags.id) RETURNING *",
+      // refused for non-bypass callers
+      "MERGE INTO users u USING (SELECT 1 AS id) s ON u.id = s.id WHEN MATCHED THEN UPDATE SET "
+      "role = 'm'",
+      "TRUNCATE comments",
+      "UPDATE records SET created_by = DEFAULT WHERE id = 2 RETURNING id",
+      "INSERT INTO users (id, tenant_id, email) VALUES (102, DEFAULT, 'def@x.example') RETURNING "
+      "*",
+      "INSERT INTO users (id, email, tenant_id) VALUES (104, 'y@x.example', 'acme'::text) "
+      "RETURNING *",
+      "INSERT INTO users (id, email, tenant_id) VALUES (105, 'z@x.example', 'ACME')",
+      "INSERT INTO users (id, email, tenant_id) VALUES (106, 'w@x.example', lower('ACME'))",
+      "INSERT INTO users (id, email, tenant_id) SELECT 107, 'v@x.example', 'globex'",
+      "INSERT INTO users (id, email) SELECT id + 100, email || '.copy' FROM users WHERE role IS "
+      "NULL RETURNING *",
+      "INSERT INTO users (email, id) SELECT 'sel' || g || '@x.example', g FROM "
+      "generate_series(200, "
+      "202) g RETURNING id, tenant_id",
+      "INSERT INTO comments (id, record_id, author_id, body) VALUES (300, (SELECT max(id) FROM "
+      "records), 1, 'sub') RETURNING *",
+      "INSERT INTO tags (id, record_id, name) VALUES (60, 1, 'x'), (61, 2, 'y') RETURNING "
+      "tenant_id",
+      "INSERT INTO records (id, data) VALUES (203, 'a'), (204, 'b') ON CONFLICT DO NOTHING "
+      "RETURNING id",
       // ON CONFLICT
       "INSERT INTO users (id, email, role) VALUES (1, 'dup@x.example', 'admin') ON CONFLICT "
       "(tenant_id, id) DO UPDATE SET role = excluded.role RETURNING *",
       "INSERT INTO users (id, email, role) VALUES (77, 'u1@globex.example', 'admin') ON CONFLICT "
       "(email) DO UPDATE SET role = 'hacked' RETURNING *",
+      "INSERT INTO users (id, email) VALUES (95, 'new95@x.example'), (96, 'u1@globex.example') ON "
+      "CONFLICT (email) DO UPDATE SET role = 'x' RETURNING id",
       "INSERT INTO users (id, email) VALUES (78, 'u2@initech.example') ON CONFLICT DO NOTHING "
       "RETURNING *",
       "INSERT INTO users (id, email) VALUES (79, 'u3@acme.example') ON CONFLICT (email) DO UPDATE "
@@ -193,6 +328,15 @@ const std::vector<std::string>& hand_write_cases() {
       "SET data = excluded.data RETURNING id, data, created_by",
       "INSERT INTO notes (id, body) VALUES (3, 'taken') ON CONFLICT (id) DO UPDATE SET body = "
       "excluded.body RETURNING *",
+      "INSERT INTO notes (id, body) VALUES (1, 'x') ON CONFLICT (id) DO NOTHING RETURNING *",
+      "INSERT INTO users (id, email) VALUES (2, 'q@x.example') ON CONFLICT (tenant_id, id) DO "
+      "UPDATE SET tenant_id = 'globex' RETURNING *",
+      "INSERT INTO users (id, email) VALUES (90, 'u4@globex.example') ON CONFLICT ON CONSTRAINT "
+      "users_email_key DO UPDATE SET role = 'c' RETURNING *",
+      "INSERT INTO users (id, email) VALUES (91, 'u5@acme.example') ON CONFLICT (email) DO UPDATE "
+      "SET role = 'w' WHERE users.role IS NOT NULL RETURNING *",
+      "INSERT INTO records (id, data) VALUES (5, 'r') ON CONFLICT (tenant_id, id) DO UPDATE SET "
+      "amount = (SELECT max(amount) FROM records) RETURNING id, amount",
       // UPDATE
       "UPDATE users SET role = 'x' WHERE id = 1 RETURNING *",
       "UPDATE users SET role = 'y' RETURNING id",
@@ -208,10 +352,22 @@ const std::vector<std::string>& hand_write_cases() {
       "UPDATE comments SET body = body || '!' FROM tags WHERE tags.record_id = comments.record_id "
       "RETURNING comments.id",
       "UPDATE notes SET body = 'z' RETURNING id",
+      "UPDATE notes SET owner_id = 4 WHERE id = 4 RETURNING *",
+      "UPDATE users SET role = 'z' WHERE id IN (SELECT author_id FROM comments) RETURNING id",
+      "UPDATE records SET amount = 0 WHERE tenant_id = 'globex' RETURNING id",
+      "UPDATE users u SET manager_id = m.id FROM users m WHERE m.email = u.email RETURNING u.id, "
+      "u.manager_id",
+      "UPDATE users SET (role, manager_id) = ('r', 1) WHERE id = 2 RETURNING *",
+      "UPDATE users SET (tenant_id, role) = ('globex', 'r') WHERE id = 2",
+      "UPDATE users SET (role, tenant_id) = (SELECT 'r', 'globex') WHERE id = 2",
+      "UPDATE comments SET tenant_id = tenant_id WHERE id = 1 RETURNING id",
+      "UPDATE records SET created_by = NULL WHERE id = 1",
+      "UPDATE records SET data = 'x' WHERE created_by = 2 OR true RETURNING id",
       "UPDATE countries SET name = 'x'",
       // DELETE
       "DELETE FROM comments WHERE author_id = 1 RETURNING *",
-      "DELETE FROM tags t USING records r WHERE r.id = t.record_id AND r.amount > 50 RETURNING t.id",
+      "DELETE FROM tags t USING records r WHERE r.id = t.record_id AND r.amount > 50 RETURNING "
+      "t.id",
       "DELETE FROM records RETURNING id",
       "DELETE FROM users WHERE id NOT IN (SELECT author_id FROM comments WHERE author_id IS NOT "
       "NULL) RETURNING id",
@@ -220,9 +376,22 @@ const std::vector<std::string>& hand_write_cases() {
       "DELETE FROM comments c USING users u WHERE u.id = c.author_id AND u.role = 'admin' "
       "RETURNING c.id",
       "DELETE FROM notes WHERE id IN (SELECT id FROM notes) RETURNING id",
+      "DELETE FROM comments WHERE record_id IN (SELECT id FROM records) RETURNING id",
+      "DELETE FROM users WHERE tenant_id = 'globex' OR true RETURNING id",
+      "DELETE FROM users USING comments WHERE comments.author_id = users.id AND comments.body LIKE "
+      "'c1%' RETURNING users.id",
+      "DELETE FROM records WHERE created_by = 2 RETURNING id, tenant_id",
+      "DELETE FROM tags WHERE record_id = ANY (SELECT parent_id FROM records) RETURNING *",
       // data-modifying CTEs
       "WITH d AS (DELETE FROM comments WHERE body IS NULL RETURNING *) SELECT count(*) FROM d",
       "WITH u AS (UPDATE records SET data = 'w' WHERE id < 4 RETURNING id) SELECT * FROM u",
+      "WITH d AS (DELETE FROM tags RETURNING record_id) SELECT count(*) FROM d JOIN records r ON "
+      "r.id = d.record_id",
+      "WITH src AS (SELECT id FROM records) INSERT INTO tags (id, record_id, name) SELECT 700 + "
+      "id, "
+      "id, 'cte' FROM src RETURNING id",
+      "WITH m AS (SELECT max(id) AS id FROM users) UPDATE comments SET author_id = m.id FROM m "
+      "RETURNING comments.id, comments.author_id",
       "WITH i AS (INSERT INTO tags (id, record_id, name) VALUES (50, 1, 'new') RETURNING *) "
       "SELECT i.id, t.id FROM i LEFT JOIN tags t ON t.id = i.record_id",
   };
@@ -239,7 +408,25 @@ enum class Ty { kInt, kText, kNum };
 struct Column {
   std::string ref;  // qualified: "t3.amount"
   Ty type;
+  std::string key = {};  // what the value identifies ("user", "record", ...), for join keys
 };
+
+// Joins on these are the ones applications write, and they match rows.
+std::string key_of(const std::string& table, const std::string& column) {
+  if (column == "id") {
+    if (table == "users") return "user";
+    if (table == "records") return "record";
+    return "";
+  }
+  if (column == "created_by" || column == "author_id" || column == "manager_id" ||
+      column == "owner_id") {
+    return "user";
+  }
+  if (column == "record_id" || column == "parent_id") return "record";
+  if (column == "code" || column == "country_code") return "country";
+  if (column == "tenant_id") return "tenant";
+  return "";
+}
 
 struct RelDef {
   std::string name;
@@ -268,7 +455,8 @@ const std::vector<RelDef>& base_tables() {
         {"record_id", Ty::kInt},
         {"author_id", Ty::kInt},
         {"body", Ty::kText}}},
-      {"tags", {{"id", Ty::kInt}, {"tenant_id", Ty::kText}, {"record_id", Ty::kInt}, {"name", Ty::kText}}},
+      {"tags",
+       {{"id", Ty::kInt}, {"tenant_id", Ty::kText}, {"record_id", Ty::kInt}, {"name", Ty::kText}}},
       {"notes", {{"id", Ty::kInt}, {"owner_id", Ty::kInt}, {"body", Ty::kText}}},
       {"countries", {{"code", Ty::kText}, {"name", Ty::kText}}},
   };
@@ -283,6 +471,12 @@ std::uint64_t splitmix64(std::uint64_t x) {
 }
 
 class Generator {
+  struct Scope {
+    std::vector<Column> outer;  // enclosing queries' columns, for correlation
+    std::vector<RelDef> ctes;   // CTEs visible here
+    int depth = 0;
+  };
+
  public:
   explicit Generator(std::uint64_t seed) : rng_(seed) {}
 
@@ -291,11 +485,13 @@ class Generator {
     std::string sql = with_clause(s, /*top=*/true);
     if (chance(20)) {
       std::vector<Ty> shape = random_shape();
-      const char* ops[] = {"UNION", "UNION ALL", "INTERSECT", "INTERSECT ALL", "EXCEPT",
-                           "EXCEPT ALL"};
+      const char* ops[] = {"UNION",         "UNION ALL", "INTERSECT",
+                           "INTERSECT ALL", "EXCEPT",    "EXCEPT ALL"};
       std::string op = ops[pick(6)];
       sql += "(" + select(s, &shape, nullptr, chance(15)) + ") " + op + " (" +
              select(s, &shape, nullptr, chance(15)) + ")";
+      if (chance(25))
+        sql += std::string(" ") + ops[pick(6)] + " (" + select(s, &shape, nullptr, false) + ")";
       if (chance(15)) sql += order_all(shape.size()) + " LIMIT " + std::to_string(1 + pick(6));
       return sql;
     }
@@ -303,16 +499,112 @@ class Generator {
     return sql;
   }
 
+  // A random INSERT ... SELECT, UPDATE or DELETE on a scoped table. Only
+  // non-policy columns are written, and every value written or returned is a
+  // function of the target row alone, so the outcome is deterministic.
+  std::string write_statement() {
+    Scope s;
+    std::string with = with_clause(s, true);
+    int kind = pick(3);
+    if (kind == 0) return with + insert_select(s);
+    static const std::vector<std::string> targets = {"users", "records", "comments", "tags",
+                                                     "notes"};
+    const std::string& table = one_of(targets);
+    const RelDef* def = nullptr;
+    for (const auto& t : base_tables()) {
+      if (t.name == table) def = &t;
+    }
+    std::string a = alias("w");
+    std::vector<Column> target;
+    for (const auto& [name, type] : def->cols)
+      target.push_back({a + "." + name, type, key_of(table, name)});
+    std::vector<Column> from_cols;
+    std::string from;
+    if (chance(35)) from = from_clause(s, from_cols, 2);
+    std::vector<Column> all = target;
+    all.insert(all.end(), from_cols.begin(), from_cols.end());
+    std::vector<std::string> conj;
+    if (!from.empty()) {
+      std::string on = equality(target, from_cols);
+      if (!on.empty()) conj.push_back(on);
+    }
+    if (chance(80)) conj.push_back(predicate(s, all, 2));
+    std::string where;
+    for (std::size_t i = 0; i < conj.size(); ++i) where += (i ? " AND " : " WHERE ") + conj[i];
+    std::string returning = " RETURNING " + a + ".*";
+    if (kind == 1) {
+      // SET a non-policy column from the target row only.
+      std::vector<Column> settable;
+      for (const auto& c : target) {
+        std::string col = c.ref.substr(c.ref.find('.') + 1);
+        if (col != "tenant_id" && col != "owner_id" && col != "created_by" && col != "id") {
+          settable.push_back(c);
+        }
+      }
+      const Column& c = one_of(settable);
+      std::string col = c.ref.substr(c.ref.find('.') + 1);
+      Scope local;  // no subqueries that could see FROM items
+      local.depth = 3;
+      return with + "UPDATE " + table + " AS " + a + " SET " + col + " = " +
+             expr(local, target, c.type, 1) + (from.empty() ? "" : " FROM " + from) + where +
+             returning;
+    }
+    return with + "DELETE FROM " + table + " AS " + a + (from.empty() ? "" : " USING " + from) +
+           where + returning;
+  }
+
+  std::string insert_select(Scope& s) {
+    struct Target {
+      const char* table;
+      const char* columns;  // after the generated id
+      std::vector<Ty> shape;
+      const char* id;  // expression for the new id, from row_number() rn
+    };
+    static const std::vector<Target> targets = {
+        {"tags", "record_id, name", {Ty::kInt, Ty::kText}, "1000 + rn"},
+        {"comments", "record_id, author_id, body", {Ty::kInt, Ty::kInt, Ty::kText}, "1000 + rn"},
+        {"records", "data, amount, parent_id", {Ty::kText, Ty::kNum, Ty::kInt}, "1000 + rn"},
+        {"notes", "body", {Ty::kText}, "1000 + rn"},
+    };
+    const Target& t = one_of(targets);
+    std::vector<Ty> shape = t.shape;
+    std::string src = select(s, &shape, nullptr, chance(20));
+    std::string names, order;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      names += (i ? ", x" : "x") + std::to_string(i);
+      order += (i ? ", x" : "x") + std::to_string(i);
+    }
+    // Sometimes reuse existing ids so that ON CONFLICT has work to do. For
+    // the tenant tables the key includes tenant_id, so every conflict is
+    // with the caller's own row; notes conflict across owners, DO NOTHING.
+    bool upsert = chance(35);
+    std::string id = upsert ? "rn" : t.id;
+    std::string on_conflict;
+    if (upsert) {
+      std::string first = t.columns;
+      first = first.substr(0, first.find(','));
+      if (std::string(t.table) == "notes") {
+        on_conflict = " ON CONFLICT (id) DO NOTHING";
+      } else if (chance(30)) {
+        on_conflict = " ON CONFLICT DO NOTHING";
+      } else {
+        on_conflict =
+            " ON CONFLICT (tenant_id, id) DO UPDATE SET " + first + " = excluded." + first;
+      }
+    }
+    // Numbering rows in the order of all their values: rows that tie are
+    // identical, so which gets which id does not matter.
+    std::string sql = std::string("INSERT INTO ") + t.table + " (id, " + t.columns + ") SELECT " +
+                      id + ", " + names + " FROM (SELECT " + names +
+                      ", row_number() OVER (ORDER BY " + order + ") AS rn FROM (" + src +
+                      ") AS src(" + names + ")) AS numbered" + on_conflict + " RETURNING *";
+    return sql;
+  }
+
   int pick(int n) { return static_cast<int>(rng_() % static_cast<std::uint64_t>(n)); }
   bool chance(int percent) { return pick(100) < percent; }
 
  private:
-  struct Scope {
-    std::vector<Column> outer;  // enclosing queries' columns, for correlation
-    std::vector<RelDef> ctes;   // CTEs visible here
-    int depth = 0;
-  };
-
   std::mt19937_64 rng_;
   int next_alias_ = 0;
 
@@ -332,16 +624,17 @@ class Generator {
   std::vector<Ty> random_shape() {
     std::vector<Ty> shape;
     int n = 1 + pick(3);
-    for (int i = 0; i < n; ++i) shape.push_back(static_cast<Ty>(pick(10) < 5 ? 0 : pick(10) < 7 ? 1 : 2));
+    for (int i = 0; i < n; ++i)
+      shape.push_back(static_cast<Ty>(pick(10) < 5 ? 0 : pick(10) < 7 ? 1 : 2));
     return shape;
   }
 
   std::string constant(Ty t) {
     static const std::vector<std::string> ints = {"0", "1", "2", "3", "4", "5", "6", "8", "10"};
     static const std::vector<std::string> texts = {
-        "'admin'", "'member'", "'viewer'", "'acme'",  "'globex'",          "'initech'",
-        "'US'",    "'DE'",     "'ZZ'",     "'alpha'", "'u1@acme.example'", "'u2@globex.example'",
-        "'d1a'",   "'c3-acme'", "'n4'",    "'beta'"};
+        "'admin'", "'member'",  "'viewer'", "'acme'",  "'globex'",          "'initech'",
+        "'US'",    "'DE'",      "'ZZ'",     "'alpha'", "'u1@acme.example'", "'u2@globex.example'",
+        "'d1a'",   "'c3-acme'", "'n4'",     "'beta'"};
     static const std::vector<std::string> nums = {"0", "50.5", "100", "150.25", "200", "299.99"};
     switch (t) {
       case Ty::kInt:
@@ -395,8 +688,8 @@ class Generator {
             return r.replace(r.find('%'), 1, c);
           }
           case Ty::kText: {
-            const char* f[] = {"upper(%)", "coalesce(%, 'none')", "substr(%, 1, 3)",
-                               "% || '-x'", "lower(%)"};
+            const char* f[] = {"upper(%)", "coalesce(%, 'none')", "substr(%, 1, 3)", "% || '-x'",
+                               "lower(%)"};
             std::string r = f[pick(5)];
             return r.replace(r.find('%'), 1, c);
           }
@@ -542,8 +835,8 @@ class Generator {
                subquery(s, cols, &shape, chance(50)) + ")";
       }
       default:
-        return column_or_constant(av, t) + " " + compare_op() + " (" +
-               scalar_subquery(s, cols, t) + ")";
+        return column_or_constant(av, t) + " " + compare_op() + " (" + scalar_subquery(s, cols, t) +
+               ")";
     }
   }
 
@@ -582,8 +875,8 @@ class Generator {
   }
 
   // A subquery for IN / ANY / EXISTS (shape nullptr: SELECT 1).
-  std::string subquery(const Scope& s, const std::vector<Column>& cols, const std::vector<Ty>* shape,
-                       bool correlate) {
+  std::string subquery(const Scope& s, const std::vector<Column>& cols,
+                       const std::vector<Ty>* shape, bool correlate) {
     Scope c = child(s, cols);
     if (shape == nullptr || chance(40)) {
       std::vector<Column> inner;
@@ -602,8 +895,11 @@ class Generator {
     return select(c, shape, nullptr, false);
   }
 
-  // Makes a relation visible under a fresh alias; its columns go to `out`.
-  std::string relation(const Scope& s, std::vector<Column>& out) {
+  // Makes a relation visible; its columns go to `out`. Usually under a fresh
+  // alias, sometimes under its own name or another table's name (which a
+  // rewriter must not confuse with that table). `used` holds the names taken
+  // at this FROM level.
+  std::string relation(const Scope& s, std::vector<Column>& out, std::set<std::string>& used) {
     std::vector<const RelDef*> choices;
     for (const auto& c : s.ctes) choices.push_back(&c);
     for (const auto& t : base_tables()) {
@@ -615,9 +911,35 @@ class Generator {
       for (int i = 0; i < copies; ++i) choices.push_back(&t);
     }
     const RelDef& r = *choices[pick(static_cast<int>(choices.size()))];
-    std::string a = alias("t");
-    for (const auto& [name, type] : r.cols) out.push_back({a + "." + name, type});
-    return r.name + (chance(50) ? " AS " : " ") + a;
+    // A name is free if nothing at this level or outside uses it as a qualifier.
+    auto free = [&](const std::string& name) {
+      if (used.count(name)) return false;
+      return std::none_of(s.outer.begin(), s.outer.end(), [&](const Column& c) {
+        return c.ref.compare(0, name.size() + 1, name + ".") == 0;
+      });
+    };
+    int how = pick(100);
+    std::string a;
+    std::string sql;
+    if (how < 15 && free(r.name)) {
+      a = r.name;
+      sql = r.name;
+    } else if (how < 30) {
+      const std::string& other = one_of(base_tables()).name;
+      if (free(other)) {
+        a = other;
+        sql = r.name + (chance(50) ? " AS " : " ") + a;
+      }
+    }
+    if (a.empty()) {
+      a = alias("t");
+      sql = r.name + (chance(50) ? " AS " : " ") + a;
+    }
+    used.insert(a);
+    for (const auto& [name, type] : r.cols) {
+      out.push_back({a + "." + name, type, key_of(r.name, name)});
+    }
+    return sql;
   }
 
   std::string column_list(std::size_t n) {
@@ -642,23 +964,32 @@ class Generator {
            column_list(shape.size());
   }
 
-  std::string from_item(const Scope& s, std::vector<Column>& out) {
+  std::string from_item(const Scope& s, std::vector<Column>& out, std::set<std::string>& used) {
     if (s.depth < 2 && chance(12)) return derived(s, {}, false, out);
     if (s.depth < 2 && chance(5)) {
       // a parenthesised join
       std::vector<Column> l, r;
-      std::string a = relation(s, l);
-      std::string b = relation(s, r);
+      std::string a = relation(s, l, used);
+      std::string b = relation(s, r, used);
       std::string on = equality(l, r);
       out.insert(out.end(), l.begin(), l.end());
       out.insert(out.end(), r.begin(), r.end());
       if (on.empty()) return "(" + a + " CROSS JOIN " + b + ")";
       return "(" + a + (chance(50) ? " JOIN " : " LEFT JOIN ") + b + " ON " + on + ")";
     }
-    return relation(s, out);
+    return relation(s, out, used);
   }
 
   std::string equality(const std::vector<Column>& left, const std::vector<Column>& right) {
+    if (chance(75)) {
+      std::vector<std::string> keyed;
+      for (const auto& l : left) {
+        for (const auto& r : right) {
+          if (!l.key.empty() && l.key == r.key) keyed.push_back(l.ref + " = " + r.ref);
+        }
+      }
+      if (!keyed.empty()) return one_of(keyed);
+    }
     for (int tries = 0; tries < 8 && !left.empty() && !right.empty(); ++tries) {
       const Column& r = one_of(right);
       if (const Column* l = column(left, r.type)) return l->ref + " = " + r.ref;
@@ -667,7 +998,8 @@ class Generator {
   }
 
   std::string from_clause(const Scope& s, std::vector<Column>& cols, int max_items) {
-    std::string sql = from_item(s, cols);
+    std::set<std::string> used;
+    std::string sql = from_item(s, cols, used);
     std::vector<Column> on_cols = cols;  // what an ON condition or LATERAL may reference
     int extra = pick(100);
     int joins = extra < 35 ? 0 : extra < 75 ? 1 : extra < 95 ? 2 : 3;
@@ -690,16 +1022,17 @@ class Generator {
           on_cols = right;
         }
       } else if (kind < 16) {
-        std::string item = from_item(s, right);
+        std::string item = from_item(s, right, used);
         sql += ", " + item;
         on_cols = right;  // a later JOIN binds to this item only
       } else if (kind < 22) {
-        sql += " CROSS JOIN " + from_item(s, right);
+        sql += " CROSS JOIN " + from_item(s, right, used);
         on_cols.insert(on_cols.end(), right.begin(), right.end());
       } else {
-        std::string item = from_item(s, right);
-        const char* types[] = {"JOIN", "INNER JOIN", "LEFT JOIN", "LEFT OUTER JOIN", "RIGHT JOIN",
-                               "FULL JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL OUTER JOIN"};
+        std::string item = from_item(s, right, used);
+        const char* types[] = {"JOIN",           "INNER JOIN", "LEFT JOIN", "LEFT OUTER JOIN",
+                               "RIGHT JOIN",     "FULL JOIN",  "LEFT JOIN", "RIGHT JOIN",
+                               "FULL OUTER JOIN"};
         std::string type = types[pick(9)];
         bool full = type.rfind("FULL", 0) == 0;
         std::string on = equality(on_cols, right);
@@ -772,11 +1105,12 @@ class Generator {
       bool down = chance(50);
       sql = "WITH RECURSIVE " + name + "(id, parent_id, amount, lvl) AS (SELECT " + a + ".id, " +
             a + ".parent_id, " + a + ".amount, 0 FROM records " + a + " WHERE " +
-            (chance(50) ? a + ".parent_id IS NULL" : predicate(s, acols, 1)) + " UNION ALL SELECT " +
-            b + ".id, " + b + ".parent_id, " + b + ".amount, r.lvl + 1 FROM records " + b +
-            " JOIN " + name + " r ON " +
+            (chance(50) ? a + ".parent_id IS NULL" : predicate(s, acols, 1)) +
+            " UNION ALL SELECT " + b + ".id, " + b + ".parent_id, " + b +
+            ".amount, r.lvl + 1 FROM records " + b + " JOIN " + name + " r ON " +
             (down ? b + ".parent_id = r.id" : b + ".id = r.parent_id") + " WHERE r.lvl < 4) ";
-      def.cols = {{"id", Ty::kInt}, {"parent_id", Ty::kInt}, {"amount", Ty::kNum}, {"lvl", Ty::kInt}};
+      def.cols = {
+          {"id", Ty::kInt}, {"parent_id", Ty::kInt}, {"amount", Ty::kNum}, {"lvl", Ty::kInt}};
     }
     s.ctes.push_back(def);
     return sql;
@@ -809,11 +1143,23 @@ class Generator {
       for (int i = 0; i < ng && !cols.empty(); ++i) groups.push_back(one_of(cols));
       for (Ty t : types) {
         const Column* g = column(groups, t);
-        items.push_back(g && chance(60) ? g->ref : aggregate(cols, t));
+        if (g && chance(60)) {
+          items.push_back(g->ref);
+        } else if (t == Ty::kInt && chance(15)) {
+          // FILTER may hold subqueries; no outer references, which would
+          // make the aggregate belong to the outer query.
+          Scope f = s;
+          f.outer.clear();
+          items.push_back("count(*) FILTER (WHERE " + predicate(f, cols, 1) + ")");
+        } else {
+          items.push_back(aggregate(cols, t));
+        }
       }
+      bool rollup = !groups.empty() && chance(12);
       for (std::size_t i = 0; i < groups.size(); ++i) {
-        group_by += (i ? ", " : " GROUP BY ") + groups[i].ref;
+        group_by += (i ? ", " : (rollup ? " GROUP BY ROLLUP (" : " GROUP BY ")) + groups[i].ref;
       }
+      if (rollup) group_by += ")";
       if (chance(35)) {
         int k = pick(3);
         if (k == 0) {
@@ -824,7 +1170,8 @@ class Generator {
         } else if (s.depth < 3) {
           Scope c = s;
           c.outer.clear();
-          having = " HAVING count(*) " + compare_op() + " (" + scalar_subquery(c, {}, Ty::kInt) + ")";
+          having =
+              " HAVING count(*) " + compare_op() + " (" + scalar_subquery(c, {}, Ty::kInt) + ")";
         }
       }
     } else {
@@ -851,7 +1198,7 @@ class Generator {
       std::string corr = correlation(cols, s.outer);
       if (!corr.empty()) conj.push_back(corr);
     }
-    if (chance(65)) conj.push_back(predicate(s, cols, 2));
+    if (chance(45)) conj.push_back(predicate(s, cols, 2));
     for (std::size_t i = 0; i < conj.size(); ++i) sql += (i ? " AND " : " WHERE ") + conj[i];
     sql += group_by + having;
     if (distinct_on || limit) sql += order_all(items.size());
@@ -865,9 +1212,18 @@ class Generator {
 RandomCase random_select(std::uint64_t seed, std::uint64_t index) {
   Generator g(splitmix64(seed ^ splitmix64(index)));
   RandomCase c;
-  c.tenant_index = g.pick(3);
+  c.tenant_index = g.pick(4);
   c.user = 1 + g.pick(7);
   c.sql = g.statement();
+  return c;
+}
+
+RandomCase random_write(std::uint64_t seed, std::uint64_t index) {
+  Generator g(splitmix64(~seed ^ splitmix64(index)));
+  RandomCase c;
+  c.tenant_index = g.pick(4);
+  c.user = 1 + g.pick(7);
+  c.sql = g.write_statement();
   return c;
 }
 

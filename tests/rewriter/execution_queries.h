@@ -22,4 +22,8 @@ struct RandomCase {
 // case can be regenerated without the ones before it.
 [[nodiscard]] RandomCase random_select(std::uint64_t seed, std::uint64_t index);
 
+// A random INSERT ... SELECT, UPDATE ... [FROM] or DELETE ... [USING] on a
+// scoped table, with RETURNING; same seeding rules.
+[[nodiscard]] RandomCase random_write(std::uint64_t seed, std::uint64_t index);
+
 }  // namespace tenantgate::rewriter

@@ -237,8 +237,8 @@ TEST_P(GoldenTest, Rewrite) {
   for (int round = 0; round < 2; ++round) {
     RewriteResult cached = RewriteResult::refused("", "");
     run_with_large_stack([&] { cached = cache.rewrite(rewriter, c.sql, c.identity, policy); });
-    EXPECT_EQ(describe(cached, c.sql), actual) << c.file << ":" << c.line << " (cache round "
-                                               << round << ")";
+    EXPECT_EQ(describe(cached, c.sql), actual)
+        << c.file << ":" << c.line << " (cache round " << round << ")";
   }
 }
 

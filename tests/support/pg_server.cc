@@ -145,12 +145,12 @@ std::unique_ptr<PgServer> PgServer::start() {
   const std::string log = server->dir_ + "/server.log";
   for (int attempt = 0; attempt < 5; ++attempt) {
     server->port_ = free_port();
-    server->pid_ = spawn(
-        pg_command("postgres", {"-D", data, "-p", std::to_string(server->port_), "-k",
-                                server->dir_, "-h", "127.0.0.1", "-c", "fsync=off", "-c",
-                                "full_page_writes=off", "-c", "synchronous_commit=off", "-c",
-                                "max_connections=30", "-c", "log_min_messages=warning"}),
-        log);
+    server->pid_ =
+        spawn(pg_command("postgres", {"-D", data, "-p", std::to_string(server->port_), "-k",
+                                      server->dir_, "-h", "127.0.0.1", "-c", "fsync=off", "-c",
+                                      "full_page_writes=off", "-c", "synchronous_commit=off", "-c",
+                                      "max_connections=30", "-c", "log_min_messages=warning"}),
+              log);
     const std::string ping = server->conninfo("postgres");
     auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
     bool exited = false;
