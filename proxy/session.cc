@@ -71,8 +71,7 @@ Session::Session(tcp::socket client, const ProxyServices& services, uint64_t id)
     : services_(services),
       config_(*services.config),
       id_(id),
-      client_(std::move(client),
-              services.client_tls ? *services.client_tls : *services.backend_tls) {
+      client_(std::move(client)) {
   log_context_.set("session", std::to_string(id_));
   log_context_.set("peer", endpoint_text(client_.socket()));
   unsigned char token[8];
@@ -279,6 +278,7 @@ awaitable<bool> Session::negotiate(StartupPacket& packet) {
           continue;
         }
         if (co_await client_.write("S")) co_return false;
+        client_.start_tls(*services_.client_tls);
         if (auto ec = co_await client_.handshake(ssl::stream_base::server)) {
           log(spdlog::level::info, "TLS handshake with client failed: " + ec.message());
           co_return false;
@@ -431,7 +431,7 @@ awaitable<bool> Session::connect_backend() {
     co_return false;
   }
   socket.set_option(tcp::no_delay(true));
-  backend_.emplace(std::move(socket), *services_.backend_tls);
+  backend_.emplace(std::move(socket));
 
   if (backend.tls == config::BackendTls::kDisable) co_return true;
   MessageWriter request(0);
@@ -453,16 +453,17 @@ awaitable<bool> Session::connect_backend() {
                               where));
     co_return false;
   }
-  SSL* ssl = backend_->tls().native_handle();
+  auto& tls = backend_->start_tls(*services_.backend_tls);
+  SSL* ssl = tls.native_handle();
   if (backend.tls == config::BackendTls::kVerifyFull) {
-    backend_->tls().set_verify_mode(ssl::verify_peer);
+    tls.set_verify_mode(ssl::verify_peer);
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (SSL_set1_host(ssl, backend.host.c_str()) != 1) {
       fail("08001", "could not set the backend host name for certificate verification");
       co_return false;
     }
   } else {
-    backend_->tls().set_verify_mode(ssl::verify_none);
+    tls.set_verify_mode(ssl::verify_none);
   }
   error_code addr_ec;
   asio::ip::make_address(backend.host, addr_ec);
@@ -960,7 +961,7 @@ awaitable<void> Session::cancel_backend_query() {
     auto [rec, endpoints] =
         co_await resolver.async_resolve(backend.host, std::to_string(backend.port), use_nothrow);
     if (rec) co_return;
-    Stream stream(tcp::socket(executor), *services_.backend_tls);
+    Stream stream{tcp::socket(executor)};
     auto [cec, ep] = co_await asio::async_connect(stream.socket(), endpoints, use_nothrow);
     if (cec) co_return;
     // PostgreSQL accepts a CancelRequest in clear text even when it requires

@@ -1,6 +1,48 @@
 // The SQL rewriter: (SQL text, identity, policy snapshot) in, the text to
 // forward or a refusal out. Pure: no I/O, no globals that change behaviour.
 //
+// Every reference to a scoped table becomes `(SELECT * FROM t WHERE <scope
+// predicate>) <alias>`; UPDATE/DELETE targets get the predicate in WHERE;
+// INSERT fills or checks the policy columns; anything not understood is
+// refused. Files: pg_tree (libpg_query parse/deparse/verify),
+// statement_limits (54001 pre-checks), statement_walker.h with
+// scope_injector (reads), write_checks (writes) and utility_statements
+// (everything else), identity_literal (constants), rewrite_template
+// (identity-free rewrites), rewrite_cache (RewriteCache).
+//
+// Where tenantgate deliberately differs from row-level security (it refuses
+// or behaves differently where RLS would run the statement):
+//   - INSERT into a scoped table needs a column list (the rewriter has no
+//     schema to know where the policy columns are); DEFAULT VALUES is fine.
+//   - INSERT ... SELECT may not supply a policy column (0A000): omit it and it
+//     is filled in. A policy column may only be given as a constant, a $n
+//     parameter (checked at Bind) or DEFAULT (filled), not an expression.
+//   - PREPARE of a statement that would need a Bind-time parameter check is
+//     refused (EXECUTE's parameters cannot be checked).
+//   - UPDATE/INSERT ... ON CONFLICT may assign a policy column only the
+//     caller's own value (constant or $n), never DEFAULT or an expression.
+//   - ON CONFLICT DO UPDATE on another tenant's row does nothing (RLS raises
+//     an error).
+//   - UPDATE/DELETE ... WHERE CURRENT OF gets no extra predicate (PostgreSQL
+//     allows none); the cursor was declared through the rewriter, so the row
+//     it points at is already in scope.
+//   - COPY FROM into scoped tables is refused (interim: rows not validated);
+//     COPY to/from files or programs, and COPY with FORCE_* * options, are
+//     refused; COPY t TO becomes COPY (SELECT ... FROM ONLY t WHERE ...) TO.
+//   - TABLESAMPLE on a scoped table is refused.
+//   - System columns (ctid, xmin, ...) of a scoped table and schema-qualified
+//     column references (public.t.col) no longer resolve (server error).
+//   - Unknown-typed literals in a wrapped INSERT ... SELECT set operation
+//     resolve as text (a server error for non-text columns).
+//   - Statements that libpg_query 15-4.0.0 deparses wrongly are refused
+//     (0A000) when they need rewriting; unchanged ones pass byte for byte.
+//   - DDL, TRUNCATE, GRANT/REVOKE, DO, CREATE FUNCTION, CALL, MERGE, SELECT
+//     INTO, LISTEN/NOTIFY, ALTER SYSTEM, LOAD, VACUUM/ANALYZE, CLUSTER,
+//     REINDEX, CHECKPOINT, LOCK, two-phase commit, SET ROLE/SESSION
+//     AUTHORIZATION, SET of anything off an allow-list (search_path
+//     included), SHOW of anything off an allow-list, and denied functions
+//     are refused for non-bypass callers.
+//
 // Thread-safety: Rewriter is immutable after construction and may be used from
 // many threads at once. rewrite() must run on a thread whose stack is at least
 // kRequiredStackBytes (libpg_query recurses without a depth check); use
@@ -19,7 +61,9 @@
 
 namespace tenantgate::rewriter {
 
-// Stack every thread calling Rewriter::rewrite must have.
+// Stack every thread calling Rewriter::rewrite (or RewriteCache::rewrite on a
+// miss) must have. Address space only: pages are touched as deep statements
+// need them.
 inline constexpr std::size_t kRequiredStackBytes = 256u << 20;
 
 // Default nesting limit (Options::max_nesting_units, statement_limits.h).

@@ -32,6 +32,13 @@ _live_proxies: list[harness.Proxy] = []
 _live_lock = threading.Lock()
 
 
+@atexit.register
+def _kill_leftover_proxies() -> None:
+    # Proxies run in their own session (no terminal signals): make sure none outlives pytest.
+    for p in list(_live_proxies):
+        p.kill()
+
+
 @pytest.fixture(scope="session")
 def pg():
     server = harness.PgServer()

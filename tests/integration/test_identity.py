@@ -146,3 +146,61 @@ def test_configured_parameter_names(start_proxy):
               "options": "-c tenantgate.tenant=acme -c app.uid=5"}
     r = raw_startup(proxy, params, APP_PW)
     assert_refused(r, r"tenant")
+
+
+# --- settings that statements may not change must not arrive through start-up either ---
+
+@pytest.fixture
+def shadow(pg):
+    """A schema with its own `items` and a role the service user may switch to."""
+    pg.psql("CREATE SCHEMA tg_shadow; CREATE TABLE tg_shadow.items (id int); INSERT INTO tg_shadow.items VALUES (1);"
+            "GRANT USAGE ON SCHEMA tg_shadow TO PUBLIC; GRANT SELECT ON tg_shadow.items TO PUBLIC;"
+            f"CREATE ROLE tg_elevated NOLOGIN; GRANT tg_elevated TO {harness.SERVICE_USER}")
+    yield
+    pg.psql("DROP SCHEMA tg_shadow CASCADE; DROP ROLE tg_elevated")
+
+
+def _refused_or_not_applied(proxy, params, check_sql, expected):
+    with proxy.raw() as c:
+        r = c.startup(params, APP_PW)
+        if not r.ok:
+            assert r.error["C"] in ("28000", "42501", "08P01"), r.error
+            return
+        q = c.simple_query(check_sql)
+    assert q["errors"] == [], q["errors"]
+    assert q["rows"] == [expected], f"start-up parameters changed what `{check_sql}` sees: {q['rows']}"
+
+
+@pytest.mark.parametrize("spelling", ["options", "parameter"])
+def test_startup_cannot_set_search_path(proxy, shadow, spelling):
+    # `SET search_path` is refused; the same setting in the start-up packet must not
+    # change how the backend resolves the names the rewriter resolved through the policy's search_path.
+    params = proxy.startup_params()
+    if spelling == "options":
+        params["options"] += " -c search_path=tg_shadow,public"
+    else:
+        params["search_path"] = "tg_shadow,public"
+    _refused_or_not_applied(proxy, params, "SELECT count(*) FROM items", ["10"])
+
+
+@pytest.mark.parametrize("spelling", ["options", "parameter"])
+def test_startup_cannot_set_role(proxy, shadow, spelling):
+    # `SET ROLE` is refused; `-c role=...` at start-up must not switch the backend role either.
+    params = proxy.startup_params()
+    if spelling == "options":
+        params["options"] += " -c role=tg_elevated"
+    else:
+        params["role"] = "tg_elevated"
+    _refused_or_not_applied(proxy, params, "SELECT current_user::text", [harness.SERVICE_USER])
+
+
+@pytest.mark.parametrize("spelling", ["options", "parameter"])
+def test_startup_cannot_turn_off_standard_conforming_strings(proxy, spelling):
+    # DESIGN refuses `SET standard_conforming_strings = off`: with it off the backend would
+    # read backslashes in literals differently from the rewriter's parser.
+    params = proxy.startup_params()
+    if spelling == "options":
+        params["options"] += " -c standard_conforming_strings=off"
+    else:
+        params["standard_conforming_strings"] = "off"
+    _refused_or_not_applied(proxy, params, "SELECT current_setting('standard_conforming_strings')", ["on"])

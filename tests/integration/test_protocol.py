@@ -162,6 +162,21 @@ def test_backend_down(start_proxy):
     assert proxy.proc.poll() is None and harness.port_accepts(proxy.host, proxy.port)
 
 
+def test_backend_accepts_but_never_answers(start_proxy):
+    # A hung backend: TCP accepts, the start-up is never answered. The client gets a
+    # connection error (not a protocol-violation error: it did nothing wrong) within the start-up timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        proxy = start_proxy({"backend": {"port": silent.getsockname()[1]}, "limits": {"startup_timeout_ms": 1500}})
+        start = time.monotonic()
+        with proxy.raw() as c:
+            r = c.startup(proxy.startup_params(), APP_PW)
+        assert time.monotonic() - start < 5, "client waited past the start-up timeout"
+        assert r.error is not None
+        assert r.error["C"] in ("08001", "08006"), r.error
+
+
 def test_client_disconnect_mid_query_frees_backend(proxy, pg):
     marker = f"tg-vanish-{os.getpid()}-{time.monotonic_ns()}"
     env = dict(os.environ, PGCONNECT_TIMEOUT="10")
@@ -343,3 +358,13 @@ def test_identity_option_spellings(proxy, options):
         cur.execute("SELECT current_setting('tenantgate.tenant', true), current_setting('tenantgate.user', true)")
         assert cur.fetchone() == (None, None)
     conn.close()
+
+
+def test_statement_over_max_statement_bytes_is_refused_not_fatal(start_proxy):
+    proxy = start_proxy({"limits": {"max_message_bytes": 65536, "max_statement_bytes": 4096}})
+    with proxy.raw() as c:
+        assert c.startup(proxy.startup_params(), APP_PW).ok
+        q = c.simple_query(f"SELECT '{'z' * 8000}'")
+        assert [e["C"] for e in q["errors"]] == ["54001"], q["errors"]
+        assert q["rows"] == [] and q["status"] == "I"
+        assert c.simple_query("SELECT 'still here'")["rows"] == [["still here"]]

@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+import pytest
+
 import harness
 
 PSQL = str(harness.PG_BIN / "psql")
@@ -61,3 +63,17 @@ def test_error_then_more_statements_without_on_error_stop(proxy):
                        capture_output=True, text=True, timeout=60, env=env)
     assert 'column "no_such_column" does not exist' in r.stderr
     assert r.stdout.strip() == "after"
+
+
+@pytest.mark.parametrize("command,expected", [
+    (r"\dt items", "items"),
+    (r"\d items", "id"),
+    (r"\l", harness.DATABASE),
+    (r"\dn", "public"),
+    (r"\du app", "app"),
+])
+def test_describe_commands(proxy, command, expected):
+    # Catalog introspection stays readable for ordinary principals (DESIGN: Policy).
+    r = psql(proxy.dsn(), "-c", command)
+    assert r.returncode == 0, r.stderr
+    assert expected in r.stdout

@@ -143,3 +143,16 @@ def test_cancel_with_tls_listener(start_proxy, proxy_certs):
     t.join(10)
     assert isinstance(result.get("error"), psycopg2.errors.QueryCanceled), result
     conn.close()
+
+
+@pytest.mark.parametrize("client_sslmode", ["disable", "require"])
+def test_passthrough_over_tls_both_sides(start_proxy, proxy_certs, client_sslmode):
+    # The backend offers SCRAM-SHA-256-PLUS over its TLS; channel binding to the backend's
+    # certificate cannot be done by a client that sees the proxy's: the relayed exchange must still succeed.
+    proxy = start_proxy({**tls_listen(proxy_certs, "allow"), "auth": {"mode": "passthrough"},
+                         "backend": {"tls": "require"}}, backend_password=None)
+    conn = psycopg2.connect(proxy.dsn(user="app", sslmode=client_sslmode))
+    with conn.cursor() as cur:
+        cur.execute("SELECT session_user, count(*) FROM items GROUP BY 1")
+        assert cur.fetchone() == ("app", 10)
+    conn.close()

@@ -398,6 +398,65 @@ const std::vector<std::string>& hand_write_cases() {
   return cases;
 }
 
+const std::vector<ParamCase>& hand_param_cases() {
+  static const std::vector<ParamCase> cases = {
+      {"SELECT * FROM users WHERE id = $1", {"2"}, false},
+      {"SELECT * FROM records WHERE created_by = $1 OR tenant_id = $2", {"1", "globex"}, false},
+      {"SELECT count(*) FROM users WHERE tenant_id = $1", {"{T}"}, false},
+      {"INSERT INTO users (id, tenant_id, email) VALUES ($1, $2, $3) RETURNING *",
+       {"110", "{T}", "p110@x.example"},
+       true},
+      {"INSERT INTO users (id, tenant_id, email) VALUES ($1, $2, $3) RETURNING *",
+       {"111", "globex", "p111@x.example"},
+       true},
+      {"INSERT INTO users (id, tenant_id, email) VALUES ($1, $2, $3) RETURNING *",
+       {"116", "{T} ", "p116@x.example"},
+       true},
+      {"INSERT INTO users (id, tenant_id, email) VALUES ($1, $2::text, $3) RETURNING *",
+       {"112", "{T}", "p112@x.example"},
+       true},
+      {"INSERT INTO users (id, tenant_id, email) VALUES ($1, $2, 'a@p.example'), ($3, $4, "
+       "'b@p.example') RETURNING *",
+       {"113", "{T}", "114", "globex"},
+       true},
+      {"INSERT INTO users (id, tenant_id, email) SELECT $1::int, $2, $3 RETURNING *",
+       {"115", "{T}", "p115@x.example"},
+       true},
+      {"INSERT INTO records (id, tenant_id, created_by, data) VALUES ($1, $2, $3, 'p') RETURNING *",
+       {"210", "{T}", "{U}"},
+       true},
+      {"INSERT INTO records (id, tenant_id, created_by, data) VALUES ($1, $2, $3, 'p') RETURNING *",
+       {"211", "{T}", "2"},
+       true},
+      {"INSERT INTO records (id, tenant_id, created_by, data) VALUES ($1, $2, $3, 'p') RETURNING *",
+       {"212", "{T}", "0{U}"},
+       true},
+      {"INSERT INTO notes (id, owner_id, body) VALUES ($1, $2, 'n') RETURNING *",
+       {"600", "{U}"},
+       true},
+      {"INSERT INTO notes (id, owner_id, body) VALUES ($1, $2, 'n') RETURNING *",
+       {"601", "1"},
+       true},
+      {"UPDATE users SET tenant_id = $1 WHERE id = 1 RETURNING *", {"{T}"}, true},
+      {"UPDATE users SET tenant_id = $1 WHERE id = 1 RETURNING *", {"globex"}, true},
+      {"UPDATE records SET created_by = $1 WHERE id < 5 RETURNING id", {"{U}"}, true},
+      {"UPDATE records SET created_by = $1 WHERE id < 5 RETURNING id", {"4"}, true},
+      {"UPDATE users SET role = $1 WHERE email = $2 RETURNING id",
+       {"p", "u1@globex.example"},
+       true},
+      {"DELETE FROM comments WHERE author_id = $1 RETURNING id", {"{U}"}, true},
+      {"INSERT INTO users (id, email) VALUES ($1, $2) ON CONFLICT (tenant_id, id) DO UPDATE SET "
+       "tenant_id = $3 RETURNING *",
+       {"1", "pc@x.example", "globex"},
+       true},
+      {"INSERT INTO users (id, email) VALUES ($1, $2) ON CONFLICT (tenant_id, id) DO UPDATE SET "
+       "tenant_id = $3 RETURNING *",
+       {"1", "pd@x.example", "{T}"},
+       true},
+  };
+  return cases;
+}
+
 // ---------------------------------------------------------------------------
 // The random SELECT generator.
 

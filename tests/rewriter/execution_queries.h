@@ -12,6 +12,16 @@ namespace tenantgate::rewriter {
 [[nodiscard]] const std::vector<std::string>& hand_read_cases();
 [[nodiscard]] const std::vector<std::string>& hand_write_cases();
 
+// A statement with bound parameters (extended protocol). In params, "{T}" and
+// "{U}" stand for the caller's tenant and user.
+struct ParamCase {
+  std::string sql;
+  std::vector<std::string> params;
+  bool write = false;
+};
+
+[[nodiscard]] const std::vector<ParamCase>& hand_param_cases();
+
 struct RandomCase {
   std::string sql;
   int tenant_index = 0;  // into the test's tenant list
