@@ -325,6 +325,7 @@ void Loader::load_policy(const toml::value& v) {
   for (const auto& [key, value] : entries(v, "[policy]")) {
     if (key == "file") {
       config_.policy_file = path(*value, key);
+      config_.policy_file_line = static_cast<int>(value->location().line());
     } else {
       unknown(key, *value, "[policy]", "file");
     }

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -81,6 +82,11 @@ std::shared_ptr<const tg::config::Config> load_checked(const std::string& path,
           return nullptr;
         }
       }
+    }
+    if (access(config->policy_file.c_str(), R_OK) != 0) {
+      std::cerr << config->source_file << ":" << config->policy_file_line << ": policy file \""
+                << config->policy_file << "\" cannot be read: " << std::strerror(errno) << "\n";
+      return nullptr;
     }
     auto loaded = tg::policy::load_policy_file(config->policy_file);
     if (policy) *policy = loaded;

@@ -213,6 +213,10 @@ class Server::Impl {
       stop_all();
       return;
     }
+    // Connections still starting up have no work to finish: end them now.
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock(); s && !s->started()) s->terminate();
+    }
     grace_timer_.emplace(*contexts_.front(),
                          std::chrono::milliseconds(config_->limits.shutdown_grace_ms));
     grace_timer_->async_wait([this](const error_code& ec) {

@@ -14,6 +14,7 @@
 #include "proxy/messages.h"
 #include "proxy/param_check.h"
 #include "proxy/startup_identity.h"
+#include "proxy/startup_settings.h"
 
 namespace tenantgate::proxy {
 namespace {
@@ -106,10 +107,15 @@ awaitable<void> Session::run() {
                               std::chrono::milliseconds(config_.limits.startup_timeout_ms));
   auto started = co_await (startup() || deadline.async_wait(use_nothrow));
   if (started.index() == 1) {
-    fail("08P01", "start-up did not finish within limits.startup_timeout_ms");
+    if (phase_ == Phase::kBackendLogin) {
+      fail("08001", "the backend did not complete the login within limits.startup_timeout_ms");
+    } else {
+      fail("08P01", "start-up did not finish within limits.startup_timeout_ms");
+    }
     log(spdlog::level::info, "start-up timed out");
   } else if (std::get<0>(started)) {
     phase_ = Phase::kReady;
+    started_ = true;
     co_await relay();
   }
   co_await send_fatal_and_close();
@@ -226,6 +232,15 @@ awaitable<bool> Session::startup() {
   if (!passthrough) {
     for (auto& [name, value] : backend_params_) {
       if (name == "user") value = config_.backend.user;
+    }
+  }
+  // Bypass principals are trusted with any setting; for everyone else a
+  // start-up setting is held to the same allow-list as SET. (Checked after
+  // identity so that identity problems are reported as such.)
+  if (!principal_->bypass) {
+    if (auto refused = check_startup_settings(client_params_)) {
+      fail("42501", *refused);
+      co_return false;
     }
   }
   phase_ = Phase::kBackendLogin;
@@ -616,6 +631,16 @@ awaitable<bool> Session::login_backend(bool passthrough) {
         }
         // Errors the client would have seen from PostgreSQL itself (a wrong
         // password in passthrough mode, an unknown database): relay as they are.
+        if (passthrough && !authenticated && fields && client_.tls_active() &&
+            backend_->tls_active() && fields->message.find("channel binding") != std::string::npos) {
+          // The client signed "I could bind to a TLS channel" into its proof,
+          // and the backend, seeing TLS, takes that as a downgrade. No relay
+          // can change a signed message: say what to do instead.
+          fail(fields->sqlstate,
+               fields->message + " (tenantgate: channel binding cannot cross a proxy; connect "
+                                 "with channel_binding=disable, or use auth.mode = \"scram\")");
+          co_return false;
+        }
         co_await client_.write(raw);
         co_return false;
       }

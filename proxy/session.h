@@ -56,6 +56,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // client gets FATAL 57P01. Safe to call from any thread.
   void terminate();
 
+  // True once start-up is over and the session relays. Any thread.
+  [[nodiscard]] bool started() const { return started_; }
+
  private:
   // Start-up phase states, in order.
   enum class Phase {
@@ -120,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<Fatal> fatal_;
   LogContext log_context_;
   std::atomic<bool> terminating_{false};
+  std::atomic<bool> started_{false};
 
   // Bound at start-up.
   StartupParams client_params_;

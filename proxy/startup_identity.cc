@@ -26,10 +26,12 @@ std::string fold_name(std::string_view name, bool dashes_to_underscores) {
   return out;
 }
 
+}  // namespace
+
 // pg_split_opts(): whitespace separates arguments, a backslash makes the next
 // character literal. PostgreSQL silently drops a trailing lone backslash; it
 // is refused here because it can only be a mistake.
-bool split_opts(std::string_view s, std::vector<std::string>& args) {
+bool split_startup_options(std::string_view s, std::vector<std::string>& args) {
   std::size_t i = 0;
   while (i < s.size()) {
     while (i < s.size() && is_space(s[i])) ++i;
@@ -46,6 +48,8 @@ bool split_opts(std::string_view s, std::vector<std::string>& args) {
   }
   return true;
 }
+
+namespace {
 
 std::string escape_arg(std::string_view arg) {
   std::string out;
@@ -103,7 +107,7 @@ class Extractor {
   // re-encoded rest, or nullopt when nothing was taken out of it.
   std::optional<std::string> take_options(const std::string& options) {
     std::vector<std::string> args;
-    if (!split_opts(options, args)) {
+    if (!split_startup_options(options, args)) {
       fail("\"options\" ends with a lone backslash");
       return std::nullopt;
     }

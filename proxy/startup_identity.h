@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "proxy/startup_packet.h"
 
@@ -39,5 +40,10 @@ struct StartupIdentityError {
 // malformed (a trailing lone backslash).
 [[nodiscard]] std::variant<StartupIdentity, StartupIdentityError> extract_startup_identity(
     const StartupParams& params, std::string_view tenant_param, std::string_view user_param);
+
+// Splits "options" into words as PostgreSQL's pg_split_opts does: white space
+// separates, a backslash escapes the next character. False when the value
+// ends with a lone backslash.
+[[nodiscard]] bool split_startup_options(std::string_view options, std::vector<std::string>& args);
 
 }  // namespace tenantgate::proxy

@@ -32,8 +32,13 @@
 //   - TABLESAMPLE on a scoped table is refused.
 //   - System columns (ctid, xmin, ...) of a scoped table and schema-qualified
 //     column references (public.t.col) no longer resolve (server error).
-//   - Unknown-typed literals in a wrapped INSERT ... SELECT set operation
-//     resolve as text (a server error for non-text columns).
+//   - A whole-row reference to a scoped table (`SELECT u FROM users u`) has
+//     type record instead of users.
+//   - A scoped reference or write target is qualified with the schema the
+//     policy resolved (`users` -> `public.users`): an unlisted table that
+//     shadows it on the server's search_path is not what tenantgate reads.
+//   - CockroachDB-only syntax is refused (42601): libpg_query parses
+//     PostgreSQL's grammar.
 //   - Statements that libpg_query 15-4.0.0 deparses wrongly are refused
 //     (0A000) when they need rewriting; unchanged ones pass byte for byte.
 //   - DDL, TRUNCATE, GRANT/REVOKE, DO, CREATE FUNCTION, CALL, MERGE, SELECT

@@ -285,6 +285,9 @@ bool StatementWalker::scope_range_var(Node* item) {
   const policy::TablePolicy& table = *scoped;
   pg_query::RangeVar inner = rv;
   inner.clear_alias();
+  // Name the table the policy resolved, not whatever the server's
+  // search_path would find first.
+  inner.set_schemaname(table.name.schema);
   Node wrapped;
   auto* sub = wrapped.mutable_range_subselect();
   if (rv.has_alias()) {

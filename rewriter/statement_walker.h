@@ -86,6 +86,7 @@ class StatementWalker {
   bool walk_update(pg_query::UpdateStmt* update);
   bool walk_delete(pg_query::DeleteStmt* del);
   bool writable_target(const pg_query::RangeVar& rv, const char* verb, Target* out);
+  void qualify(pg_query::RangeVar* rv, const policy::TablePolicy& table);
   bool check_assignments(google::protobuf::RepeatedPtrField<pg_query::Node>* targets,
                          const Target& target, const char* verb);
   bool check_policy_value(pg_query::Node* value, IdentityField field, const Target& target,

@@ -364,6 +364,7 @@ bool StatementWalker::walk_copy(Node* stmt) {
   if (scoped == nullptr) return true;  // unscoped: forwarded as it is
   pg_query::RangeVar rv = copy->relation();
   rv.set_inh(false);  // COPY t TO copies only t itself, never child tables
+  rv.set_schemaname(scoped->name.schema);
   Node query;
   auto* select = query.mutable_select_stmt();
   select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);

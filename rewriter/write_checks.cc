@@ -68,6 +68,15 @@ bool StatementWalker::writable_target(const pg_query::RangeVar& rv, const char* 
   return refuse("42501", "permission denied for table " + out->display);
 }
 
+void StatementWalker::qualify(pg_query::RangeVar* rv, const policy::TablePolicy& table) {
+  // Write to the table the policy resolved, whatever the server's search_path
+  // would find first.
+  if (rv->schemaname() != table.name.schema) {
+    rv->set_schemaname(table.name.schema);
+    changed_ = true;
+  }
+}
+
 bool StatementWalker::check_policy_value(Node* value, IdentityField field, const Target& target,
                                          const std::string& column, bool allow_default_fill) {
   Node* v = value;
@@ -154,6 +163,7 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
   bool ok = [&]() -> bool {
     Target target;
     if (!writable_target(insert->relation(), "INSERT", &target)) return false;
+    qualify(insert->mutable_relation(), *target.resolution.table);
     const std::vector<PolicyColumn> columns = policy_columns(*target.resolution.table);
 
     // Where each policy column stands in the column list (-1: missing).
@@ -306,6 +316,7 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
   bool ok = [&]() -> bool {
     Target target;
     if (!writable_target(update->relation(), "UPDATE", &target)) return false;
+    qualify(update->mutable_relation(), *target.resolution.table);
     for (Node& item : *update->mutable_from_clause()) {
       if (!walk_from_item(&item)) return false;
     }
@@ -333,6 +344,7 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
   bool ok = [&]() -> bool {
     Target target;
     if (!writable_target(del->relation(), "DELETE", &target)) return false;
+    qualify(del->mutable_relation(), *target.resolution.table);
     for (Node& item : *del->mutable_using_clause()) {
       if (!walk_from_item(&item)) return false;
     }

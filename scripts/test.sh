@@ -16,10 +16,10 @@ echo "== C++ tests (ctest)"
 ctest --test-dir "$root/build" --output-on-failure -j2 --timeout 600
 
 if [ "${TENANTGATE_SKIP_SANITIZERS:-0}" != 1 ]; then
-  echo "== C++ unit tests under AddressSanitizer + UBSan"
+  echo "== C++ unit and golden tests under AddressSanitizer + UBSan"
   "$root/scripts/build.sh" "$root/build-asan" -DTENANTGATE_SANITIZE=ON -DTENANTGATE_BENCH=OFF >/dev/null
   ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$root/build-asan" --output-on-failure -j2 \
-    --timeout 900 -L unit
+    --timeout 900 -LE execution
 fi
 
 echo "== integration tests (pytest, real PostgreSQL 15 and clients)"

@@ -39,6 +39,14 @@ def _kill_leftover_proxies() -> None:
         p.kill()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pinned_binary():
+    directory = Path(tempfile.mkdtemp(prefix="tg-it-bin-"))
+    harness.pin_tenantgate_bin(directory)
+    yield
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg():
     server = harness.PgServer()

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import psycopg2
 import psycopg2.extensions
+import pytest
 
 import harness
 
@@ -252,9 +253,6 @@ def errors(msgs: list[tuple[bytes, bytes]]) -> list[dict]:
 
 # --------------------------------------------------------------------------
 # Fixtures (import them into a test module to use them).
-
-import pytest  # noqa: E402
-
 
 @pytest.fixture
 def seeded(pg):

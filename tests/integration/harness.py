@@ -59,8 +59,25 @@ STRANGER_PASSWORD = "stranger-secret"
 DATABASE = "appdb"
 
 
-def tenantgate_bin() -> Path:
+_pinned_bin: Path | None = None
+
+
+def built_tenantgate_bin() -> Path:
     return Path(os.environ.get("TENANTGATE_BIN", REPO_ROOT / "build" / "proxy" / "tenantgate"))
+
+
+def pin_tenantgate_bin(directory: Path) -> None:
+    """Copies the binary so that a rebuild during the run cannot change or remove it mid-suite."""
+    global _pinned_bin
+    src = built_tenantgate_bin()
+    if src.exists():
+        dst = directory / "tenantgate"
+        shutil.copy2(src, dst)
+        _pinned_bin = dst
+
+
+def tenantgate_bin() -> Path:
+    return _pinned_bin or built_tenantgate_bin()
 
 
 def free_port() -> int:
@@ -371,7 +388,7 @@ class Proxy:
     def start(self, timeout: float = DEFAULT_TIMEOUT) -> "Proxy":
         binary = tenantgate_bin()
         if not binary.exists():
-            raise RuntimeError(f"tenantgate binary not found at {binary} (set TENANTGATE_BIN)")
+            raise RuntimeError(f"tenantgate binary not found at {built_tenantgate_bin()} (set TENANTGATE_BIN)")
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)], stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
@@ -479,14 +496,6 @@ def parse_error_fields(payload: bytes) -> dict:
         fields[code] = payload[i + 1:end].decode(errors="replace")
         i = end + 1
     return fields
-
-
-class ServerError(Exception):
-    def __init__(self, fields: dict):
-        super().__init__(f"{fields.get('C')}: {fields.get('M')}")
-        self.fields = fields
-        self.sqlstate = fields.get("C")
-        self.message = fields.get("M", "")
 
 
 @dataclass

@@ -76,7 +76,7 @@ def test_check_bad_config_names_file_and_line(start_proxy, case):
     r = harness.run_check(proxy.config_path)
     out = r.stdout + r.stderr
     assert r.returncode != 0, f"check accepted:\n{proxy.config_path.read_text()}"
-    assert f"tenantgate.toml:{line}" in out, f"expected tenantgate.toml:{line} in {out!r}"
+    assert re.search(rf"tenantgate\.toml:{line}: \S", out), f"expected 'tenantgate.toml:{line}: <reason>' in {out!r}"
 
 
 def test_check_bad_principal_verifier(start_proxy):

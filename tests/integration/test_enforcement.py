@@ -20,7 +20,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 import harness
-from enforcement_support import (ME_TENANT, ME_USER, OTHER_USER, SEED_ROWS, admin_rows, bind_msg, data_rows,
+from enforcement_support import (ME_TENANT, ME_USER, SEED_ROWS, admin_rows, bind_msg, data_rows,
                                  describe_msg, errors, execute_msg, ids_for, int_tenant_overrides, parse_msg, pg2, pg3, policy_text,
                                  proxy_serves, read_until_ready, seeded, sqlstate, start_with_policy,
                                  sync_msg)

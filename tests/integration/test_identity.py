@@ -204,3 +204,14 @@ def test_startup_cannot_turn_off_standard_conforming_strings(proxy, spelling):
     else:
         params["standard_conforming_strings"] = "off"
     _refused_or_not_applied(proxy, params, "SELECT current_setting('standard_conforming_strings')", ["on"])
+
+
+def test_int_tenant(start_proxy):
+    principals = {"app": harness.PRINCIPALS["app"], "limited": dict(harness.PRINCIPALS["limited"], tenants=["7"])}
+    proxy = start_proxy({"identity": {"tenant_type": "int"},
+                         "principals": harness.principal_entries("scram", principals)})
+    assert raw_startup(proxy, proxy.startup_params(tenant="1234"), APP_PW).ok
+    assert raw_startup(proxy, proxy.startup_params(user="limited", tenant="7"), LIMITED_PW).ok
+    for bad in ["acme", "7.0", "0x10", "7 OR 1=1"]:
+        params = {"user": "app", "database": harness.DATABASE, "tenantgate.tenant": bad, "tenantgate.user": "42"}
+        assert_refused(raw_startup(proxy, params, APP_PW), r"tenant", r"int")

@@ -13,10 +13,21 @@ import harness
 SESSIONS = 200
 
 
-def test_concurrent_sessions(proxy, pg):
+@pytest.fixture(params=["plain", "tls"])
+def load_proxy(request, start_proxy, tmp_path):
+    if request.param == "plain":
+        return request.getfixturevalue("proxy"), "disable"
+    certs = harness.make_certs(tmp_path / "certs", "proxy")
+    return start_proxy({"listen": {"tls": "require", "tls_cert": str(certs.server_cert),
+                                   "tls_key": str(certs.server_key)}}), "require"
+
+
+def test_concurrent_sessions(load_proxy, pg):
+    proxy, sslmode = load_proxy
+
     async def session(i, all_connected, connected_count):
-        conn = await psycopg.AsyncConnection.connect(proxy.dsn(user="app", tenant=f"tenant{i % 17}",
-                                                               user_id=str(i)), autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(proxy.dsn(user="app", tenant=f"tenant{i % 17}", user_id=str(i),
+                                                               sslmode=sslmode), autocommit=True)
         try:
             connected_count.append(i)
             if len(connected_count) == SESSIONS:

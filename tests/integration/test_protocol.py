@@ -6,6 +6,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import psycopg2
@@ -368,3 +369,25 @@ def test_statement_over_max_statement_bytes_is_refused_not_fatal(start_proxy):
         assert [e["C"] for e in q["errors"]] == ["54001"], q["errors"]
         assert q["rows"] == [] and q["status"] == "I"
         assert c.simple_query("SELECT 'still here'")["rows"] == [["still here"]]
+
+
+def test_large_pipeline_written_while_reading(ready):
+    # The client writes 20000 queries without waiting while it reads results on another
+    # thread; a proxy that stops reading one side while the other is blocked would deadlock.
+    n = 20000
+    payload = b"".join(harness.query_message(f"SELECT {i}") for i in range(n))
+    writer = threading.Thread(target=ready.send, args=(payload,), daemon=True)
+    writer.start()
+    seen = 0
+    last = -1
+    while seen < n:
+        kind, body = ready.recv_msg()
+        assert kind != b"E", harness.parse_error_fields(body)
+        if kind == b"D":
+            value = int(body[6:].decode())
+            assert value == last + 1
+            last = value
+        elif kind == b"Z":
+            seen += 1
+    writer.join(10)
+    assert not writer.is_alive()

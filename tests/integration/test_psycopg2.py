@@ -1,5 +1,6 @@
 """psycopg2 through the proxy."""
 
+import io
 import select
 import threading
 import time
@@ -88,8 +89,7 @@ def test_server_errors_keep_session_usable(proxy):
     conn.close()
 
 
-def test_copy_from_stdin_and_to_stdout(proxy, table, tmp_path):
-    import io
+def test_copy_from_stdin_and_to_stdout(proxy, table):
     conn = connect(proxy, user="admin")
     data = "".join(f"{i}\tname {i}\n" for i in range(1, 3001))
     with conn.cursor() as cur:

@@ -112,3 +112,14 @@ def test_server_side_cursor(proxy):
             cur.itersize = 100
             cur.execute("SELECT g FROM generate_series(1, 1000) g")
             assert sum(r[0] for r in cur) == 500500
+
+
+def test_copy_from_aborted_by_client(proxy, table):
+    with connect(proxy, user="admin") as conn:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY {table} (id, name) FROM STDIN") as copy:
+                    copy.write_row((1, "a"))
+                    raise RuntimeError("client gives up")  # psycopg sends CopyFail
+        conn.rollback()
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)

@@ -147,12 +147,18 @@ def test_cancel_with_tls_listener(start_proxy, proxy_certs):
 
 @pytest.mark.parametrize("client_sslmode", ["disable", "require"])
 def test_passthrough_over_tls_both_sides(start_proxy, proxy_certs, client_sslmode):
-    # The backend offers SCRAM-SHA-256-PLUS over its TLS; channel binding to the backend's
-    # certificate cannot be done by a client that sees the proxy's: the relayed exchange must still succeed.
+    # The backend offers SCRAM-SHA-256-PLUS over its TLS; tenantgate offers the client only
+    # SCRAM-SHA-256, because channel binding to the backend's certificate cannot be done by a
+    # client that sees the proxy's. A client on TLS that supports channel binding signs "y" (I
+    # could bind) into its proof, which a TLS backend rejects as a downgrade, and no relay can
+    # change a signed message: such clients must say channel_binding=disable (README).
     proxy = start_proxy({**tls_listen(proxy_certs, "allow"), "auth": {"mode": "passthrough"},
                          "backend": {"tls": "require"}}, backend_password=None)
-    conn = psycopg2.connect(proxy.dsn(user="app", sslmode=client_sslmode))
+    conn = psycopg2.connect(proxy.dsn(user="app", sslmode=client_sslmode) + " channel_binding=disable")
     with conn.cursor() as cur:
         cur.execute("SELECT session_user, count(*) FROM items GROUP BY 1")
         assert cur.fetchone() == ("app", 10)
     conn.close()
+    if client_sslmode != "disable":
+        with pytest.raises(psycopg2.OperationalError, match="channel_binding=disable"):
+            psycopg2.connect(proxy.dsn(user="app", sslmode=client_sslmode))

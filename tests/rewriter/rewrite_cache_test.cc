@@ -56,7 +56,7 @@ TEST(RewriteCache, LookupNeverParses) {
 TEST(RewriteCache, ConstantChecksAreEvaluatedPerIdentity) {
   RewriteCache cache(1 << 20);
   const auto policy = golden_policy();
-  const std::string sql = "INSERT INTO users (id, tenant_id) VALUES (1, 'acme')";
+  const std::string sql = "INSERT INTO public.users (id, tenant_id) VALUES (1, 'acme')";
   const RewriteResult own = cached(cache, sql, identity("acme"), policy);
   ASSERT_TRUE(own.is_ok());
   EXPECT_FALSE(own.value().changed);

@@ -77,6 +77,13 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+pid_t read_postmaster_pid(const std::string& dir) {
+  std::ifstream in(dir + "/data/postmaster.pid");
+  long v = 0;
+  if (in >> v && v > 0) return static_cast<pid_t>(v);
+  return -1;
+}
+
 // Asks the kernel for a free loopback port. Another process may take it before
 // postgres binds it; start() retries when the server fails to come up.
 int free_port() {
@@ -155,7 +162,10 @@ std::unique_ptr<PgServer> PgServer::start() {
     auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
     bool exited = false;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (PQping(ping.c_str()) == PQPING_OK) return server;
+      if (PQping(ping.c_str()) == PQPING_OK) {
+        server->start_watchdog();
+        return server;
+      }
       int st = 0;
       if (waitpid(server->pid_, &st, WNOHANG) == server->pid_) {
         exited = true;
@@ -185,16 +195,50 @@ std::string PgServer::conninfo(std::string_view user, std::string_view dbname) c
   return s;
 }
 
+// The watchdog is a forked child blocked reading a pipe whose only write end
+// this process holds: the read returns when this process exits, however it
+// exits. A normal stop() kills the watchdog first.
+void PgServer::start_watchdog() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return;  // best effort
+  const pid_t postmaster = read_postmaster_pid(dir_);
+  const std::string dir = dir_;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return;
+  }
+  if (pid == 0) {
+    close(fds[1]);
+    char byte;
+    while (read(fds[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    if (postmaster > 0) kill(postmaster, SIGQUIT);  // immediate shutdown
+    for (int i = 0; i < 100 && postmaster > 0 && kill(postmaster, 0) == 0; ++i) usleep(50000);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    _exit(0);
+  }
+  close(fds[0]);
+  watchdog_ = pid;
+  watchdog_fd_ = fds[1];
+}
+
 void PgServer::stop() {
+  if (watchdog_ > 0) {
+    kill(watchdog_, SIGKILL);
+    waitpid(watchdog_, nullptr, 0);
+    watchdog_ = -1;
+  }
+  if (watchdog_fd_ >= 0) {
+    close(watchdog_fd_);
+    watchdog_fd_ = -1;
+  }
   if (pid_ <= 0) return;
   // runuser forks postgres as its child, so signal the postmaster itself (its
   // pid is the first line of postmaster.pid) and then reap our child.
-  pid_t postmaster = -1;
-  {
-    std::ifstream in(dir_ + "/data/postmaster.pid");
-    long v = 0;
-    if (in >> v && v > 0) postmaster = static_cast<pid_t>(v);
-  }
+  const pid_t postmaster = read_postmaster_pid(dir_);
   if (postmaster > 0) kill(postmaster, SIGINT);  // fast shutdown
   kill(pid_, SIGTERM);
   if (!wait_for(pid_, kStopTimeout)) {

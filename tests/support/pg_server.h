@@ -5,7 +5,8 @@
 // initdb and postgres refuse to run as root, so when the test runs as root they
 // are started through `runuser -u postgres --` in a directory that user owns.
 // The cluster's superuser is `postgres`, authentication is `trust` (loopback
-// and the private socket directory only).
+// and the private socket directory only). A watchdog process stops the server
+// and removes the directory if the test process dies without cleaning up.
 //
 // Thread-safety: start() and the destructor must not race; the accessors are
 // const and safe to call from any thread.
@@ -39,9 +40,13 @@ class PgServer {
   PgServer() = default;
   void stop();
 
+  void start_watchdog();
+
   std::string dir_;  // temporary directory: data/, the socket, server.log
   int port_ = 0;
-  pid_t pid_ = -1;  // the runuser (or postgres) child we forked
+  pid_t pid_ = -1;        // the runuser (or postgres) child we forked
+  pid_t watchdog_ = -1;   // stops the server if this process dies first
+  int watchdog_fd_ = -1;  // write end of the pipe the watchdog waits on
 };
 
 }  // namespace tenantgate::testing
