@@ -234,6 +234,7 @@ awaitable<bool> Session::startup() {
       if (name == "user") value = config_.backend.user;
     }
   }
+  if (!principal_->bypass) pin_backend_settings();
   // Bypass principals are trusted with any setting; for everyone else a
   // start-up setting is held to the same allow-list as SET. (Checked after
   // identity so that identity problems are reported as such.)
@@ -383,6 +384,40 @@ awaitable<bool> Session::authenticate_client_scram() {
   }
   if (co_await client_.write(authentication_sasl_final(step.message))) co_return false;
   co_return true;
+}
+
+void Session::pin_backend_settings() {
+  // The backend must resolve unqualified names through the policy's
+  // search_path (the rewriter resolves them that way) and read string
+  // literals as the rewriter does. Settings given at start-up are also what
+  // RESET ALL returns to.
+  auto policy = services_.policies->get();
+  std::string search_path;
+  for (const auto& schema : policy->search_path) {
+    if (!search_path.empty()) search_path += ',';
+    search_path += policy::quote_identifier(schema);
+  }
+  // Each word escaped as pg_split_opts reads it: a backslash makes the next
+  // character part of the word.
+  std::string escaped;
+  for (const std::string& word : {std::string("-c"), "search_path=" + search_path,
+                                  std::string("-c"), std::string("standard_conforming_strings=on")}) {
+    if (!escaped.empty()) escaped += ' ';
+    for (char c : word) {
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
+          c == '\\') {
+        escaped += '\\';
+      }
+      escaped += c;
+    }
+  }
+  for (auto& [name, value] : backend_params_) {
+    if (name == "options") {
+      value += " " + escaped;
+      return;
+    }
+  }
+  backend_params_.emplace_back("options", escaped);
 }
 
 bool Session::bind_identity() {

@@ -77,6 +77,7 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<bool> negotiate(StartupPacket& packet);
   awaitable<bool> authenticate_client_scram();
   bool bind_identity();
+  void pin_backend_settings();
   awaitable<bool> connect_backend();
   awaitable<bool> login_backend(bool passthrough);
   awaitable<void> relay();

@@ -149,7 +149,13 @@ std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* 
   PgQueryProtobufParseResult result = pg_query_parse_protobuf(sql.c_str());
   std::optional<Refusal> refusal;
   if (result.error != nullptr) {
-    refusal = Refusal{"42601", result.error->message};
+    // The grammar's own stack limit ("memory exhausted") is a statement too
+    // deep to analyse, not a syntax error.
+    const std::string_view message = result.error->message;
+    refusal = message.starts_with("memory exhausted")
+                  ? Refusal{"54001", "statement is too deeply nested to analyse (" +
+                                         std::string(message) + ")"}
+                  : Refusal{"42601", std::string(message)};
   } else if (!decode(result.parse_tree.data, result.parse_tree.len, out)) {
     refusal = Refusal{"54001", "statement is too deeply nested to analyse"};
   }

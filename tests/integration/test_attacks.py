@@ -252,7 +252,8 @@ def test_session_state_and_identity_changes(env):
     except psycopg2.Error as e:
         assert sqlstate(e) == "42501", e
     assert env.rows("SELECT current_user, current_setting('search_path')") == [
-        (harness.SERVICE_USER, '"$user", public')]
+        # tenantgate pins the backend's search_path to the policy's at login.
+        (harness.SERVICE_USER, 'public')]
     assert env.ids(f"SELECT id FROM {env.acc}") == OWN
 
 

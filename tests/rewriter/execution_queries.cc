@@ -709,12 +709,24 @@ class Generator {
       std::string col = c.ref.substr(c.ref.find('.') + 1);
       Scope local;  // no subqueries that could see FROM items
       local.depth = 3;
-      return with + "UPDATE " + table + " AS " + a + " SET " + col + " = " +
-             expr(local, target, c.type, 1) + (from.empty() ? "" : " FROM " + from) + where +
-             returning;
+      return wrap(with, "UPDATE " + table + " AS " + a + " SET " + col + " = " +
+                            expr(local, target, c.type, 1) + (from.empty() ? "" : " FROM " + from) +
+                            where + returning);
     }
-    return with + "DELETE FROM " + table + " AS " + a + (from.empty() ? "" : " USING " + from) +
-           where + returning;
+    return wrap(with, "DELETE FROM " + table + " AS " + a + (from.empty() ? "" : " USING " + from) +
+                          where + returning);
+  }
+
+  // Sometimes runs the statement as a data-modifying CTE whose RETURNING rows
+  // the main query correlates with scoped tables (which see the rows as they
+  // were before the statement). Schema-qualified: a CTE may shadow the names.
+  std::string wrap(const std::string& with, const std::string& dml) {
+    if (!chance(20)) return with + dml;
+    std::string head = with.empty() ? "WITH " : with.substr(0, with.size() - 1) + ", ";
+    return head + "m AS (" + dml +
+           ") SELECT m.*, (SELECT count(*) FROM public.comments c WHERE c.author_id = m.id), "
+           "(SELECT "
+           "max(r.amount) FROM public.records r WHERE r.id = m.id) FROM m";
   }
 
   std::string insert_select(Scope& s) {
