@@ -769,6 +769,13 @@ awaitable<void> Session::backend_to_client() {
       switch (message.type) {
         case 'Z':
           if (auto status = parse_ready_for_query(message.body)) transaction_status_ = *status;
+          if (copy_in_) {
+            if (copy_in_zs_before_ > 0) {
+              --copy_in_zs_before_;
+            } else {
+              copy_in_.reset();  // the COPY's own ReadyForQuery: it is over
+            }
+          }
           if (pending_syncs_ > 0) --pending_syncs_;
           if (pending_syncs_ == 0) pending_refusals_.clear();
           [[fallthrough]];
@@ -815,6 +822,17 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
     out.append(raw);
     return true;
   }
+  if (copy_in_) {
+    // In copy-in mode PostgreSQL accepts only CopyData/Done/Fail and ignores
+    // Flush and Sync (which get no reply: forwarding a Sync would break the
+    // ReadyForQuery bookkeeping). Anything else could only slip a statement
+    // past the row checks of a COPY still in progress.
+    if (type == 'H' || type == 'S') return true;
+    if (type != 'd' && type != 'c' && type != 'f') {
+      fail("08P01", fmt::format("unexpected message type '{}' during COPY FROM STDIN", type));
+      return false;
+    }
+  }
   switch (type) {
     case 'Q': {
       auto sql = parse_query(body);
@@ -829,7 +847,14 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       if (!result.is_ok()) {
         log_refusal(result.refusal(), *sql);
         substitute_refusal(result.refusal(), /*extended=*/false, out);
-      } else if (result.value().changed) {
+        return true;
+      }
+      if (result.value().copy_in) {
+        copy_in_.emplace(copy_in_spec(*result.value().copy_in));
+        copy_in_failed_ = false;
+        copy_in_zs_before_ = pending_syncs_ - 1;  // ReadyForQuery of earlier messages
+      }
+      if (result.value().changed) {
         out += query_message(result.value().sql);
       } else {
         out.append(raw);
@@ -850,6 +875,14 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return true;
       }
       auto& rewritten = result.value();
+      if (rewritten.copy_in) {
+        rewriter::Refusal refusal{"0A000",
+                                  "COPY FROM into a scoped table is supported in the simple "
+                                  "query protocol only"};
+        log_refusal(refusal, parse->query);
+        substitute_refusal(refusal, /*extended=*/true, out);
+        return true;
+      }
       pending_ops_.push_back(
           {Kind::kParse, std::string(parse->statement), std::move(rewritten.param_checks)});
       if (rewritten.changed) {
@@ -906,10 +939,95 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       substitute_refusal(refusal, /*extended=*/false, out);
       return true;
     }
-    default:  // Describe, Execute, Flush, CopyData/Done/Fail
+    case 'd':
+    case 'c':
+    case 'f':
+      if (copy_in_) return filter_copy_data(type, body, raw, out);
+      // Outside a checked COPY the backend ignores these (protocol 55.2.6).
+      out.append(raw);
+      return true;
+    default:  // Describe, Execute, Flush
       out.append(raw);
       return true;
   }
+}
+
+CopyInSpec Session::copy_in_spec(const rewriter::CopyIn& copy) const {
+  CopyInSpec spec;
+  spec.format = copy.csv ? CopyInSpec::Format::kCsv : CopyInSpec::Format::kText;
+  spec.delimiter = copy.delimiter;
+  spec.null_string = copy.null_string;
+  spec.header = copy.header;
+  spec.quote = copy.quote;
+  spec.escape = copy.escape;
+  spec.columns = copy.columns;
+  spec.table = copy.table;
+  spec.max_row_bytes = config_.limits.max_message_bytes;
+  // The rewriter refuses owner scopes when the connection has no user, so
+  // identity_.user is set whenever a check asks for it; an empty expected
+  // value (never a canonical identity) fails closed otherwise.
+  auto value_of = [&](rewriter::IdentityField field) -> const policy::TypedValue* {
+    if (field == rewriter::IdentityField::kTenant) return &identity_.tenant;
+    return identity_.user ? &*identity_.user : nullptr;
+  };
+  for (const auto& check : copy.checks) {
+    const auto* value = value_of(check.field);
+    spec.checks.push_back({check.position, value ? value->value : std::string(),
+                           value ? value->type : policy::ValueType::kText, check.column});
+  }
+  for (auto field : copy.appended) {
+    const auto* value = value_of(field);
+    spec.appended_values.push_back(value ? value->value : std::string());
+  }
+  return spec;
+}
+
+bool Session::filter_copy_data(char type, std::string_view body, std::string_view raw,
+                               std::string& out) {
+  if (copy_in_failed_) {
+    // CopyFail already went to the backend: the rest of the client's data
+    // has nowhere to go.
+    if (type != 'd') copy_in_.reset();
+    return true;
+  }
+  std::string rows;
+  std::optional<std::string> refused;
+  switch (type) {
+    case 'd':
+      refused = copy_in_->feed(body, rows);
+      break;
+    case 'c':
+      refused = copy_in_->finish(rows);
+      break;
+    default:  // CopyFail from the client: nothing more to check
+      copy_in_.reset();
+      out.append(raw);
+      return true;
+  }
+  if (!rows.empty()) {
+    MessageWriter data('d');
+    data.bytes(rows);
+    out += std::move(data).finish();
+  }
+  if (refused) {
+    rewriter::Refusal refusal{"42501", *refused};
+    log_refusal(refusal, {});
+    const uint64_t seq = ++refusal_seq_;
+    pending_refusals_.emplace(seq, refusal);
+    // The backend answers CopyFail with an error quoting this message, which
+    // backend_to_client() replaces with the refusal; nothing is written.
+    MessageWriter fail_copy('f');
+    fail_copy.cstr(fmt::format("tenantgate_refusal_{}_{}", refusal_token_, seq));
+    out += std::move(fail_copy).finish();
+    copy_in_failed_ = true;
+    if (type == 'c') copy_in_.reset();
+    return true;
+  }
+  if (type == 'c') {
+    out.append(raw);
+    copy_in_.reset();
+  }
+  return true;
 }
 
 const std::vector<rewriter::ParamCheck>* Session::checks_for(const std::string& name) const {

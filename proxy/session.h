@@ -20,6 +20,7 @@
 #include "policy/identity.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/copy_in_validator.h"
 #include "proxy/log.h"
 #include "proxy/policy_store.h"
 #include "proxy/read_buffer.h"
@@ -165,6 +166,14 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<rewriter::ParamCheck> checks;
   };
   std::deque<PendingOp> pending_ops_;
+
+  // COPY ... FROM STDIN into a scoped table: set from the rewritten Query
+  // until the backend's ReadyForQuery; every CopyData row is checked.
+  std::optional<CopyInValidator> copy_in_;
+  bool copy_in_failed_ = false;  // a row was refused: the rest is dropped
+  int copy_in_zs_before_ = 0;    // ReadyForQuery messages due before the COPY's own
+  [[nodiscard]] CopyInSpec copy_in_spec(const rewriter::CopyIn& copy) const;
+  bool filter_copy_data(char type, std::string_view body, std::string_view raw, std::string& out);
   [[nodiscard]] const std::vector<rewriter::ParamCheck>* checks_for(const std::string& name) const;
   bool on_backend_ack(char type);
 };

@@ -111,6 +111,12 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   }
   out.param_checks = std::move(walker.param_checks());
   out.const_checks = std::move(walker.const_checks());
+  out.copy_in = std::move(walker.copy_in());
+  if (out.copy_in && count > 1) {
+    // The proxy checks the rows of one COPY per query string.
+    return refused("0A000", "COPY FROM into a scoped table must be the only statement of its "
+                            "query string");
+  }
   if (replacements.empty()) return out;
 
   // Splice the rewritten statements into the original text, keeping
@@ -180,6 +186,7 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
   }
   Rewritten r;
   r.param_checks = tmpl.param_checks;
+  r.copy_in = tmpl.copy_in;
   if (!tmpl.changed) {
     r.sql.assign(sql);
     return RewriteResult::ok(std::move(r));

@@ -27,6 +27,7 @@ struct RewriteTemplate {
   std::vector<Slot> slots;
   std::vector<ParamCheck> param_checks;
   std::vector<ConstCheck> const_checks;
+  std::optional<CopyIn> copy_in;
 
   [[nodiscard]] std::size_t memory_bytes() const;
 };

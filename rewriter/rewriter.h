@@ -102,10 +102,35 @@ struct ParamCheck {
   std::string column;
 };
 
+// COPY <scoped table> (columns) FROM STDIN: what the proxy must check in every
+// row the client sends, because the rows never pass through the rewriter.
+struct CopyIn {
+  std::string table;  // schema.name, for messages
+  bool csv = false;   // text format otherwise (binary is refused)
+  char delimiter = '\t';
+  std::string null_string = "\\N";
+  bool header = false;
+  char quote = '"';
+  char escape = '"';
+  std::size_t columns = 0;  // fields in each row the client sends
+  struct Check {
+    std::size_t position = 0;  // 0-based field in the client's rows
+    IdentityField field = IdentityField::kTenant;
+    std::string column;
+  };
+  std::vector<Check> checks;  // policy columns the client's column list names
+  // Policy columns the client left out: the rewrite appended them to the
+  // column list, and the proxy appends the caller's value to every row.
+  std::vector<IdentityField> appended;
+};
+
 struct Rewritten {
   std::string sql;                       // what to forward
   bool changed = false;                  // false: sql is the input byte for byte
   std::vector<ParamCheck> param_checks;  // in statement order; may repeat a parameter
+  // Set for COPY ... FROM STDIN into a scoped table, which is then the only
+  // statement of the query string (simple protocol only).
+  std::optional<CopyIn> copy_in;
 };
 
 class [[nodiscard]] RewriteResult {

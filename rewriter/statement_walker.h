@@ -52,6 +52,7 @@ class StatementWalker {
   [[nodiscard]] int user_markers() const { return user_markers_; }
   [[nodiscard]] std::vector<ParamCheck>& param_checks() { return param_checks_; }
   [[nodiscard]] std::vector<ConstCheck>& const_checks() { return const_checks_; }
+  [[nodiscard]] std::optional<CopyIn>& copy_in() { return copy_in_; }
 
  private:
   // A resolved relation reference and what the policy says about it.
@@ -94,6 +95,7 @@ class StatementWalker {
 
   // utility_statements.cc: everything that is not a query.
   bool walk_copy(pg_query::Node* stmt);
+  bool walk_copy_from_scoped(pg_query::CopyStmt* copy, const Target& target);
   bool check_set(const pg_query::VariableSetStmt& set);
   bool check_show(const pg_query::VariableShowStmt& show);
 
@@ -109,6 +111,7 @@ class StatementWalker {
   int depth_ = 0;
   std::vector<ParamCheck> param_checks_;
   std::vector<ConstCheck> const_checks_;
+  std::optional<CopyIn> copy_in_;
   std::optional<Refusal> refusal_;
 };
 

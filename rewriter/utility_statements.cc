@@ -319,6 +319,102 @@ bool StatementWalker::check_set(const pg_query::VariableSetStmt& set) {
   return true;
 }
 
+namespace {
+
+// The text of a COPY option's argument (String, Boolean or Integer node), or
+// nullopt for anything else.
+std::optional<std::string> copy_option_text(const pg_query::DefElem& option) {
+  if (!option.has_arg()) return std::nullopt;
+  const Node& arg = option.arg();
+  if (arg.has_string()) return arg.string().sval();
+  if (arg.has_boolean()) return arg.boolean().boolval() ? "true" : "false";
+  if (arg.has_integer()) return std::to_string(arg.integer().ival());
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool StatementWalker::walk_copy_from_scoped(pg_query::CopyStmt* copy, const Target& target) {
+  const policy::TablePolicy& table = *target.resolution.table;
+  if (copy->has_where_clause()) {
+    return refuse("0A000", "COPY FROM with WHERE into scoped table " + target.display +
+                               " is not supported");
+  }
+  if (copy->attlist_size() == 0) {
+    return refuse("0A000", "COPY FROM into scoped table " + target.display +
+                               " needs a column list, so that tenantgate can check each row");
+  }
+  CopyIn spec;
+  spec.table = target.display;
+  std::optional<std::string> delimiter, null_string, quote, escape;
+  for (const Node& node : copy->options()) {
+    const pg_query::DefElem& option = node.def_elem();
+    const std::string& name = option.defname();
+    const std::optional<std::string> value = copy_option_text(option);
+    if (name == "format") {
+      const std::string format = value ? lower(*value) : "";
+      if (format == "binary") {
+        return refuse("0A000", "binary COPY FROM into scoped table " + target.display +
+                                   " is not supported; use text or CSV");
+      }
+      if (format != "text" && format != "csv") return refuse("0A000", "unsupported COPY format");
+      spec.csv = format == "csv";
+    } else if (name == "header") {
+      const std::string v = value ? lower(*value) : "true";
+      if (v == "true" || v == "on" || v == "1") {
+        spec.header = true;
+      } else if (v != "false" && v != "off" && v != "0") {
+        return refuse("0A000", "unsupported COPY HEADER " + v);
+      }
+    } else if (name == "delimiter" || name == "null" || name == "quote" || name == "escape") {
+      if (!value) return refuse("0A000", "unsupported COPY option " + name);
+      (name == "delimiter" ? delimiter
+       : name == "null"    ? null_string
+       : name == "quote"   ? quote
+                           : escape) = *value;
+    } else if (name != "freeze") {
+      // ENCODING would change how the server reads the rows tenantgate
+      // checked; FORCE_* would change which values are NULL.
+      return refuse("0A000", "COPY option " + name + " is not supported into scoped table " +
+                                 target.display);
+    }
+  }
+  for (const auto* single : {&delimiter, &quote, &escape}) {
+    if (*single && single->value().size() != 1) {
+      return refuse("0A000", "COPY delimiter, quote and escape must be single bytes");
+    }
+  }
+  spec.delimiter = delimiter ? (*delimiter)[0] : (spec.csv ? ',' : '\t');
+  spec.null_string = null_string ? *null_string : (spec.csv ? "" : "\\N");
+  spec.quote = quote ? (*quote)[0] : '"';
+  spec.escape = escape ? (*escape)[0] : spec.quote;
+  if (!spec.csv && (quote || escape)) return refuse("0A000", "COPY QUOTE and ESCAPE need CSV");
+
+  spec.columns = static_cast<std::size_t>(copy->attlist_size());
+  auto policy_column = [&](const std::string& column, IdentityField field) {
+    for (int i = 0; i < copy->attlist_size(); ++i) {
+      const Node& name = copy->attlist(i);
+      if (name.has_string() && name.string().sval() == column) {
+        spec.checks.push_back({static_cast<std::size_t>(i), field, column});
+        return;
+      }
+    }
+    copy->add_attlist()->mutable_string()->set_sval(column);
+    spec.appended.push_back(field);
+  };
+  if (table.scope == policy::Scope::kTenant || table.scope == policy::Scope::kTenantOwner) {
+    policy_column(table.tenant_column, IdentityField::kTenant);
+  }
+  if (table.scope == policy::Scope::kOwner || table.scope == policy::Scope::kTenantOwner) {
+    policy_column(table.owner_column, IdentityField::kUser);
+  }
+  qualify(copy->mutable_relation(), table);
+  copy->mutable_relation()->set_inh(true);
+  changed_ = true;
+  copy_in_ = std::move(spec);
+  return true;
+}
+
 bool StatementWalker::check_show(const pg_query::VariableShowStmt& show) {
   const std::string& name = show.name();
   if (contains(kSettableSettings, name) || contains(kShowOnlySettings, name)) return true;
@@ -352,9 +448,8 @@ bool StatementWalker::walk_copy(Node* stmt) {
     if (res.kind == policy::Resolution::Kind::kTable &&
         (res.table->scope == policy::Scope::kTenant || res.table->scope == policy::Scope::kOwner ||
          res.table->scope == policy::Scope::kTenantOwner)) {
-      // Interim: the proxy does not validate COPY rows yet.
-      return refuse("0A000", "COPY FROM into scoped table " + target.display +
-                                 " is not supported yet; use INSERT");
+      if (!writable_target(copy->relation(), "COPY FROM", &target)) return false;
+      return walk_copy_from_scoped(copy, target);
     }
     return writable_target(copy->relation(), "COPY FROM", &target);
   }

@@ -36,7 +36,11 @@ TEST(PolicyLoaderTest, EmptyFileHasDefaults) {
   EXPECT_EQ(p->function_mode, FunctionMode::kDenyList);
   EXPECT_TRUE(p->denied_functions.contains("set_config"));
   EXPECT_TRUE(p->denied_functions.contains("crdb_internal.*"));
-  EXPECT_TRUE(p->denied_catalog_relations.contains("pg_statistic*"));
+  EXPECT_TRUE(p->denied_catalog_relations.contains("pg_statistic"));
+  EXPECT_TRUE(p->denied_catalog_relations.contains("pg_statistic_ext_data"));
+  // Extended statistics definitions (no row values) stay readable: psql's \d reads them.
+  EXPECT_FALSE(p->catalog_denied("pg_catalog", "pg_statistic_ext"));
+  EXPECT_TRUE(p->catalog_denied("pg_catalog", "pg_statistic_ext_data"));
   EXPECT_EQ(p->source_file, "p.toml");
 }
 
