@@ -353,10 +353,18 @@ bool StatementWalker::walk_node(Node* node) {
     case Node::kSelectStmt:
       ok = walk_select(node->mutable_select_stmt());
       break;
-    // Leaves: nothing below them can name a relation or call a function
-    // (ColumnRef holds only String and A_Star fields).
-    case Node::kAConst:
     case Node::kColumnRef:
+      // schema.table.column names a FROM item by its schema, which the
+      // derived table that scopes the item no longer has. (A ColumnRef holds
+      // only String and A_Star fields: nothing below it to walk.)
+      if (node->column_ref().fields_size() >= 3) {
+        ok = refuse("0A000",
+                    "column references qualified with a schema (schema.table.column) are not "
+                    "supported; write table.column");
+      }
+      break;
+    // Leaves: nothing below them can name a relation or call a function.
+    case Node::kAConst:
     case Node::kParamRef:
     case Node::kString:
     case Node::kInteger:

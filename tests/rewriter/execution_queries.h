@@ -11,6 +11,9 @@ namespace tenantgate::rewriter {
 
 [[nodiscard]] const std::vector<std::string>& hand_read_cases();
 [[nodiscard]] const std::vector<std::string>& hand_write_cases();
+// Reads that README.md lists as deliberate differences from RLS: run and
+// reported, not failed.
+[[nodiscard]] const std::vector<std::string>& hand_known_difference_cases();
 
 // A statement with bound parameters (extended protocol). In params, "{T}" and
 // "{U}" stand for the caller's tenant and user.
