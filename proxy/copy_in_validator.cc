@@ -61,6 +61,36 @@ std::string decode_text_field(std::string_view raw) {
 
 }  // namespace
 
+bool CopyInValidator::has_bare_carriage_return(std::string_view line) const {
+  if (spec_.format == CopyInSpec::Format::kText) return line.find('\r') != std::string_view::npos;
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == spec_.escape && spec_.escape != spec_.quote && i + 1 < line.size() &&
+          (line[i + 1] == spec_.quote || line[i + 1] == spec_.escape)) {
+        ++i;
+      } else if (c == spec_.quote) {
+        quoted = false;
+      }
+    } else if (c == spec_.quote) {
+      quoted = true;
+    } else if (c == '\r') {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool CopyInValidator::has_end_marker_inside(std::string_view line) const {
+  for (std::size_t i = 0; i + 1 < line.size(); ++i) {
+    if (line[i] != '\\') continue;
+    if (line[i + 1] == '.') return true;
+    ++i;  // an escaped character, even a backslash, is data
+  }
+  return false;
+}
+
 CopyInValidator::CopyInValidator(CopyInSpec spec)
     : spec_(std::move(spec)), header_pending_(spec_.header) {
   for (const auto& value : spec_.appended_values) {
@@ -191,22 +221,30 @@ std::optional<std::string> CopyInValidator::check_row(std::string_view row, std:
   std::string_view line = row;
   if (line.ends_with('\n')) line.remove_suffix(1);
   if (line.ends_with('\r')) line.remove_suffix(1);
-  if (header_pending_) {
-    header_pending_ = false;
-    out.append(row);
-    return std::nullopt;
+  // PostgreSQL takes a bare carriage return as a line end when the first line
+  // ends with one; tenantgate splits rows at "\n" only. So no line, the
+  // header included, may hold a carriage return outside a quoted CSV field:
+  // the server then reads exactly the rows checked here (or fails the COPY).
+  if (has_bare_carriage_return(line)) {
+    return fmt::format("COPY into \"{}\": carriage returns outside quoted CSV values are not "
+                       "supported (use \\r in text format)",
+                       spec_.table);
   }
   if (line == "\\.") {
     ended_ = true;
     out.append(row);
     return std::nullopt;
   }
-  if (spec_.format == CopyInSpec::Format::kText &&
-      line.find('\r') != std::string_view::npos) {
-    // A bare carriage return would be read as a line end by PostgreSQL when
-    // the data uses them as such; tenantgate reads only "\n" line ends.
-    return fmt::format("COPY into \"{}\": carriage-return line ends are not supported",
+  if (spec_.format == CopyInSpec::Format::kText && has_end_marker_inside(line)) {
+    // PostgreSQL 15 ends the data at "\." anywhere in a line and keeps what
+    // precedes it as the last row: a different row than the one read here.
+    return fmt::format("COPY into \"{}\": \"\\.\" may only stand alone on its line",
                        spec_.table);
+  }
+  if (header_pending_) {
+    header_pending_ = false;
+    out.append(row);
+    return std::nullopt;
   }
   auto fields = spec_.format == CopyInSpec::Format::kText ? split_text(line) : split_csv(line);
   if (fields.size() != spec_.columns) {

@@ -59,6 +59,8 @@ class CopyInValidator {
   [[nodiscard]] std::vector<std::optional<std::string>> split_text(std::string_view line) const;
   [[nodiscard]] std::vector<std::optional<std::string>> split_csv(std::string_view line) const;
   [[nodiscard]] std::string encode_appended(const std::string& value) const;
+  [[nodiscard]] bool has_bare_carriage_return(std::string_view line) const;
+  [[nodiscard]] bool has_end_marker_inside(std::string_view line) const;
 
   CopyInSpec spec_;
   std::string buf_;

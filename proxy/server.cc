@@ -79,6 +79,16 @@ class Server::Impl {
     }
   }
 
+  ~Impl() {
+    // Sessions still on the loops are destroyed with them and unregister from
+    // cancels_ and sessions_: the loops (and the I/O objects on them) go first.
+    grace_timer_.reset();
+    reload_signal_.reset();
+    signals_.reset();
+    acceptor_.reset();
+    contexts_.clear();
+  }
+
   int run() {
     auto& main_context = *contexts_.front();
     tcp::endpoint endpoint(asio::ip::make_address(config_->listen.host), config_->listen.port);

@@ -246,7 +246,9 @@ awaitable<bool> Session::startup() {
   }
   phase_ = Phase::kBackendLogin;
   if (!co_await connect_backend()) co_return false;
+  if (terminating_) co_return false;  // terminate() could not cancel the connect
   if (!co_await login_backend(passthrough)) co_return false;
+  if (terminating_) co_return false;
 
   auto issued = services_.cancels->issue(CancelTarget{backend_pid_, backend_key_});
   proxy_pid_ = issued.pid;
@@ -777,7 +779,6 @@ awaitable<void> Session::backend_to_client() {
             }
           }
           if (pending_syncs_ > 0) --pending_syncs_;
-          if (pending_syncs_ == 0) pending_refusals_.clear();
           [[fallthrough]];
         case '1':  // ParseComplete
         case '3':  // CloseComplete
@@ -840,15 +841,19 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         fail("08P01", "malformed Query message");
         return false;
       }
-      ++pending_syncs_;
-      pending_ops_.push_back({Kind::kSync, {}, {}});
+      if (extended_open_) {
+        fail("08P01", "Query inside an extended-protocol batch: send Sync first");
+        return false;
+      }
       auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_,
                                                      services_.policies->get());
+      ++pending_syncs_;
       if (!result.is_ok()) {
         log_refusal(result.refusal(), *sql);
         substitute_refusal(result.refusal(), /*extended=*/false, out);
-        return true;
+        return push_op({Kind::kSync, {}, {}});
       }
+      if (!push_op({Kind::kSync, {}, {}})) return false;
       if (result.value().copy_in) {
         copy_in_.emplace(copy_in_spec(*result.value().copy_in));
         copy_in_failed_ = false;
@@ -867,8 +872,35 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         fail("08P01", "malformed Parse message");
         return false;
       }
+      extended_open_ = true;
       auto result = services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_,
                                                      services_.policies->get());
+      if (result.is_ok()) {
+        // The server reads a checked parameter as the type the client
+        // declares (or an explicit cast says), then converts it: only the
+        // identity's own types keep the checked value the stored value.
+        for (const auto& check : result.value().param_checks) {
+          const policy::TypedValue* value =
+              check.field == rewriter::IdentityField::kTenant
+                  ? &identity_.tenant
+                  : (identity_.user ? &*identity_.user : nullptr);
+          if (value == nullptr) continue;  // check_bind_params refuses it at Bind
+          const auto index = static_cast<std::size_t>(check.param_number - 1);
+          const int32_t declared =
+              index < parse->param_types.size() ? parse->param_types[index] : 0;
+          if (!rewriter::declared_type_fits_identity(declared, value->type) ||
+              !rewriter::cast_fits_identity(check.cast, value->type)) {
+            result = rewriter::RewriteResult::refused(
+                "42501", fmt::format("permission denied: parameter ${} for column {} of table {} "
+                                     "must have the type of the caller's {} ({})",
+                                     check.param_number, check.column, check.table,
+                                     check.field == rewriter::IdentityField::kTenant ? "tenant"
+                                                                                     : "user",
+                                     policy::value_type_name(value->type)));
+            break;
+          }
+        }
+      }
       if (!result.is_ok()) {
         log_refusal(result.refusal(), parse->query);
         substitute_refusal(result.refusal(), /*extended=*/true, out);
@@ -883,8 +915,10 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         substitute_refusal(refusal, /*extended=*/true, out);
         return true;
       }
-      pending_ops_.push_back(
-          {Kind::kParse, std::string(parse->statement), std::move(rewritten.param_checks)});
+      if (!push_op(
+              {Kind::kParse, std::string(parse->statement), std::move(rewritten.param_checks)})) {
+        return false;
+      }
       if (rewritten.changed) {
         out += encode_parse(parse->statement, rewritten.sql, parse->param_types);
       } else {
@@ -898,9 +932,10 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         fail("08P01", "malformed Bind message");
         return false;
       }
-      const auto* checks = checks_for(std::string(bind->statement));
-      if (checks && !checks->empty()) {
-        if (auto refused = check_bind_params(*bind, *checks, identity_)) {
+      extended_open_ = true;
+      const auto checks = checks_for(std::string(bind->statement));
+      if (!checks.empty()) {
+        if (auto refused = check_bind_params(*bind, checks, identity_)) {
           rewriter::Refusal refusal{"42501", *refused};
           log_refusal(refusal, {});
           substitute_refusal(refusal, /*extended=*/true, out);
@@ -916,28 +951,34 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         fail("08P01", "malformed Close message");
         return false;
       }
-      pending_ops_.push_back({close->kind == 'S' ? Kind::kCloseStatement : Kind::kClosePortal,
-                              std::string(close->name),
-                              {}});
+      extended_open_ = true;
+      if (!push_op({close->kind == 'S' ? Kind::kCloseStatement : Kind::kClosePortal,
+                    std::string(close->name),
+                    {}})) {
+        return false;
+      }
       out.append(raw);
       return true;
     }
     case 'S':
+      extended_open_ = false;
       ++pending_syncs_;
-      pending_ops_.push_back({Kind::kSync, {}, {}});
       out.append(raw);
-      return true;
+      return push_op({Kind::kSync, {}, {}});
     case 'F': {
       // The legacy fast-path function call runs a function by OID with no SQL
       // for the rewriter to see.
+      if (extended_open_) {
+        fail("08P01", "FunctionCall inside an extended-protocol batch: send Sync first");
+        return false;
+      }
       ++pending_syncs_;
-      pending_ops_.push_back({Kind::kSync, {}, {}});
       rewriter::Refusal refusal{"42501",
                                 "the function-call protocol message is not allowed through "
                                 "tenantgate"};
       log_refusal(refusal, {});
       substitute_refusal(refusal, /*extended=*/false, out);
-      return true;
+      return push_op({Kind::kSync, {}, {}});
     }
     case 'd':
     case 'c':
@@ -946,10 +987,28 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       // Outside a checked COPY the backend ignores these (protocol 55.2.6).
       out.append(raw);
       return true;
-    default:  // Describe, Execute, Flush
+    case 'D':
+    case 'E':
+      extended_open_ = true;
+      out.append(raw);
+      return true;
+    default:  // Flush
       out.append(raw);
       return true;
   }
+}
+
+bool Session::push_op(PendingOp op) {
+  // Bounds what a client can make tenantgate remember by sending messages the
+  // backend does not answer yet (a pipeline without Sync, say).
+  constexpr std::size_t kMaxPendingOps = 1 << 16;
+  constexpr std::size_t kMaxStatementName = 4096;
+  if (pending_ops_.size() >= kMaxPendingOps || op.name.size() > kMaxStatementName) {
+    fail("54000", "too many unanswered messages, or a statement name that is too long");
+    return false;
+  }
+  pending_ops_.push_back(std::move(op));
+  return true;
 }
 
 CopyInSpec Session::copy_in_spec(const rewriter::CopyIn& copy) const {
@@ -1030,29 +1089,53 @@ bool Session::filter_copy_data(char type, std::string_view body, std::string_vie
   return true;
 }
 
-const std::vector<rewriter::ParamCheck>* Session::checks_for(const std::string& name) const {
+std::vector<rewriter::ParamCheck> Session::checks_for(const std::string& name) const {
   using Kind = PendingOp::Kind;
-  // The newest unconfirmed Parse or Close of this name decides, else the
-  // confirmed state. (If that Parse fails, the backend skips this Bind too.)
+  // Which statement the backend will bind under `name` is certain only within
+  // the Bind's own batch: there, the newest Parse (or Close) of the name
+  // decides, because if it failed the backend skips this Bind as well. Before
+  // an unanswered Sync it is not known whether a Parse succeeded (a Parse of
+  // an existing name fails), so every candidate's checks apply: checking too
+  // much can only refuse, never let a value through.
+  std::vector<rewriter::ParamCheck> checks;
+  bool crossed_sync = false;
   for (auto it = pending_ops_.rbegin(); it != pending_ops_.rend(); ++it) {
+    if (it->kind == Kind::kSync) {
+      crossed_sync = true;
+      continue;
+    }
     if (it->name != name) continue;
-    if (it->kind == Kind::kParse) return &it->checks;
-    if (it->kind == Kind::kCloseStatement) return nullptr;
+    if (it->kind == Kind::kParse) {
+      checks.insert(checks.end(), it->checks.begin(), it->checks.end());
+      if (!crossed_sync) return checks;
+    } else if (it->kind == Kind::kCloseStatement && !crossed_sync) {
+      return checks;  // closed in this batch: the backend refuses the Bind
+    }
   }
-  auto found = param_checks_.find(name);
-  return found == param_checks_.end() ? nullptr : &found->second;
+  if (auto found = param_checks_.find(name); found != param_checks_.end()) {
+    checks.insert(checks.end(), found->second.begin(), found->second.end());
+  }
+  return checks;
 }
 
 bool Session::on_backend_ack(char type) {
   using Kind = PendingOp::Kind;
   if (type == 'Z') {
-    // Everything up to this Sync that was not confirmed was skipped.
+    // Everything up to this Sync that was not confirmed was skipped; the
+    // errors of substituted messages before it have come back (or never will).
     while (!pending_ops_.empty()) {
-      const bool sync = pending_ops_.front().kind == Kind::kSync;
+      auto op = std::move(pending_ops_.front());
       pending_ops_.pop_front();
-      if (sync) return true;
+      if (op.kind == Kind::kRefusal) pending_refusals_.erase(op.seq);
+      if (op.kind == Kind::kSync) return true;
     }
     return true;
+  }
+  // A substituted message fails: it is never what ParseComplete or
+  // CloseComplete answers.
+  while (!pending_ops_.empty() && pending_ops_.front().kind == Kind::kRefusal) {
+    pending_refusals_.erase(pending_ops_.front().seq);
+    pending_ops_.pop_front();
   }
   const bool parse = type == '1';
   if (pending_ops_.empty() ||
@@ -1083,6 +1166,8 @@ void Session::substitute_refusal(const rewriter::Refusal& refusal, bool extended
                                  std::string& out) {
   const uint64_t seq = ++refusal_seq_;
   pending_refusals_.emplace(seq, refusal);
+  if (!push_op({PendingOp::Kind::kRefusal, {}, {}, seq})) return;
+  if (extended) extended_open_ = true;
   // Not valid SQL: the backend answers with a syntax error naming this word,
   // which backend_to_client() replaces with the refusal.
   const std::string marker = fmt::format("tenantgate_refusal_{}_{}", refusal_token_, seq);

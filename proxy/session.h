@@ -160,12 +160,25 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unordered_map<std::string, std::vector<rewriter::ParamCheck>> param_checks_;
   // Messages sent whose confirmation has not come back, in order.
   struct PendingOp {
-    enum class Kind { kParse, kCloseStatement, kClosePortal, kSync };
+    enum class Kind {
+      kParse,           // answered by ParseComplete, or skipped after an error
+      kCloseStatement,  // answered by CloseComplete, or skipped
+      kClosePortal,
+      kRefusal,         // a substituted message; its error is replaced (seq)
+      kSync,            // Sync or Query: answered by ReadyForQuery
+    };
     Kind kind;
     std::string name;
     std::vector<rewriter::ParamCheck> checks;
+    uint64_t seq = 0;
   };
   std::deque<PendingOp> pending_ops_;
+  // True while extended-protocol messages have been sent without a Sync. A
+  // Query then would be ignored by a backend skipping to Sync after an error
+  // and never answered, which would break the bookkeeping above; clients
+  // (libpq pipelines included) never do it, so it ends the session.
+  bool extended_open_ = false;
+  bool push_op(PendingOp op);
 
   // COPY ... FROM STDIN into a scoped table: set from the rewritten Query
   // until the backend's ReadyForQuery; every CopyData row is checked.
@@ -174,7 +187,7 @@ class Session : public std::enable_shared_from_this<Session> {
   int copy_in_zs_before_ = 0;    // ReadyForQuery messages due before the COPY's own
   [[nodiscard]] CopyInSpec copy_in_spec(const rewriter::CopyIn& copy) const;
   bool filter_copy_data(char type, std::string_view body, std::string_view raw, std::string& out);
-  [[nodiscard]] const std::vector<rewriter::ParamCheck>* checks_for(const std::string& name) const;
+  [[nodiscard]] std::vector<rewriter::ParamCheck> checks_for(const std::string& name) const;
   bool on_backend_ack(char type);
 };
 

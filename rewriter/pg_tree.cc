@@ -4,6 +4,7 @@
 #include <pg_query.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "rewriter/statement_limits.h"
@@ -165,12 +166,43 @@ std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* 
 
 bool same_tree(const gp::Message& a, const gp::Message& b) { return equal_fields(a, b); }
 
+namespace {
+
+void append_varint(std::string* out, std::uint64_t v) {
+  while (v >= 0x80) {
+    *out += static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *out += static_cast<char>(v);
+}
+
+// ParseResult{version, stmts: [RawStmt{stmt}]} in protobuf's wire format
+// (pg_query.proto: ParseResult.version = 1, .stmts = 2; RawStmt.stmt = 1),
+// written around the statement's own serialisation instead of copying the
+// statement into a new ParseResult first.
+bool serialize_single_statement(const pg_query::Node& stmt, std::string* out) {
+  const std::size_t node_size = stmt.ByteSizeLong();
+  std::string node_header;
+  node_header += '\x0a';
+  append_varint(&node_header, node_size);
+  out->clear();
+  out->reserve(node_size + 32);
+  *out += '\x08';
+  append_varint(out, PG_VERSION_NUM);
+  *out += '\x12';
+  append_varint(out, node_header.size() + node_size);
+  *out += node_header;
+  const std::size_t at = out->size();
+  out->resize(at + node_size);
+  return stmt.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out->data() + at)) ==
+         reinterpret_cast<std::uint8_t*>(out->data() + out->size());
+}
+
+}  // namespace
+
 std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out) {
-  pg_query::ParseResult tree;
-  tree.set_version(PG_VERSION_NUM);
-  *tree.add_stmts()->mutable_stmt() = stmt;
   std::string bytes;
-  if (!tree.SerializeToString(&bytes)) {
+  if (!serialize_single_statement(stmt, &bytes)) {
     return Refusal{"0A000", "cannot serialise the rewritten statement"};
   }
   PgQueryProtobuf buffer{bytes.size(), bytes.data()};
@@ -184,15 +216,24 @@ std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string*
   std::string text = deparsed.query;
   pg_query_free_deparse_result(deparsed);
 
-  pg_query::ParseResult reparsed;
-  if (parse_sql(text, &reparsed).has_value() || reparsed.stmts_size() != 1 ||
-      !same_tree(reparsed.stmts(0).stmt(), stmt)) {
+  gp::Arena arena(tree_arena_options());
+  auto* reparsed = gp::Arena::CreateMessage<pg_query::ParseResult>(&arena);
+  if (parse_sql(text, reparsed).has_value() || reparsed->stmts_size() != 1 ||
+      !same_tree(reparsed->stmts(0).stmt(), stmt)) {
     return Refusal{"0A000",
                    "statement uses a construct that tenantgate cannot rewrite faithfully "
                    "(deparse verification failed)"};
   }
   *out = std::move(text);
   return std::nullopt;
+}
+
+google::protobuf::ArenaOptions tree_arena_options() {
+  google::protobuf::ArenaOptions options;
+  // A 166-byte ORM statement decodes into ~10 KB of messages.
+  options.start_block_size = 16 * 1024;
+  options.max_block_size = 256 * 1024;
+  return options;
 }
 
 }  // namespace tenantgate::rewriter

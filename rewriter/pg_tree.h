@@ -7,6 +7,8 @@
 // estimate_nesting().
 #pragma once
 
+#include <google/protobuf/arena.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +26,10 @@ namespace tenantgate::rewriter {
 // `stmt`; any difference (a known deparse defect) is a 0A000 refusal.
 // On success *out is SQL that parses back into exactly `stmt`.
 [[nodiscard]] std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out);
+
+// Arena settings for a statement's trees: parsing, walking and verifying
+// allocate thousands of small messages that all die together.
+[[nodiscard]] google::protobuf::ArenaOptions tree_arena_options();
 
 // True when the two trees are equal ignoring location, stmt_location and stmt_len.
 [[nodiscard]] bool same_tree(const google::protobuf::Message& a,

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "rewriter/literal_scanner.h"
 #include "rewriter/rewrite_template.h"
 
 namespace tenantgate::rewriter {
@@ -11,15 +12,26 @@ namespace {
 // node, weak pointer control.
 constexpr std::size_t kEntryOverhead = 128;
 
-std::string make_key(std::string_view sql, const policy::Identity& identity) {
+enum class KeyKind : char { kExact = 'E', kShape = 'S' };
+
+std::string make_key(KeyKind kind, std::string_view sql, const policy::Identity& identity) {
   // has_user and database change the rewrite; the identity values do not.
+  // The kind keeps a shape apart from an exact text that happens to spell it
+  // (a Parse message with real $n parameters).
   std::string key;
-  key.reserve(sql.size() + identity.database.size() + 2);
+  key.reserve(sql.size() + identity.database.size() + 3);
+  key += static_cast<char>(kind);
   key += identity.user ? 'U' : 'N';
   key += identity.database;
   key += '\0';  // database names cannot contain NUL
   key += sql;
   return key;
+}
+
+// A shape template is usable when its rewrite did not depend on the values
+// of the lifted constants (see rewrite_cache.h).
+bool usable_shape(const RewriteTemplate& t) {
+  return !t.refusal && t.param_checks.empty() && t.const_checks.empty() && !t.copy_in;
 }
 
 }  // namespace
@@ -28,6 +40,12 @@ struct RewriteCache::Entry {
   std::string key;
   std::weak_ptr<const policy::Policy> policy;
   RewriteTemplate tmpl;
+  // Shape entries: false remembers that statements of this shape take the
+  // exact path (tmpl is then empty).
+  bool usable = true;
+  // Shape entries: the limit the shape was built under; a longer statement
+  // takes the exact path, which refuses it.
+  std::size_t max_statement_bytes = 0;
   std::size_t bytes = 0;
 };
 
@@ -80,40 +98,104 @@ RewriteCache::Shard& RewriteCache::shard_for(std::size_t hash) {
   return *shards_[hash % shards_.size()];
 }
 
+void RewriteCache::insert(Shard& shard, std::string key,
+                          const std::shared_ptr<const policy::Policy>& policy, RewriteTemplate tmpl,
+                          bool usable, std::size_t max_statement_bytes) {
+  const std::size_t bytes = kEntryOverhead + 2 * key.size() + tmpl.memory_bytes();
+  std::lock_guard lock(shard.mutex);
+  // Built outside the lock: two threads missing on the same statement both
+  // build it, and the second insert is dropped.
+  if (bytes > shard.max_bytes || shard.find(key, policy) != nullptr) return;
+  while (shard.bytes + bytes > shard.max_bytes && !shard.lru.empty()) {
+    shard.erase(std::prev(shard.lru.end()));
+  }
+  shard.lru.push_front(
+      Entry{std::move(key), policy, std::move(tmpl), usable, max_statement_bytes, bytes});
+  shard.index.emplace(shard.lru.front().key, shard.lru.begin());
+  shard.bytes += bytes;
+}
+
+std::optional<RewriteResult> RewriteCache::exact(
+    const Rewriter* rewriter, std::string_view sql, const policy::Identity& identity,
+    const std::shared_ptr<const policy::Policy>& policy) {
+  std::string key = make_key(KeyKind::kExact, sql, identity);
+  Shard& shard = shard_for(std::hash<std::string>{}(key));
+  {
+    std::lock_guard lock(shard.mutex);
+    if (Entry* e = shard.find(key, policy)) {
+      exact_hits_.fetch_add(1, std::memory_order_relaxed);
+      return instantiate(e->tmpl, sql, identity);
+    }
+  }
+  if (rewriter == nullptr) return std::nullopt;
+  exact_misses_.fetch_add(1, std::memory_order_relaxed);
+  RewriteTemplate tmpl =
+      build_template(sql, identity_shape(identity), *policy, rewriter->options());
+  RewriteResult result = instantiate(tmpl, sql, identity);
+  insert(shard, std::move(key), policy, std::move(tmpl), true, 0);
+  return result;
+}
+
 std::optional<RewriteResult> RewriteCache::lookup(
     std::string_view sql, const policy::Identity& identity,
     const std::shared_ptr<const policy::Policy>& policy) {
-  const std::string key = make_key(sql, identity);
-  Shard& shard = shard_for(std::hash<std::string>{}(key));
-  std::lock_guard lock(shard.mutex);
-  Entry* e = shard.find(key, policy);
-  if (e == nullptr) return std::nullopt;
-  return instantiate(e->tmpl, sql, identity);
+  if (const std::optional<StatementShape> shape = lift_constants(sql)) {
+    const std::string key = make_key(KeyKind::kShape, shape->text, identity);
+    Shard& shard = shard_for(std::hash<std::string>{}(key));
+    std::lock_guard lock(shard.mutex);
+    Entry* e = shard.find(key, policy);
+    if (e != nullptr && e->usable && sql.size() <= e->max_statement_bytes) {
+      shape_hits_.fetch_add(1, std::memory_order_relaxed);
+      return instantiate(e->tmpl, sql, identity, shape->literals);
+    }
+  }
+  return exact(nullptr, sql, identity, policy);
 }
 
 RewriteResult RewriteCache::rewrite(const Rewriter& rewriter, std::string_view sql,
                                     const policy::Identity& identity,
                                     const std::shared_ptr<const policy::Policy>& policy) {
-  const std::string key = make_key(sql, identity);
-  Shard& shard = shard_for(std::hash<std::string>{}(key));
-  {
-    std::lock_guard lock(shard.mutex);
-    if (Entry* e = shard.find(key, policy)) return instantiate(e->tmpl, sql, identity);
+  const Options& options = rewriter.options();
+  std::optional<StatementShape> shape;
+  if (sql.size() <= options.max_statement_bytes) shape = lift_constants(sql);
+  if (shape) {
+    std::string key = make_key(KeyKind::kShape, shape->text, identity);
+    Shard& shard = shard_for(std::hash<std::string>{}(key));
+    bool known = false;
+    {
+      std::lock_guard lock(shard.mutex);
+      if (Entry* e = shard.find(key, policy)) {
+        known = true;
+        if (e->usable && sql.size() <= e->max_statement_bytes) {
+          shape_hits_.fetch_add(1, std::memory_order_relaxed);
+          return instantiate(e->tmpl, sql, identity, shape->literals);
+        }
+      }
+    }
+    if (!known) {
+      shape_misses_.fetch_add(1, std::memory_order_relaxed);
+      RewriteTemplate tmpl = build_template(shape->text, identity_shape(identity), *policy, options,
+                                            shape->literals.size());
+      const bool usable = usable_shape(tmpl);
+      RewriteResult result = usable ? instantiate(tmpl, sql, identity, shape->literals)
+                                    : RewriteResult::refused("", "");
+      insert(shard, std::move(key), policy, usable ? std::move(tmpl) : RewriteTemplate{}, usable,
+             options.max_statement_bytes);
+      if (usable) return result;
+    }
+    shape_fallbacks_.fetch_add(1, std::memory_order_relaxed);
   }
-  // Built outside the lock: two threads missing on the same statement both
-  // build it, and the second insert is dropped.
-  RewriteTemplate tmpl = build_template(sql, identity_shape(identity), *policy, rewriter.options());
-  RewriteResult result = instantiate(tmpl, sql, identity);
-  const std::size_t bytes = kEntryOverhead + 2 * key.size() + tmpl.memory_bytes();
-  std::lock_guard lock(shard.mutex);
-  if (bytes > shard.max_bytes || shard.find(key, policy) != nullptr) return result;
-  while (shard.bytes + bytes > shard.max_bytes && !shard.lru.empty()) {
-    shard.erase(std::prev(shard.lru.end()));
-  }
-  shard.lru.push_front(Entry{key, policy, std::move(tmpl), bytes});
-  shard.index.emplace(shard.lru.front().key, shard.lru.begin());
-  shard.bytes += bytes;
-  return result;
+  return *exact(&rewriter, sql, identity, policy);
+}
+
+RewriteCache::Stats RewriteCache::stats() const {
+  Stats s;
+  s.exact_hits = exact_hits_.load(std::memory_order_relaxed);
+  s.exact_misses = exact_misses_.load(std::memory_order_relaxed);
+  s.shape_hits = shape_hits_.load(std::memory_order_relaxed);
+  s.shape_misses = shape_misses_.load(std::memory_order_relaxed);
+  s.shape_fallbacks = shape_fallbacks_.load(std::memory_order_relaxed);
+  return s;
 }
 
 void RewriteCache::clear() {

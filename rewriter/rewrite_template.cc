@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "rewriter/identity_literal.h"
+#include "rewriter/literal_scanner.h"
 #include "rewriter/pg_tree.h"
 #include "rewriter/statement_limits.h"
 
@@ -51,6 +52,51 @@ std::size_t skip_trivia(std::string_view s, std::size_t i, std::size_t end) {
   return std::min(i, end);
 }
 
+// Cuts the identity markers and the $k parameters out of a shape's rewritten
+// text, recording a slot for each. Token by token, so that a `$1` or a marker
+// inside some other token is left alone. False when the scanner gives up or
+// a parameter is out of range.
+bool shape_slots(const std::string& assembled, std::string_view tenant_token,
+                 std::string_view user_token, std::size_t lifted, RewriteTemplate* out) {
+  SqlScanner scanner(assembled);
+  Token t;
+  SqlScanner::Status status;
+  std::size_t pos = 0;
+  out->text.reserve(assembled.size());
+  while ((status = scanner.next(&t)) == SqlScanner::Status::kToken) {
+    const std::string_view text = std::string_view(assembled).substr(t.begin, t.end - t.begin);
+    RewriteTemplate::Slot slot;
+    if (t.kind == TokenKind::kParam) {
+      std::size_t k = 0;
+      for (std::size_t i = 1; i < text.size(); ++i) {
+        k = k * 10 + static_cast<std::size_t>(text[i] - '0');
+        if (k > lifted) return false;
+      }
+      if (k == 0) return false;
+      slot.param = static_cast<int>(k - 1);
+    } else if (t.kind == TokenKind::kString && text == tenant_token) {
+      slot.field = IdentityField::kTenant;
+    } else if (t.kind == TokenKind::kString && text == user_token) {
+      slot.field = IdentityField::kUser;
+    } else {
+      continue;
+    }
+    out->text.append(assembled, pos, t.begin - pos);
+    slot.offset = out->text.size();
+    out->slots.push_back(slot);
+    pos = t.end;
+  }
+  if (status == SqlScanner::Status::kGiveUp) return false;
+  out->text.append(assembled, pos);
+  return true;
+}
+
+int count_slots(const RewriteTemplate& t, IdentityField field) {
+  int n = 0;
+  for (const auto& slot : t.slots) n += slot.param < 0 && slot.field == field ? 1 : 0;
+  return n;
+}
+
 }  // namespace
 
 std::size_t RewriteTemplate::memory_bytes() const {
@@ -66,7 +112,8 @@ std::size_t RewriteTemplate::memory_bytes() const {
 }
 
 RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
-                               const policy::Policy& policy, const Options& options) {
+                               const policy::Policy& policy, const Options& options,
+                               std::size_t lifted) {
   if (sql.size() > options.max_statement_bytes) {
     return refused("54001", "statement of " + std::to_string(sql.size()) +
                                 " bytes exceeds the limit of " +
@@ -82,7 +129,8 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
                                 std::to_string(options.max_nesting_units) + ")");
   }
   const std::string text(sql);
-  pg_query::ParseResult tree;
+  google::protobuf::Arena arena(tree_arena_options());
+  auto& tree = *google::protobuf::Arena::CreateMessage<pg_query::ParseResult>(&arena);
   if (std::optional<Refusal> r = parse_sql(text, &tree)) return refused(r->sqlstate, r->message);
 
   const Markers markers = make_markers(sql);
@@ -114,8 +162,9 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   out.copy_in = std::move(walker.copy_in());
   if (out.copy_in && count > 1) {
     // The proxy checks the rows of one COPY per query string.
-    return refused("0A000", "COPY FROM into a scoped table must be the only statement of its "
-                            "query string");
+    return refused("0A000",
+                   "COPY FROM into a scoped table must be the only statement of its "
+                   "query string");
   }
   if (replacements.empty()) return out;
 
@@ -130,9 +179,21 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   }
   assembled.append(sql.substr(pos));
 
-  // Turn the marker constants into slots.
   const std::string tenant_token = quoted_marker(markers.tenant);
   const std::string user_token = quoted_marker(markers.user);
+  if (lifted > 0) {
+    if (!shape_slots(assembled, tenant_token, user_token, lifted, &out)) {
+      return refused("0A000", "cannot locate the parameters of a statement shape");
+    }
+    if (count_slots(out, IdentityField::kTenant) != walker.tenant_markers() ||
+        count_slots(out, IdentityField::kUser) != walker.user_markers()) {
+      return refused("0A000", "statement contains text tenantgate reserves for identity values");
+    }
+    out.changed = true;
+    return out;
+  }
+
+  // Turn the marker constants into slots.
   int tenant_found = 0;
   int user_found = 0;
   pos = 0;
@@ -166,7 +227,8 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
 }
 
 RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
-                          const policy::Identity& identity) {
+                          const policy::Identity& identity,
+                          const std::vector<std::string_view>& literals) {
   if (tmpl.refusal) return RewriteResult::refused(tmpl.refusal->sqlstate, tmpl.refusal->message);
   for (const ConstCheck& check : tmpl.const_checks) {
     const policy::TypedValue* expected = check.field == IdentityField::kTenant
@@ -178,7 +240,7 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
           "42501", std::string("permission denied: the connection has no ") + what);
     }
     const std::optional<std::string> given = policy::canonical_value(expected->type, check.literal);
-    if (!given || *given != expected->value) {
+    if (!given || *given != expected->value || !cast_fits_identity(check.cast, expected->type)) {
       return RewriteResult::refused("42501", "new row violates tenant policy for table " +
                                                  check.table + ": column " + check.column +
                                                  " must be the caller's " + what);
@@ -196,16 +258,26 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
   std::string user = identity.user ? render_literal(*identity.user) : std::string();
   std::size_t size = tmpl.text.size();
   for (const auto& slot : tmpl.slots) {
-    size += slot.field == IdentityField::kTenant ? tenant.size() : user.size();
+    if (slot.param >= 0) {
+      if (static_cast<std::size_t>(slot.param) >= literals.size()) {
+        return RewriteResult::refused("XX000", "internal error: statement shape mismatch");
+      }
+      size += literals[static_cast<std::size_t>(slot.param)].size();
+    } else if (slot.field == IdentityField::kUser && !identity.user) {
+      return RewriteResult::refused("42501", "permission denied: the connection has no user");
+    } else {
+      size += slot.field == IdentityField::kTenant ? tenant.size() : user.size();
+    }
   }
   r.sql.reserve(size);
   std::size_t pos = 0;
   for (const auto& slot : tmpl.slots) {
-    if (slot.field == IdentityField::kUser && !identity.user) {
-      return RewriteResult::refused("42501", "permission denied: the connection has no user");
-    }
     r.sql.append(tmpl.text, pos, slot.offset - pos);
-    r.sql.append(slot.field == IdentityField::kTenant ? tenant : user);
+    if (slot.param >= 0) {
+      r.sql.append(literals[static_cast<std::size_t>(slot.param)]);
+    } else {
+      r.sql.append(slot.field == IdentityField::kTenant ? tenant : user);
+    }
     pos = slot.offset;
   }
   r.sql.append(tmpl.text, pos);

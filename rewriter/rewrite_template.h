@@ -17,9 +17,12 @@
 namespace tenantgate::rewriter {
 
 struct RewriteTemplate {
+  // A place in `text` where the caller's identity literal goes or, in a
+  // shape template (literal_scanner.h), the client's constant for $param+1.
   struct Slot {
     std::size_t offset = 0;  // into text
     IdentityField field = IdentityField::kTenant;
+    int param = -1;  // >= 0: a lifted constant, `field` unused
   };
   std::optional<Refusal> refusal;
   bool changed = false;
@@ -33,12 +36,23 @@ struct RewriteTemplate {
 };
 
 // Parses, walks, deparses and verifies. Needs kRequiredStackBytes of stack.
+//
+// `lifted` > 0 builds a shape template: `sql` is a StatementShape's text with
+// $1..$lifted standing for constants, and every $k token of the rewritten
+// text (found with SqlScanner, so never one inside a string or an
+// identifier) becomes a slot. The rewritten text of a shape must be scanned;
+// when the scanner gives up, or finds a $n that is not 1..lifted, the
+// result is a refusal (the caller then uses the exact text).
 [[nodiscard]] RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
-                                             const policy::Policy& policy, const Options& options);
+                                             const policy::Policy& policy, const Options& options,
+                                             std::size_t lifted = 0);
 
-// Substitutes the caller's identity. `sql` is the statement the template was
-// built from. Cheap: no parsing, any stack.
+// Substitutes the caller's identity, and for a shape template the client's
+// constants (`literals[k-1]` for $k, verbatim). `sql` is the statement the
+// client sent: what is forwarded when the template did not change it. Cheap:
+// no parsing, any stack.
 [[nodiscard]] RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
-                                        const policy::Identity& identity);
+                                        const policy::Identity& identity,
+                                        const std::vector<std::string_view>& literals = {});
 
 }  // namespace tenantgate::rewriter

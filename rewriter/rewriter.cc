@@ -49,4 +49,32 @@ void run_with_large_stack(const std::function<void()>& fn) {
   pthread_join(thread, nullptr);
 }
 
+bool cast_fits_identity(std::string_view cast, policy::ValueType type) {
+  if (cast.empty()) return true;
+  switch (type) {
+    case policy::ValueType::kText:
+      return cast == "text" || cast == "varchar";
+    case policy::ValueType::kInt:
+      // numeric reads "7" as 7 and refuses what canonical_value refuses too.
+      return cast == "int2" || cast == "int4" || cast == "int8" || cast == "numeric";
+    case policy::ValueType::kUuid:
+      return cast == "uuid";
+  }
+  return false;
+}
+
+bool declared_type_fits_identity(int32_t type_oid, policy::ValueType type) {
+  // pg_type OIDs: text 25, varchar 1043, int8 20, int2 21, int4 23, uuid 2950.
+  if (type_oid == 0) return true;
+  switch (type) {
+    case policy::ValueType::kText:
+      return type_oid == 25 || type_oid == 1043;
+    case policy::ValueType::kInt:
+      return type_oid == 20 || type_oid == 21 || type_oid == 23;
+    case policy::ValueType::kUuid:
+      return type_oid == 2950;
+  }
+  return false;
+}
+
 }  // namespace tenantgate::rewriter

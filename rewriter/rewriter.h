@@ -55,6 +55,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -100,7 +101,18 @@ struct ParamCheck {
   IdentityField field = IdentityField::kTenant;
   std::string table;  // for the refusal message
   std::string column;
+  std::string cast;  // type of an explicit cast written on the parameter ("" if none)
 };
+
+// Whether a value written as `... ::cast` denotes the same value for a column
+// holding identities of `type`: "" (no cast) and casts within the type's own
+// family. A cast across families ('01'::int8 into a text tenant column) or to
+// a lossy type ("char") could store another tenant's value after the check.
+[[nodiscard]] bool cast_fits_identity(std::string_view cast, policy::ValueType type);
+
+// The same for a parameter type the client declared in Parse (a type OID;
+// 0 means "let the server infer it from the column").
+[[nodiscard]] bool declared_type_fits_identity(int32_t type_oid, policy::ValueType type);
 
 // COPY <scoped table> (columns) FROM STDIN: what the proxy must check in every
 // row the client sends, because the rows never pass through the rewriter.

@@ -36,6 +36,7 @@ struct ConstCheck {
   std::string literal;  // the constant's text as the parser reports it
   std::string table;
   std::string column;
+  std::string cast;  // explicit cast written on the constant ("" if none)
 };
 
 class StatementWalker {

@@ -80,13 +80,17 @@ void StatementWalker::qualify(pg_query::RangeVar* rv, const policy::TablePolicy&
 bool StatementWalker::check_policy_value(Node* value, IdentityField field, const Target& target,
                                          const std::string& column, bool allow_default_fill) {
   Node* v = value;
+  std::string cast;  // checked against the identity's type when it is known
   if (v->has_type_cast() && is_simple_cast(v->type_cast().type_name()) &&
       (v->type_cast().arg().has_a_const() || v->type_cast().arg().has_param_ref())) {
+    const auto& names = v->type_cast().type_name().names();
+    cast = names[names.size() - 1].string().sval();
     v = v->mutable_type_cast()->mutable_arg();
   }
   const std::string where = "column " + column + " of table " + target.display;
   if (v->has_param_ref()) {
-    param_checks_.push_back(ParamCheck{v->param_ref().number(), field, target.display, column});
+    param_checks_.push_back(
+        ParamCheck{v->param_ref().number(), field, target.display, column, cast});
     return true;
   }
   if (v->has_a_const()) {
@@ -109,7 +113,7 @@ bool StatementWalker::check_policy_value(Node* value, IdentityField field, const
         return refuse("42501", "permission denied: " + where + " must be the caller's " +
                                    (field == IdentityField::kTenant ? "tenant" : "user"));
     }
-    const_checks_.push_back(ConstCheck{field, std::move(literal), target.display, column});
+    const_checks_.push_back(ConstCheck{field, std::move(literal), target.display, column, cast});
     return true;
   }
   if (v->has_set_to_default() && allow_default_fill) {

@@ -145,6 +145,50 @@ TEST(CopyInValidatorTest, CsvHeaderIsPassedOnUnchecked) {
   EXPECT_TRUE(v.feed("8,x\n", out));
 }
 
+TEST(CopyInValidatorTest, BareCarriageReturnsAreRefusedEvenInTheHeader) {
+  // PostgreSQL would take "\r" as the line end after a first line ending in
+  // one, and insert "pwn\tglobex" as a row the validator never saw.
+  for (auto format : {CopyInSpec::Format::kText, CopyInSpec::Format::kCsv}) {
+    CopyInSpec spec = text_spec();
+    spec.format = format;
+    spec.header = true;
+    CopyInValidator v(spec);
+    std::string out;
+    auto error = v.feed("hdr\rpwn\tglobex\tx\r", out);
+    if (!error) error = v.finish(out);
+    ASSERT_TRUE(error) << static_cast<int>(format);
+    EXPECT_NE(error->find("carriage return"), std::string::npos);
+    EXPECT_EQ(out, "");
+  }
+  // \r\n line ends are fine, and so is a carriage return inside quotes in CSV.
+  CopyInValidator text(text_spec());
+  std::string out;
+  EXPECT_FALSE(text.feed("1\tacme\tx\r\n", out));
+  CopyInSpec csv = text_spec();
+  csv.format = CopyInSpec::Format::kCsv;
+  csv.delimiter = ',';
+  csv.null_string = "";
+  CopyInValidator quoted(csv);
+  EXPECT_FALSE(quoted.feed("1,acme,\"a\rb\"\n", out));
+}
+
+TEST(CopyInValidatorTest, EndOfDataMarkerInsideALineIsRefused) {
+  // PostgreSQL 15 stops at "\." mid-line and stores "sneaky\tacme" for a
+  // tenant named "acme." that the validator would have read.
+  CopyInSpec spec = text_spec();
+  spec.columns = 2;
+  spec.checks = {{1, "acme.", policy::ValueType::kText, "tenant_id"}};
+  CopyInValidator v(spec);
+  std::string out;
+  auto error = v.feed("sneaky\tacme\\.\n", out);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(out, "");
+  // An escaped backslash before a dot is data.
+  CopyInValidator ok(spec);
+  EXPECT_FALSE(ok.feed("x\tacme.\n", out));
+  EXPECT_FALSE(ok.feed("x\\\\.\tacme.\n", out));  // "\\\\." is an escaped backslash, then a dot
+}
+
 TEST(CopyInValidatorTest, OverlongRowIsRefusedNotBuffered) {
   CopyInSpec spec = text_spec();
   spec.max_row_bytes = 16;

@@ -13,7 +13,7 @@ policy::Identity identity(policy::ValueType tenant_type, std::string tenant) {
 }
 
 std::vector<rewriter::ParamCheck> tenant_is(int n) {
-  return {rewriter::ParamCheck{n, rewriter::IdentityField::kTenant, "public.records", "tenant_id"}};
+  return {rewriter::ParamCheck{n, rewriter::IdentityField::kTenant, "public.records", "tenant_id", ""}};
 }
 
 BindMessage bind_with(std::vector<std::optional<std::string_view>> params,
@@ -69,7 +69,7 @@ TEST(ParamCheckTest, PerParameterFormatsAndBinaryUuid) {
 TEST(ParamCheckTest, UserChecksNeedAUserIdentity) {
   auto id = identity(policy::ValueType::kText, "acme");
   std::vector<rewriter::ParamCheck> user_is_1 = {
-      {1, rewriter::IdentityField::kUser, "public.records", "created_by"}};
+      {1, rewriter::IdentityField::kUser, "public.records", "created_by", ""}};
   EXPECT_FALSE(check_bind_params(bind_with({"42"}), user_is_1, id));
   EXPECT_TRUE(check_bind_params(bind_with({"43"}), user_is_1, id));
   id.user.reset();

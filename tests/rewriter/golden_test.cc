@@ -27,6 +27,7 @@
 #include "policy/policy.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
+#include "tests/rewriter/equivalence.h"
 
 namespace tenantgate::rewriter {
 namespace {
@@ -236,9 +237,13 @@ TEST_P(GoldenTest, Rewrite) {
   RewriteCache cache(1 << 20);
   for (int round = 0; round < 2; ++round) {
     RewriteResult cached = RewriteResult::refused("", "");
-    run_with_large_stack([&] { cached = cache.rewrite(rewriter, c.sql, c.identity, policy); });
-    EXPECT_EQ(describe(cached, c.sql), actual)
-        << c.file << ":" << c.line << " (cache round " << round << ")";
+    std::string difference;
+    run_with_large_stack([&] {
+      cached = cache.rewrite(rewriter, c.sql, c.identity, policy);
+      difference = testing::difference(cached, result);
+    });
+    // A shape hit may format constants differently (rewrite_cache.h).
+    EXPECT_EQ(difference, "") << c.file << ":" << c.line << " (cache round " << round << ")";
   }
 }
 
