@@ -131,7 +131,6 @@ TEST(SqlScanner, GivesUpWhenUnsure) {
            "a \\ b",
            "a { b",
            "a\vb",
-           std::string("a\0b", 3).c_str(),
            "B'10''11'",
            "X'1F",
            "U&'x",
