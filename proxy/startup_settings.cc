@@ -2,37 +2,14 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <array>
 #include <string_view>
 #include <vector>
 
 #include "proxy/startup_identity.h"
+#include "rewriter/session_settings.h"
 
 namespace tenantgate::proxy {
 namespace {
-
-// Settings that change nothing about which rows a statement sees or how the
-// server reads a rewritten statement (the SET allow-list of the rewriter,
-// without the transaction pseudo-settings).
-constexpr std::array<std::string_view, 16> kAllowedSettings = {
-    "application_name",
-    "client_encoding",
-    "datestyle",
-    "intervalstyle",
-    "timezone",
-    "extra_float_digits",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "standard_conforming_strings",
-    "bytea_output",
-    "client_min_messages",
-    "default_transaction_isolation",
-    "default_transaction_read_only",
-    "default_transaction_deferrable",
-    "geqo",
-};
 
 std::string fold(std::string_view name, bool dashes) {
   std::string out;
@@ -45,28 +22,14 @@ std::string fold(std::string_view name, bool dashes) {
 }
 
 std::optional<std::string> check_setting(const std::string& name, std::string_view value) {
-  if (std::find(kAllowedSettings.begin(), kAllowedSettings.end(), name) ==
-      kAllowedSettings.end()) {
+  // The transaction pseudo-settings of SET have no start-up spelling.
+  if (!rewriter::is_settable_setting(name) || name == "TRANSACTION" ||
+      name == "SESSION CHARACTERISTICS") {
     return fmt::format("the start-up setting \"{}\" is not allowed through tenantgate", name);
   }
-  const std::string v = fold(value, false);
-  if (name == "client_encoding") {
-    // Encoding names compare as PostgreSQL compares them: letters and digits
-    // only. SQL_ASCII is accepted because the server then converts nothing
-    // and checks the bytes as UTF-8; multi-byte client encodings whose
-    // characters can contain a quote or backslash byte (SJIS, BIG5, GBK...)
-    // are what this refuses.
-    std::string clean;
-    for (char c : v) {
-      if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) clean += c;
-    }
-    if (clean != "utf8" && clean != "unicode" && clean != "sqlascii") {
-      return std::string("client_encoding must be UTF8 through tenantgate");
-    }
-  }
-  if (name == "standard_conforming_strings" && v != "on" && v != "true" && v != "1" &&
-      v != "yes") {
-    return std::string("standard_conforming_strings must be on through tenantgate");
+  if (!rewriter::setting_value_allowed(name, value)) {
+    return fmt::format("{} must be {} through tenantgate", name,
+                       name == "client_encoding" ? "UTF8" : "on");
   }
   return std::nullopt;
 }

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <string_view>
 
+#include "rewriter/session_settings.h"
 #include "rewriter/statement_walker.h"
 
 namespace tenantgate::rewriter {
@@ -19,31 +20,6 @@ std::string lower(std::string_view s) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
-
-// Settings a tenant session may change: none of them affects which rows a
-// statement sees or how tenantgate's rewrite is read by the server.
-constexpr std::array<std::string_view, 20> kSettableSettings = {
-    "application_name",
-    "client_encoding",
-    "datestyle",
-    "intervalstyle",
-    "timezone",
-    "extra_float_digits",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "standard_conforming_strings",
-    "bytea_output",
-    "client_min_messages",
-    "default_transaction_isolation",
-    "default_transaction_read_only",
-    "default_transaction_deferrable",
-    "transaction_isolation",
-    "transaction_read_only",
-    "transaction_deferrable",
-    "TRANSACTION",
-    "SESSION CHARACTERISTICS",
-};
 
 // Read-only settings that are also fine to SHOW.
 constexpr std::array<std::string_view, 13> kShowOnlySettings = {
@@ -275,7 +251,7 @@ bool StatementWalker::check_set(const pg_query::VariableSetStmt& set) {
     return refuse("42501",
                   "permission denied: SET ROLE / SET SESSION AUTHORIZATION is not allowed");
   }
-  if (!contains(kSettableSettings, name)) {
+  if (!is_settable_setting(name)) {
     return refuse("42501", "permission denied: setting " + name + " cannot be changed");
   }
   if (name == "TRANSACTION" || name == "SESSION CHARACTERISTICS") {
@@ -299,14 +275,11 @@ bool StatementWalker::check_set(const pg_query::VariableSetStmt& set) {
   }
   if (name == "standard_conforming_strings" || name == "client_encoding") {
     // The rewriter reads statements as the server does only with
-    // standard_conforming_strings on and UTF-8 text.
+    // standard_conforming_strings on and a client encoding that keeps quotes
+    // and backslashes single bytes.
     if (set.args_size() != 1) return refuse("42501", "permission denied: " + name);
     const std::optional<std::string> value = constant_text(set.args(0));
-    const std::string v = value ? lower(*value) : "";
-    const bool ok = name == "standard_conforming_strings"
-                        ? (v == "on" || v == "true" || v == "1")
-                        : (v == "utf8" || v == "utf-8" || v == "unicode");
-    if (!ok) {
+    if (!value || !setting_value_allowed(name, *value)) {
       return refuse("42501", "permission denied: " + name + " may only be set to " +
                                  (name == "client_encoding" ? "UTF8" : "on"));
     }
@@ -417,7 +390,7 @@ bool StatementWalker::walk_copy_from_scoped(pg_query::CopyStmt* copy, const Targ
 
 bool StatementWalker::check_show(const pg_query::VariableShowStmt& show) {
   const std::string& name = show.name();
-  if (contains(kSettableSettings, name) || contains(kShowOnlySettings, name)) return true;
+  if (is_settable_setting(name) || contains(kShowOnlySettings, name)) return true;
   return refuse("42501", "permission denied: SHOW " + name + " is not allowed");
 }
 
