@@ -394,6 +394,8 @@ void Session::pin_backend_settings() {
   // literals as the rewriter does. Settings given at start-up are also what
   // RESET ALL returns to.
   auto policy = services_.policies->get();
+  pinned_search_path_ = policy->search_path;
+  checked_policy_ = policy;
   std::string search_path;
   for (const auto& schema : policy->search_path) {
     if (!search_path.empty()) search_path += ',';
@@ -420,6 +422,19 @@ void Session::pin_backend_settings() {
     }
   }
   backend_params_.emplace_back("options", escaped);
+}
+
+std::shared_ptr<const policy::Policy> Session::current_policy() {
+  auto policy = services_.policies->get();
+  if (policy == checked_policy_) return policy;
+  if (policy->search_path != pinned_search_path_) {
+    // The backend resolves unqualified names through the search_path pinned
+    // at login; the rewriter would now resolve them through another.
+    fail("57P01", "the policy's search_path changed: reconnect");
+    return nullptr;
+  }
+  checked_policy_ = policy;
+  return policy;
 }
 
 bool Session::bind_identity() {
@@ -845,8 +860,9 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         fail("08P01", "Query inside an extended-protocol batch: send Sync first");
         return false;
       }
-      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_,
-                                                     services_.policies->get());
+      auto policy = current_policy();
+      if (!policy) return false;
+      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_, policy);
       ++pending_syncs_;
       if (!result.is_ok()) {
         log_refusal(result.refusal(), *sql);
@@ -873,8 +889,10 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       extended_open_ = true;
-      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_,
-                                                     services_.policies->get());
+      auto policy = current_policy();
+      if (!policy) return false;
+      auto result =
+          services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_, policy);
       if (result.is_ok()) {
         // The server reads a checked parameter as the type the client
         // declares (or an explicit cast says), then converts it: only the

@@ -79,6 +79,9 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<bool> authenticate_client_scram();
   bool bind_identity();
   void pin_backend_settings();
+  // The policy snapshot for the next statement; nullptr (and fatal_ set) when
+  // a reload changed the search_path pinned on the backend at login.
+  std::shared_ptr<const policy::Policy> current_policy();
   awaitable<bool> connect_backend();
   awaitable<bool> login_backend(bool passthrough);
   awaitable<void> relay();
@@ -139,6 +142,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<std::string> user_;
   policy::Identity identity_;
   bool bypass_ = false;
+  std::vector<std::string> pinned_search_path_;
+  std::shared_ptr<const policy::Policy> checked_policy_;  // last snapshot seen to match it
 
   // Backend identity for cancel routing.
   int32_t backend_pid_ = 0;

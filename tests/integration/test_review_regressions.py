@@ -88,7 +88,7 @@ INSERT = f"INSERT INTO {TABLE} (tenant_id, name) VALUES ($1, $2)"
 def test_failed_reparse_in_an_earlier_batch_does_not_drop_bind_checks(rv_proxy, pg):
     conn = connect(rv_proxy)
     conn.send(parse("s", INSERT) + SYNC)
-    assert ("E", None) not in replies(conn)
+    assert [kind for kind, _ in replies(conn)] == ["1", "Z"]
     # Re-parsing "s" fails at the backend (it exists), but its answer is not
     # back when the next batch binds "s": the INSERT's check must still apply.
     conn.send(parse("s", "SELECT 1") + SYNC + bind("s", ["globex", "pipelined"]) + EXECUTE + SYNC)
@@ -174,3 +174,24 @@ def test_unanswered_messages_are_bounded(rv_proxy):
     msgs, closed = conn.read_until_closed(timeout=20)
     codes = [harness.parse_error_fields(p).get("C") for k, p in msgs if k == b"E"]
     assert "54000" in codes and closed
+
+
+def test_reload_that_changes_search_path_ends_open_sessions(rv_proxy):
+    # The backend session's search_path was pinned at login: after a reload
+    # that changes it, the rewriter and the backend would resolve names
+    # differently, so the open session ends and a new one gets the new path.
+    import signal
+
+    conn = connect(rv_proxy)
+    # Only acme's seed row, whatever other tests inserted for acme.
+    assert conn.simple_query(f"SELECT name FROM {TABLE} WHERE name IN ('a1', 'g1')")["rows"] == [["a1"]]
+    (rv_proxy.dir / "policy.toml").write_text(
+        POLICY.replace('search_path = ["public"]', 'search_path = ["public", "pg_temp"]'))
+    rv_proxy.signal(signal.SIGHUP)
+    harness.wait_until(lambda: "policy reloaded" in rv_proxy.log(), 5, "the reload in the log")
+    conn.send(harness.query_message(f"SELECT count(*) FROM {TABLE}"))
+    msgs, closed = conn.read_until_closed(timeout=5)
+    codes = [harness.parse_error_fields(p).get("C") for k, p in msgs if k == b"E"]
+    assert codes == ["57P01"] and closed
+    fresh = connect(rv_proxy)
+    assert fresh.simple_query("SHOW search_path")["rows"] == [["public,pg_temp"]]
