@@ -14,6 +14,9 @@
 #include <sstream>
 #include <toml.hpp>
 #include <utility>
+#include <variant>
+
+#include "policy/toml_text.h"
 
 namespace tenantgate::config {
 
@@ -462,18 +465,9 @@ bool is_loopback(const std::string& host) {
 }
 
 Config Loader::load(std::string_view text) {
-  toml::value root;
-  try {
-    std::istringstream in{std::string(text)};
-    root = toml::parse(in, file_);
-  } catch (const toml::syntax_error& e) {
-    // what() is a multi-line report; its first line is the reason.
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    if (what.starts_with("[error] ")) what.erase(0, 8);
-    if (what.starts_with("toml::")) what.erase(0, std::min(what.size(), what.find(": ") + 2));
-    fail(e.location().line(), "invalid TOML: " + what);
-  }
+  auto parsed = policy::parse_toml(text, file_);
+  if (auto* error = std::get_if<policy::TomlSyntaxError>(&parsed)) fail(error->line, error->reason);
+  const toml::value root = std::move(std::get<toml::value>(parsed));
 
   const fs::path source = fs::absolute(fs::path(file_)).lexically_normal();
   config_.source_file = source.string();

@@ -8,8 +8,10 @@
 #include <sstream>
 #include <toml.hpp>
 #include <utility>
+#include <variant>
 
 #include "policy/policy.h"
+#include "policy/toml_text.h"
 
 namespace tenantgate::policy {
 
@@ -347,18 +349,9 @@ void Loader::load_catalogs(const toml::value& v) {
 }
 
 std::shared_ptr<const Policy> Loader::load(std::string_view text) {
-  toml::value root;
-  try {
-    std::istringstream in{std::string(text)};
-    root = toml::parse(in, file_);
-  } catch (const toml::syntax_error& e) {
-    // what() is a multi-line report; its first line is the reason.
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    if (what.starts_with("[error] ")) what.erase(0, 8);
-    if (what.starts_with("toml::")) what.erase(0, std::min(what.size(), what.find(": ") + 2));
-    fail(e.location().line(), "invalid TOML: " + what);
-  }
+  auto parsed = parse_toml(text, file_);
+  if (auto* error = std::get_if<TomlSyntaxError>(&parsed)) fail(error->line, error->reason);
+  const toml::value root = std::move(std::get<toml::value>(parsed));
   policy_->source_file = file_;
 
   // search_path and [defaults] shape every table entry, so they go first.
