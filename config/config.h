@@ -80,9 +80,9 @@ struct Config {
   AuthMode auth_mode = AuthMode::kScram;
   std::vector<Principal> principals;
   Identity identity;
-  std::string policy_file;  // absolute path, resolved relative to source_file
+  std::string policy_file;   // absolute path, resolved relative to source_file
   int policy_file_line = 0;  // where [policy] file was given (0: the default);
-                            // default "policy.toml" next to it
+                             // default "policy.toml" next to it
   Limits limits;
   Log log;
 

@@ -48,12 +48,12 @@ constexpr std::string_view kBuiltinDeniedFunctions[] = {
 // any schema: extensions such as pg_stat_statements install their views in a
 // user schema, and over-refusing a user table with such a name is harmless.
 constexpr std::string_view kBuiltinDeniedRelations[] = {
-    "pg_statistic",         // sampled column values of every row
+    "pg_statistic",           // sampled column values of every row
     "pg_statistic_ext_data",  // extended statistics' sampled values (pg_statistic_ext,
                               // the definitions that psql's \d reads, stays readable)
-    "pg_stats*",            // most common values and histograms
-    "pg_stat_statements*",  // query text (with constants) of every session
-    "pg_stat_activity",     // other sessions' current query text
+    "pg_stats*",              // most common values and histograms
+    "pg_stat_statements*",    // query text (with constants) of every session
+    "pg_stat_activity",       // other sessions' current query text
     "pg_stat_replication",
     "pg_stat_wal_receiver",  // primary's connection string
     "pg_stat_ssl",           // other sessions' client certificates

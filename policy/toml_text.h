@@ -15,6 +15,6 @@ struct TomlSyntaxError {
 };
 
 [[nodiscard]] std::variant<toml::value, TomlSyntaxError> parse_toml(std::string_view text,
-                                                                     const std::string& file_name);
+                                                                    const std::string& file_name);
 
 }  // namespace tenantgate::policy

@@ -24,12 +24,24 @@ std::string decode_text_field(std::string_view raw) {
     }
     char e = raw[++i];
     switch (e) {
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
       case 'x': {
         int value = 0, digits = 0;
         while (digits < 2 && i + 1 < raw.size() && hex_value(raw[i + 1]) >= 0) {
@@ -226,9 +238,10 @@ std::optional<std::string> CopyInValidator::check_row(std::string_view row, std:
   // header included, may hold a carriage return outside a quoted CSV field:
   // the server then reads exactly the rows checked here (or fails the COPY).
   if (has_bare_carriage_return(line)) {
-    return fmt::format("COPY into \"{}\": carriage returns outside quoted CSV values are not "
-                       "supported (use \\r in text format)",
-                       spec_.table);
+    return fmt::format(
+        "COPY into \"{}\": carriage returns outside quoted CSV values are not "
+        "supported (use \\r in text format)",
+        spec_.table);
   }
   if (line == "\\.") {
     ended_ = true;
@@ -238,8 +251,7 @@ std::optional<std::string> CopyInValidator::check_row(std::string_view row, std:
   if (spec_.format == CopyInSpec::Format::kText && has_end_marker_inside(line)) {
     // PostgreSQL 15 ends the data at "\." anywhere in a line and keeps what
     // precedes it as the last row: a different row than the one read here.
-    return fmt::format("COPY into \"{}\": \"\\.\" may only stand alone on its line",
-                       spec_.table);
+    return fmt::format("COPY into \"{}\": \"\\.\" may only stand alone on its line", spec_.table);
   }
   if (header_pending_) {
     header_pending_ = false;
@@ -254,15 +266,17 @@ std::optional<std::string> CopyInValidator::check_row(std::string_view row, std:
   for (const auto& check : spec_.checks) {
     const auto& field = fields[check.column];
     if (!field) {
-      return fmt::format("new row violates tenantgate policy for table \"{}\": column \"{}\" is "
-                         "NULL",
-                         spec_.table, check.name);
+      return fmt::format(
+          "new row violates tenantgate policy for table \"{}\": column \"{}\" is "
+          "NULL",
+          spec_.table, check.name);
     }
     auto canonical = policy::canonical_value(check.type, *field);
     if (!canonical || *canonical != check.expected) {
-      return fmt::format("new row violates tenantgate policy for table \"{}\": column \"{}\" is "
-                         "not the caller's value",
-                         spec_.table, check.name);
+      return fmt::format(
+          "new row violates tenantgate policy for table \"{}\": column \"{}\" is "
+          "not the caller's value",
+          spec_.table, check.name);
     }
   }
   if (appended_.empty()) {

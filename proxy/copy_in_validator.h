@@ -28,10 +28,10 @@ struct CopyInSpec {
   char escape = '"';                // CSV only
 
   struct Check {
-    std::size_t column = 0;  // 0-based position in the client's rows
-    std::string expected;    // the caller's value, canonical text
+    std::size_t column = 0;                             // 0-based position in the client's rows
+    std::string expected;                               // the caller's value, canonical text
     policy::ValueType type = policy::ValueType::kText;  // row values are canonicalised first
-    std::string name;        // column name, for the message
+    std::string name;                                   // column name, for the message
   };
   std::size_t columns = 0;  // fields every row must have
   std::vector<Check> checks;

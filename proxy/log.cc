@@ -20,9 +20,9 @@ bool init_logging(std::string_view level, config::LogFormat format) {
   const bool json = format == config::LogFormat::kJson;
   g_json = json;
   // In JSON mode the message itself is already a sequence of JSON members.
-  logger->set_pattern(json ? R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%v})"
-                           : "%Y-%m-%dT%H:%M:%S.%fZ %l %v",
-                      spdlog::pattern_time_type::utc);
+  logger->set_pattern(
+      json ? R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%v})" : "%Y-%m-%dT%H:%M:%S.%fZ %l %v",
+      spdlog::pattern_time_type::utc);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
   return true;
@@ -33,11 +33,21 @@ std::string json_escape(std::string_view s) {
   out.reserve(s.size() + 8);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += fmt::format("\\u{:04x}", c);
@@ -60,7 +70,8 @@ void LogContext::set(std::string_view key, std::string_view value) {
   }
 }
 
-void log_line(spdlog::level::level_enum level, const LogContext& context, std::string_view message) {
+void log_line(spdlog::level::level_enum level, const LogContext& context,
+              std::string_view message) {
   if (!spdlog::should_log(level)) return;
   if (g_json) {
     spdlog::log(level, "{}\"msg\":\"{}\"", context.rendered(), json_escape(message));

@@ -70,8 +70,8 @@ std::optional<Args> parse_args(int argc, char** argv) {
 
 // Loads and checks the configuration and its policy; prints "file:line: reason"
 // and returns nullptr on the first problem.
-std::shared_ptr<const tg::config::Config> load_checked(const std::string& path,
-                                                       std::shared_ptr<const tg::policy::Policy>* policy) {
+std::shared_ptr<const tg::config::Config> load_checked(
+    const std::string& path, std::shared_ptr<const tg::policy::Policy>* policy) {
   try {
     auto config = std::make_shared<tg::config::Config>(tg::config::load_config_file(path));
     if (config->auth_mode == tg::config::AuthMode::kScram) {

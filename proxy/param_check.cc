@@ -47,12 +47,13 @@ std::optional<std::string> check_bind_params(const BindMessage& bind,
                                              const policy::Identity& identity) {
   for (const auto& check : checks) {
     const bool tenant = check.field == rewriter::IdentityField::kTenant;
-    const policy::TypedValue* expected = tenant ? &identity.tenant
-                                                : (identity.user ? &*identity.user : nullptr);
+    const policy::TypedValue* expected =
+        tenant ? &identity.tenant : (identity.user ? &*identity.user : nullptr);
     const auto refuse = [&](std::string_view why) {
-      return fmt::format("new row violates tenantgate policy for table \"{}\": {} (${} for column "
-                         "\"{}\")",
-                         check.table, why, check.param_number, check.column);
+      return fmt::format(
+          "new row violates tenantgate policy for table \"{}\": {} (${} for column "
+          "\"{}\")",
+          check.table, why, check.param_number, check.column);
     };
     if (!expected) return refuse("the connection has no user identity");
     const auto index = static_cast<std::size_t>(check.param_number - 1);
@@ -65,9 +66,9 @@ std::optional<std::string> check_bind_params(const BindMessage& bind,
     } else if (index < bind.param_formats.size()) {
       format = bind.param_formats[index];
     }
-    std::optional<std::string> canonical =
-        format == 0 ? policy::canonical_value(expected->type, *value)
-                    : decode_binary(expected->type, *value);
+    std::optional<std::string> canonical = format == 0
+                                               ? policy::canonical_value(expected->type, *value)
+                                               : decode_binary(expected->type, *value);
     if (!canonical || *canonical != expected->value) {
       return refuse(tenant ? "the value is not the caller's tenant"
                            : "the value is not the caller's user");

@@ -11,7 +11,8 @@ namespace tenantgate::proxy {
 
 class PolicyStore {
  public:
-  explicit PolicyStore(std::shared_ptr<const policy::Policy> initial) : current_(std::move(initial)) {}
+  explicit PolicyStore(std::shared_ptr<const policy::Policy> initial)
+      : current_(std::move(initial)) {}
 
   [[nodiscard]] std::shared_ptr<const policy::Policy> get() const { return current_.load(); }
   void set(std::shared_ptr<const policy::Policy> next) { current_.store(std::move(next)); }

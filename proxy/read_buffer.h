@@ -17,9 +17,7 @@ class ReadBuffer {
  public:
   static constexpr std::size_t kInitialSize = 8192;
 
-  [[nodiscard]] std::string_view pending() const {
-    return {data_.get() + begin_, end_ - begin_};
-  }
+  [[nodiscard]] std::string_view pending() const { return {data_.get() + begin_, end_ - begin_}; }
   [[nodiscard]] bool empty() const { return begin_ == end_; }
 
   void consume(std::size_t n) {

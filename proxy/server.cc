@@ -154,8 +154,7 @@ class Server::Impl {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
         log_server(spdlog::level::warn, "accept failed: " + ec.message());
         // Out of descriptors and similar: do not spin.
-        asio::steady_timer pause(co_await asio::this_coro::executor,
-                                 std::chrono::milliseconds(50));
+        asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
         co_await pause.async_wait(use_nothrow);
         continue;
       }
@@ -196,8 +195,8 @@ class Server::Impl {
       policies_.set(std::move(next));
       // Entries are keyed by snapshot, so old ones could never hit again.
       rewrite_cache_.clear();
-      log_server(spdlog::level::info, fmt::format("policy reloaded from {} ({} tables)",
-                                                  config_->policy_file, tables));
+      log_server(spdlog::level::info,
+                 fmt::format("policy reloaded from {} ({} tables)", config_->policy_file, tables));
     } catch (const std::exception& e) {
       log_server(spdlog::level::err,
                  fmt::format("policy reload failed, keeping the policy in force: {}", e.what()));

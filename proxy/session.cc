@@ -69,10 +69,7 @@ std::string endpoint_text(const tcp::socket& socket) {
 }  // namespace
 
 Session::Session(tcp::socket client, const ProxyServices& services, uint64_t id)
-    : services_(services),
-      config_(*services.config),
-      id_(id),
-      client_(std::move(client)) {
+    : services_(services), config_(*services.config), id_(id), client_(std::move(client)) {
   log_context_.set("session", std::to_string(id_));
   log_context_.set("peer", endpoint_text(client_.socket()));
   unsigned char token[8];
@@ -346,8 +343,8 @@ awaitable<bool> Session::authenticate_client_scram() {
   mechanisms.emplace_back("SCRAM-SHA-256");
   if (co_await client_.write(authentication_sasl(mechanisms))) co_return false;
 
-  auto first = co_await read_message(client_, client_buffer_, false,
-                                     config_.limits.max_message_bytes, true);
+  auto first =
+      co_await read_message(client_, client_buffer_, false, config_.limits.max_message_bytes, true);
   if (!first.ok) co_return false;
   if (first.type != 'p') {
     fail("08P01", fmt::format("expected SASLInitialResponse, got message type '{}'", first.type));
@@ -370,8 +367,8 @@ awaitable<bool> Session::authenticate_client_scram() {
   }
   if (co_await client_.write(authentication_sasl_continue(step.message))) co_return false;
 
-  auto final_message = co_await read_message(client_, client_buffer_, false,
-                                             config_.limits.max_message_bytes, true);
+  auto final_message =
+      co_await read_message(client_, client_buffer_, false, config_.limits.max_message_bytes, true);
   if (!final_message.ok) co_return false;
   if (final_message.type != 'p') {
     fail("08P01", "expected SASLResponse");
@@ -404,12 +401,12 @@ void Session::pin_backend_settings() {
   // Each word escaped as pg_split_opts reads it: a backslash makes the next
   // character part of the word.
   std::string escaped;
-  for (const std::string& word : {std::string("-c"), "search_path=" + search_path,
-                                  std::string("-c"), std::string("standard_conforming_strings=on")}) {
+  for (const std::string& word :
+       {std::string("-c"), "search_path=" + search_path, std::string("-c"),
+        std::string("standard_conforming_strings=on")}) {
     if (!escaped.empty()) escaped += ' ';
     for (char c : word) {
-      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
-          c == '\\') {
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '\\') {
         escaped += '\\';
       }
       escaped += c;
@@ -458,8 +455,8 @@ bool Session::bind_identity() {
     return false;
   }
   if (!principal_->bypass && !tenant_allowed(*principal_, *tenant, identity.tenant_type)) {
-    fail("28000", fmt::format("principal \"{}\" may not claim tenant \"{}\"", principal_name_,
-                              *tenant));
+    fail("28000",
+         fmt::format("principal \"{}\" may not claim tenant \"{}\"", principal_name_, *tenant));
     return false;
   }
   tenant_ = *tenant;
@@ -508,16 +505,16 @@ awaitable<bool> Session::connect_backend() {
     co_return false;
   }
   char answer = 0;
-  auto [aec, n] = co_await asio::async_read(backend_->socket(), asio::buffer(&answer, 1),
-                                            use_nothrow);
+  auto [aec, n] =
+      co_await asio::async_read(backend_->socket(), asio::buffer(&answer, 1), use_nothrow);
   if (aec) {
     fail("08006", "the backend closed the connection during TLS negotiation");
     co_return false;
   }
   if (answer != 'S') {
     if (backend.tls == config::BackendTls::kPrefer && answer == 'N') co_return true;
-    fail("08001", fmt::format("the backend at {} does not accept TLS (backend.tls requires it)",
-                              where));
+    fail("08001",
+         fmt::format("the backend at {} does not accept TLS (backend.tls requires it)", where));
     co_return false;
   }
   auto& tls = backend_->start_tls(*services_.backend_tls);
@@ -536,8 +533,8 @@ awaitable<bool> Session::connect_backend() {
   asio::ip::make_address(backend.host, addr_ec);
   if (addr_ec) SSL_set_tlsext_host_name(ssl, backend.host.c_str());  // SNI for names only
   if (auto ec = co_await backend_->handshake(ssl::stream_base::client)) {
-    fail("08001", fmt::format("TLS handshake with the backend at {} failed: {}", where,
-                              ec.message()));
+    fail("08001",
+         fmt::format("TLS handshake with the backend at {} failed: {}", where, ec.message()));
     co_return false;
   }
   co_return true;
@@ -557,8 +554,8 @@ awaitable<bool> Session::login_backend(bool passthrough) {
     auto reply = co_await read_message(client_, client_buffer_, false, client_max, true);
     if (!reply.ok) co_return false;
     if (reply.type != 'p') {
-      fail("08P01", fmt::format("expected an authentication response, got message type '{}'",
-                                reply.type));
+      fail("08P01",
+           fmt::format("expected an authentication response, got message type '{}'", reply.type));
       co_return false;
     }
     std::string raw(client_buffer_.pending().substr(0, reply.total_size));
@@ -571,8 +568,8 @@ awaitable<bool> Session::login_backend(bool passthrough) {
   };
 
   for (;;) {
-    auto message = co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage,
-                                         false);
+    auto message =
+        co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage, false);
     if (!message.ok) co_return false;
     const std::string raw(backend_buffer_.pending().substr(0, message.total_size));
     const char type = message.type;
@@ -612,8 +609,8 @@ awaitable<bool> Session::login_backend(bool passthrough) {
           if (request->code == 12) continue;  // SASL final: nothing to answer
           if (request->code != 3 && request->code != 5 && request->code != 10 &&
               request->code != 11) {
-            fail("08P01", fmt::format("backend authentication method {} is not supported",
-                                      request->code));
+            fail("08P01",
+                 fmt::format("backend authentication method {} is not supported", request->code));
             co_return false;
           }
           if (!co_await relay_client_reply()) co_return false;
@@ -661,8 +658,8 @@ awaitable<bool> Session::login_backend(bool passthrough) {
             continue;
           }
           default:
-            fail("08006", fmt::format("backend authentication method {} is not supported",
-                                      request->code));
+            fail("08006",
+                 fmt::format("backend authentication method {} is not supported", request->code));
             co_return false;
         }
         if (co_await backend_->write(reply)) {
@@ -684,13 +681,14 @@ awaitable<bool> Session::login_backend(bool passthrough) {
         // Errors the client would have seen from PostgreSQL itself (a wrong
         // password in passthrough mode, an unknown database): relay as they are.
         if (passthrough && !authenticated && fields && client_.tls_active() &&
-            backend_->tls_active() && fields->message.find("channel binding") != std::string::npos) {
+            backend_->tls_active() &&
+            fields->message.find("channel binding") != std::string::npos) {
           // The client signed "I could bind to a TLS channel" into its proof,
           // and the backend, seeing TLS, takes that as a downgrade. No relay
           // can change a signed message: say what to do instead.
-          fail(fields->sqlstate,
-               fields->message + " (tenantgate: channel binding cannot cross a proxy; connect "
-                                 "with channel_binding=disable, or use auth.mode = \"scram\")");
+          fail(fields->sqlstate, fields->message +
+                                     " (tenantgate: channel binding cannot cross a proxy; connect "
+                                     "with channel_binding=disable, or use auth.mode = \"scram\")");
           co_return false;
         }
         co_await client_.write(raw);
@@ -731,9 +729,7 @@ awaitable<bool> Session::login_backend(bool passthrough) {
 
 // ---- Relay ------------------------------------------------------------------
 
-awaitable<void> Session::relay() {
-  co_await (client_to_backend() || backend_to_client());
-}
+awaitable<void> Session::relay() { co_await (client_to_backend() || backend_to_client()); }
 
 awaitable<void> Session::client_to_backend() {
   const std::size_t max = config_.limits.max_message_bytes;
@@ -773,8 +769,8 @@ awaitable<void> Session::client_to_backend() {
 awaitable<void> Session::backend_to_client() {
   std::string replaced;  // used only when a message had to be replaced
   for (;;) {
-    auto message = co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage,
-                                         false);
+    auto message =
+        co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage, false);
     if (!message.ok) co_return;
     // Forward the run of whole messages straight from the buffer, unless one
     // of them is the backend's error for a substituted (refused) message.
@@ -898,10 +894,9 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         // declares (or an explicit cast says), then converts it: only the
         // identity's own types keep the checked value the stored value.
         for (const auto& check : result.value().param_checks) {
-          const policy::TypedValue* value =
-              check.field == rewriter::IdentityField::kTenant
-                  ? &identity_.tenant
-                  : (identity_.user ? &*identity_.user : nullptr);
+          const policy::TypedValue* value = check.field == rewriter::IdentityField::kTenant
+                                                ? &identity_.tenant
+                                                : (identity_.user ? &*identity_.user : nullptr);
           if (value == nullptr) continue;  // check_bind_params refuses it at Bind
           const auto index = static_cast<std::size_t>(check.param_number - 1);
           const int32_t declared =
@@ -909,12 +904,12 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
           if (!rewriter::declared_type_fits_identity(declared, value->type) ||
               !rewriter::cast_fits_identity(check.cast, value->type)) {
             result = rewriter::RewriteResult::refused(
-                "42501", fmt::format("permission denied: parameter ${} for column {} of table {} "
-                                     "must have the type of the caller's {} ({})",
-                                     check.param_number, check.column, check.table,
-                                     check.field == rewriter::IdentityField::kTenant ? "tenant"
-                                                                                     : "user",
-                                     policy::value_type_name(value->type)));
+                "42501",
+                fmt::format("permission denied: parameter ${} for column {} of table {} "
+                            "must have the type of the caller's {} ({})",
+                            check.param_number, check.column, check.table,
+                            check.field == rewriter::IdentityField::kTenant ? "tenant" : "user",
+                            policy::value_type_name(value->type)));
             break;
           }
         }
@@ -1156,14 +1151,13 @@ bool Session::on_backend_ack(char type) {
     pending_ops_.pop_front();
   }
   const bool parse = type == '1';
-  if (pending_ops_.empty() ||
-      (parse ? pending_ops_.front().kind != Kind::kParse
-             : (pending_ops_.front().kind != Kind::kCloseStatement &&
-                pending_ops_.front().kind != Kind::kClosePortal))) {
+  if (pending_ops_.empty() || (parse ? pending_ops_.front().kind != Kind::kParse
+                                     : (pending_ops_.front().kind != Kind::kCloseStatement &&
+                                        pending_ops_.front().kind != Kind::kClosePortal))) {
     // The backend confirmed something tenantgate did not send: the statement
     // bookkeeping can no longer be trusted, so the session ends.
-    fail("08006", fmt::format("unexpected {} from the backend",
-                              parse ? "ParseComplete" : "CloseComplete"));
+    fail("08006",
+         fmt::format("unexpected {} from the backend", parse ? "ParseComplete" : "CloseComplete"));
     return false;
   }
   auto op = std::move(pending_ops_.front());
@@ -1200,8 +1194,7 @@ std::optional<std::string> Session::refusal_reply(std::string_view error_body) {
   if (at == std::string::npos) return std::nullopt;
   uint64_t seq = 0;
   for (std::size_t i = at + prefix.size();
-       i < fields->message.size() && fields->message[i] >= '0' && fields->message[i] <= '9';
-       ++i) {
+       i < fields->message.size() && fields->message[i] >= '0' && fields->message[i] <= '9'; ++i) {
     seq = seq * 10 + static_cast<uint64_t>(fields->message[i] - '0');
   }
   auto found = pending_refusals_.find(seq);
@@ -1214,7 +1207,8 @@ std::optional<std::string> Session::refusal_reply(std::string_view error_body) {
 void Session::log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const {
   std::string message = fmt::format("refused: {} {}", refusal.sqlstate, refusal.message);
   if (!statement.empty()) {
-    message += fmt::format(" statement_fingerprint={:016x}", std::hash<std::string_view>{}(statement));
+    message +=
+        fmt::format(" statement_fingerprint={:016x}", std::hash<std::string_view>{}(statement));
     if (config_.log.log_statement_values) message += fmt::format(" statement=\"{}\"", statement);
   }
   log(spdlog::level::warn, message);

@@ -169,8 +169,8 @@ class Session : public std::enable_shared_from_this<Session> {
       kParse,           // answered by ParseComplete, or skipped after an error
       kCloseStatement,  // answered by CloseComplete, or skipped
       kClosePortal,
-      kRefusal,         // a substituted message; its error is replaced (seq)
-      kSync,            // Sync or Query: answered by ReadyForQuery
+      kRefusal,  // a substituted message; its error is replaced (seq)
+      kSync,     // Sync or Query: answered by ReadyForQuery
     };
     Kind kind;
     std::string name;

@@ -310,8 +310,8 @@ std::optional<std::string> copy_option_text(const pg_query::DefElem& option) {
 bool StatementWalker::walk_copy_from_scoped(pg_query::CopyStmt* copy, const Target& target) {
   const policy::TablePolicy& table = *target.resolution.table;
   if (copy->has_where_clause()) {
-    return refuse("0A000", "COPY FROM with WHERE into scoped table " + target.display +
-                               " is not supported");
+    return refuse("0A000",
+                  "COPY FROM with WHERE into scoped table " + target.display + " is not supported");
   }
   if (copy->attlist_size() == 0) {
     return refuse("0A000", "COPY FROM into scoped table " + target.display +
@@ -348,8 +348,8 @@ bool StatementWalker::walk_copy_from_scoped(pg_query::CopyStmt* copy, const Targ
     } else if (name != "freeze") {
       // ENCODING would change how the server reads the rows tenantgate
       // checked; FORCE_* would change which values are NULL.
-      return refuse("0A000", "COPY option " + name + " is not supported into scoped table " +
-                                 target.display);
+      return refuse(
+          "0A000", "COPY option " + name + " is not supported into scoped table " + target.display);
     }
   }
   for (const auto* single : {&delimiter, &quote, &escape}) {

@@ -4,10 +4,9 @@
 //
 //   tg_libpq_client CONNINFO [simple] [prepared] [copy] [cancel]
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <poll.h>
-
-#include <arpa/inet.h>
 
 #include <chrono>
 #include <cstdint>
@@ -41,7 +40,8 @@ PGresult* exec_expect(PGconn* conn, const std::string& step, const char* sql, Ex
   return res;
 }
 
-void expect_value(const std::string& step, const PGresult* res, int row, int col, const std::string& want) {
+void expect_value(const std::string& step, const PGresult* res, int row, int col,
+                  const std::string& want) {
   if (row >= PQntuples(res) || col >= PQnfields(res)) {
     fail(step, "missing row " + std::to_string(row) + " col " + std::to_string(col));
   }
@@ -51,18 +51,22 @@ void expect_value(const std::string& step, const PGresult* res, int row, int col
 
 void step_simple(PGconn* conn) {
   const std::string step = "simple";
-  PGresult* res = exec_expect(conn, step, "SELECT 1 AS one, 'two'::text AS two, NULL::int AS three", PGRES_TUPLES_OK);
-  if (PQnfields(res) != 3 || std::string(PQfname(res, 1)) != "two") fail(step, "wrong row description");
+  PGresult* res = exec_expect(conn, step, "SELECT 1 AS one, 'two'::text AS two, NULL::int AS three",
+                              PGRES_TUPLES_OK);
+  if (PQnfields(res) != 3 || std::string(PQfname(res, 1)) != "two")
+    fail(step, "wrong row description");
   expect_value(step, res, 0, 0, "1");
   expect_value(step, res, 0, 1, "two");
   expect_value(step, res, 0, 2, "<null>");
   PQclear(res);
   // Several statements in one Query: PQexec returns the last result.
-  res = exec_expect(conn, step, "SELECT 1; SELECT 2; SELECT count(*) FROM generate_series(1, 500)", PGRES_TUPLES_OK);
+  res = exec_expect(conn, step, "SELECT 1; SELECT 2; SELECT count(*) FROM generate_series(1, 500)",
+                    PGRES_TUPLES_OK);
   expect_value(step, res, 0, 0, "500");
   PQclear(res);
   res = PQexec(conn, "SELECT 1/0");
-  if (sqlstate(res) != "22012") fail(step, "division by zero gave SQLSTATE '" + sqlstate(res) + "'");
+  if (sqlstate(res) != "22012")
+    fail(step, "division by zero gave SQLSTATE '" + sqlstate(res) + "'");
   PQclear(res);
   res = exec_expect(conn, step, "SELECT 'still usable'", PGRES_TUPLES_OK);
   expect_value(step, res, 0, 0, "still usable");
@@ -105,7 +109,8 @@ void step_prepared(PGconn* conn) {
   int formats[1] = {1};
   Oid types[1] = {23};
   res = PQexecParams(conn, "SELECT $1::int4 + 1", 1, types, bvalues, lengths, formats, 1);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQfformat(res, 0) != 1 || PQgetlength(res, 0, 0) != 4) {
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQfformat(res, 0) != 1 ||
+      PQgetlength(res, 0, 0) != 4) {
     fail(step, "PQexecParams binary", conn);
   }
   uint32_t got;
@@ -115,7 +120,8 @@ void step_prepared(PGconn* conn) {
 
   // An unknown statement name is an error (26000) and the session stays usable.
   res = PQexecPrepared(conn, "tg_missing", 0, nullptr, nullptr, nullptr, 0);
-  if (sqlstate(res) != "26000") fail(step, "missing statement gave SQLSTATE '" + sqlstate(res) + "'");
+  if (sqlstate(res) != "26000")
+    fail(step, "missing statement gave SQLSTATE '" + sqlstate(res) + "'");
   PQclear(res);
   const char* again[2] = {"1", "1"};
   res = PQexecPrepared(conn, "tg_named", 2, again, nullptr, nullptr, 0);
@@ -128,21 +134,26 @@ void step_prepared(PGconn* conn) {
 void step_copy(PGconn* conn) {
   const std::string step = "copy";
   const int rows = 2000;
-  PQclear(exec_expect(conn, step, "CREATE TEMP TABLE tg_copy (id int, name text)", PGRES_COMMAND_OK));
+  PQclear(
+      exec_expect(conn, step, "CREATE TEMP TABLE tg_copy (id int, name text)", PGRES_COMMAND_OK));
   PQclear(exec_expect(conn, step, "COPY tg_copy FROM STDIN", PGRES_COPY_IN));
   std::string chunk;
   for (int i = 1; i <= rows; ++i) {
     chunk += std::to_string(i) + "\tname " + std::to_string(i) + "\n";
     if (chunk.size() > 4000 || i == rows) {
-      if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) != 1) fail(step, "PQputCopyData", conn);
+      if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) != 1)
+        fail(step, "PQputCopyData", conn);
       chunk.clear();
     }
   }
   if (PQputCopyEnd(conn, nullptr) != 1) fail(step, "PQputCopyEnd", conn);
   PGresult* res = PQgetResult(conn);
-  if (PQresultStatus(res) != PGRES_COMMAND_OK || std::string(PQcmdTuples(res)) != std::to_string(rows)) {
-    fail(step, std::string("COPY FROM finished with ") + PQresStatus(PQresultStatus(res)) + " tuples '" +
-                   PQcmdTuples(res) + "'", conn);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK ||
+      std::string(PQcmdTuples(res)) != std::to_string(rows)) {
+    fail(step,
+         std::string("COPY FROM finished with ") + PQresStatus(PQresultStatus(res)) + " tuples '" +
+             PQcmdTuples(res) + "'",
+         conn);
   }
   PQclear(res);
   while ((res = PQgetResult(conn)) != nullptr) PQclear(res);
@@ -166,8 +177,10 @@ void step_copy(PGconn* conn) {
   PQclear(res);
   while ((res = PQgetResult(conn)) != nullptr) PQclear(res);
   std::string expected;
-  for (int i = 1; i <= rows; ++i) expected += std::to_string(i) + "\tname " + std::to_string(i) + "\n";
-  if (out != expected) fail(step, "COPY TO returned " + std::to_string(out.size()) + " bytes, not the rows copied in");
+  for (int i = 1; i <= rows; ++i)
+    expected += std::to_string(i) + "\tname " + std::to_string(i) + "\n";
+  if (out != expected)
+    fail(step, "COPY TO returned " + std::to_string(out.size()) + " bytes, not the rows copied in");
 
   // A COPY FROM that the server rejects ends in an error and leaves the session usable.
   PQclear(exec_expect(conn, step, "COPY tg_copy FROM STDIN", PGRES_COPY_IN));
@@ -211,8 +224,8 @@ void step_cancel(PGconn* conn) {
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!res) fail(step, "no result 8 s after PQcancel");
   if (sqlstate(res) != "57014") {
-    fail(step, "pg_sleep(30) ended with " + std::string(PQresStatus(PQresultStatus(res))) + " SQLSTATE '" +
-                   sqlstate(res) + "' " + PQresultErrorMessage(res));
+    fail(step, "pg_sleep(30) ended with " + std::string(PQresStatus(PQresultStatus(res))) +
+                   " SQLSTATE '" + sqlstate(res) + "' " + PQresultErrorMessage(res));
   }
   if (secs > 10) fail(step, "cancel took " + std::to_string(secs) + " s");
   PQclear(res);
@@ -234,11 +247,16 @@ int main(int argc, char** argv) {
   PGconn* conn = PQconnectdb(argv[1]);
   if (PQstatus(conn) != CONNECTION_OK) fail("connect", "PQconnectdb", conn);
   for (const auto& s : steps) {
-    if (s == "simple") step_simple(conn);
-    else if (s == "prepared") step_prepared(conn);
-    else if (s == "copy") step_copy(conn);
-    else if (s == "cancel") step_cancel(conn);
-    else fail(s, "unknown step");
+    if (s == "simple")
+      step_simple(conn);
+    else if (s == "prepared")
+      step_prepared(conn);
+    else if (s == "copy")
+      step_copy(conn);
+    else if (s == "cancel")
+      step_cancel(conn);
+    else
+      fail(s, "unknown step");
     std::printf("ok %s\n", s.c_str());
   }
   PQfinish(conn);

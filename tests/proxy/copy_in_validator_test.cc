@@ -199,7 +199,8 @@ TEST(CopyInValidatorTest, OverlongRowIsRefusedNotBuffered) {
 
 TEST(CopyInValidatorTest, RandomChunkingNeverChangesTheVerdict) {
   std::random_device rd;
-  const unsigned seed = std::getenv("TENANTGATE_SEED") ? std::atoi(std::getenv("TENANTGATE_SEED")) : rd();
+  const unsigned seed =
+      std::getenv("TENANTGATE_SEED") ? std::atoi(std::getenv("TENANTGATE_SEED")) : rd();
   RecordProperty("seed", static_cast<int>(seed));
   std::mt19937 rng(seed);
   const std::string data = "1\tacme\ta\n2\tacme\tb\\\\\n3\tglobex\tc\n4\tacme\td\n";

@@ -13,7 +13,8 @@ policy::Identity identity(policy::ValueType tenant_type, std::string tenant) {
 }
 
 std::vector<rewriter::ParamCheck> tenant_is(int n) {
-  return {rewriter::ParamCheck{n, rewriter::IdentityField::kTenant, "public.records", "tenant_id", ""}};
+  return {
+      rewriter::ParamCheck{n, rewriter::IdentityField::kTenant, "public.records", "tenant_id", ""}};
 }
 
 BindMessage bind_with(std::vector<std::optional<std::string_view>> params,
@@ -59,8 +60,8 @@ TEST(ParamCheckTest, PerParameterFormatsAndBinaryUuid) {
   auto id = identity(policy::ValueType::kUuid, "0123abcd-0000-4000-8000-00000000beef");
   const std::string raw("\x01\x23\xab\xcd\x00\x00\x40\x00\x80\x00\x00\x00\x00\x00\xbe\xef", 16);
   EXPECT_FALSE(check_bind_params(bind_with({"text", raw}, {0, 1}), tenant_is(2), id));
-  EXPECT_FALSE(check_bind_params(
-      bind_with({"0123ABCD-0000-4000-8000-00000000BEEF"}, {0}), tenant_is(1), id));
+  EXPECT_FALSE(check_bind_params(bind_with({"0123ABCD-0000-4000-8000-00000000BEEF"}, {0}),
+                                 tenant_is(1), id));
   std::string wrong = raw;
   wrong[15] = 0;
   EXPECT_TRUE(check_bind_params(bind_with({"text", wrong}, {0, 1}), tenant_is(2), id));

@@ -39,8 +39,8 @@
 
 #include "policy/identity.h"
 #include "policy/policy.h"
-#include "rewriter/rewrite_cache.h"
 #include "rewriter/pg_tree.h"
+#include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 #include "tests/rewriter/execution_queries.h"
 #include "tests/support/pg_server.h"
@@ -550,9 +550,8 @@ TenantgateRewrite rewrite_for(const std::string& sql, const Caller& caller, bool
     });
     return equal;
   };
-  bool same = a.is_ok() == b.is_ok() &&
-              (a.is_ok() ? same_statement(a.value().sql, b.value().sql)
-                         : a.refusal().sqlstate == b.refusal().sqlstate);
+  bool same = a.is_ok() == b.is_ok() && (a.is_ok() ? same_statement(a.value().sql, b.value().sql)
+                                                   : a.refusal().sqlstate == b.refusal().sqlstate);
   if (!same) {
     out.cache_mismatch = "caller " + caller_name(caller) + "\n  SQL:      " + sql +
                          "\n  cached:   " + describe(a) + "\n  uncached: " + describe(b);
