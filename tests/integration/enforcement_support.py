@@ -229,22 +229,7 @@ def read_until_ready(raw: harness.RawConn, count: int = 1) -> list[tuple[bytes, 
 
 
 def data_rows(msgs: list[tuple[bytes, bytes]]) -> list[list[str | None]]:
-    rows = []
-    for kind, payload in msgs:
-        if kind != b"D":
-            continue
-        (n,) = struct.unpack("!H", payload[:2])
-        row, i = [], 2
-        for _ in range(n):
-            (ln,) = struct.unpack("!i", payload[i:i + 4])
-            i += 4
-            if ln < 0:
-                row.append(None)
-            else:
-                row.append(payload[i:i + ln].decode())
-                i += ln
-        rows.append(row)
-    return rows
+    return [harness.parse_data_row(payload) for kind, payload in msgs if kind == b"D"]
 
 
 def errors(msgs: list[tuple[bytes, bytes]]) -> list[dict]:

@@ -486,6 +486,21 @@ def query_message(sql: str) -> bytes:
     return message(b"Q", sql.encode() + b"\0")
 
 
+def parse_data_row(payload: bytes) -> list[str | None]:
+    """A DataRow body as text values (None for SQL NULL)."""
+    (n,) = struct.unpack("!H", payload[:2])
+    row, i = [], 2
+    for _ in range(n):
+        (ln,) = struct.unpack("!i", payload[i:i + 4])
+        i += 4
+        if ln < 0:
+            row.append(None)
+        else:
+            row.append(payload[i:i + ln].decode())
+            i += ln
+    return row
+
+
 def parse_error_fields(payload: bytes) -> dict:
     """ErrorResponse/NoticeResponse body -> {'S': 'ERROR', 'C': '28000', 'M': ...}."""
     fields: dict = {}
@@ -634,17 +649,7 @@ class RawConn:
             kind, payload = m
             out["kinds"].append(kind)
             if kind == b"D":
-                (n,) = struct.unpack("!H", payload[:2])
-                row, i = [], 2
-                for _ in range(n):
-                    (ln,) = struct.unpack("!i", payload[i:i + 4])
-                    i += 4
-                    if ln < 0:
-                        row.append(None)
-                    else:
-                        row.append(payload[i:i + ln].decode())
-                        i += ln
-                out["rows"].append(row)
+                out["rows"].append(parse_data_row(payload))
             elif kind == b"C":
                 out["tags"].append(payload.rstrip(b"\0").decode())
             elif kind == b"E":
