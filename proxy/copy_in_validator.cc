@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
+#include "rewriter/escapes.h"
+
 namespace tenantgate::proxy {
 namespace {
 
@@ -23,22 +27,11 @@ std::string decode_text_field(std::string_view raw) {
       continue;
     }
     char e = raw[++i];
+    if (const std::optional<char> control = rewriter::control_escape(e)) {
+      out += *control;
+      continue;
+    }
     switch (e) {
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 't':
-        out += '\t';
-        break;
       case 'v':
         out += '\v';
         break;

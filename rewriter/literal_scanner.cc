@@ -1,6 +1,11 @@
 #include "rewriter/literal_scanner.h"
 
 #include <array>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+
+#include "rewriter/escapes.h"
 
 namespace tenantgate::rewriter {
 namespace {
@@ -390,6 +395,52 @@ std::optional<StatementShape> lift_constants(std::string_view sql) {
   if (shape.literals.empty()) return std::nullopt;
   shape.text.append(sql, copied);
   return shape;
+}
+
+std::optional<std::string> constant_value(std::string_view literal) {
+  if (literal.empty()) return std::nullopt;
+  const char first = literal.front();
+  if ((first >= '0' && first <= '9') || first == '.') {
+    for (const char c : literal) {
+      if (!((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')) {
+        return std::nullopt;
+      }
+    }
+    // scan.l: digits only and within int32 is an integer; anything else
+    // (decimals, exponents, overflow) is a Float holding the text.
+    std::int64_t v = 0;
+    const auto [ptr, ec] = std::from_chars(literal.data(), literal.data() + literal.size(), v);
+    if (ec == std::errc() && ptr == literal.data() + literal.size() &&
+        v <= std::numeric_limits<std::int32_t>::max()) {
+      return std::to_string(v);
+    }
+    return std::string(literal);
+  }
+  const bool escaped = first == 'E' || first == 'e';
+  const std::size_t open = escaped ? 1 : 0;
+  if (literal.size() < open + 2 || literal[open] != '\'' || literal.back() != '\'') {
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(literal.size());
+  for (std::size_t i = open + 1; i + 1 < literal.size(); ++i) {
+    const char c = literal[i];
+    if (c == '\'') {
+      // A quote inside the token is always doubled.
+      if (i + 2 >= literal.size() || literal[i + 1] != '\'') return std::nullopt;
+      out += '\'';
+      ++i;
+    } else if (c == '\\' && escaped) {
+      if (i + 2 >= literal.size()) return std::nullopt;
+      const char e = literal[++i];
+      // Octal, \x and \u escapes are never lifted.
+      if ((e >= '0' && e <= '7') || e == 'x' || e == 'u' || e == 'U') return std::nullopt;
+      out += control_escape(e).value_or(e);
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace tenantgate::rewriter

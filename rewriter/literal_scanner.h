@@ -95,4 +95,11 @@ struct StatementShape {
 // spell an identity marker (identity_literal.h).
 [[nodiscard]] std::optional<StatementShape> lift_constants(std::string_view sql);
 
+// The value libpg_query reports for a constant lift_constants() lifted, as
+// the rewriter reads it from the parse tree (an A_Const): an unsigned integer
+// that fits int32 in decimal without leading zeros, any other number as
+// written, a '' string without its quotes and with '' as ', an E'' string
+// with its (simple) escapes resolved. nullopt for any other token.
+[[nodiscard]] std::optional<std::string> constant_value(std::string_view literal);
+
 }  // namespace tenantgate::rewriter

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "rewriter/json_tree.h"
 #include "rewriter/statement_limits.h"
 
 namespace tenantgate::rewriter {
@@ -14,16 +15,13 @@ namespace {
 
 namespace gp = google::protobuf;
 
-// Each level of a parse tree is two protobuf messages (Node and the message in
-// its oneof); leave room for wrapper nodes the walker adds.
-constexpr int kProtobufRecursionLimit = static_cast<int>(4 * kMaxNestingUnits + 1000);
+// JSON nesting per level of a parse tree: a Node object, the message in its
+// oneof, and a list around it; leave room for wrapper nodes the walker adds.
+constexpr int kJsonDepthLimit = static_cast<int>(8 * kMaxNestingUnits + 2000);
 
-bool decode(const char* data, std::size_t len, pg_query::ParseResult* out) {
-  gp::io::CodedInputStream input(reinterpret_cast<const std::uint8_t*>(data),
-                                 static_cast<int>(len));
-  input.SetRecursionLimit(kProtobufRecursionLimit);
-  return out->ParseFromCodedStream(&input) && input.ConsumedEntireMessage();
-}
+// Each level of a parse tree is two protobuf messages (Node and the message in
+// its oneof).
+constexpr int kProtobufRecursionLimit = static_cast<int>(4 * kMaxNestingUnits + 1000);
 
 bool is_location(const gp::FieldDescriptor* field) {
   const std::string& name = field->name();
@@ -146,21 +144,89 @@ bool equal_fields(const gp::Message& a, const gp::Message& b) {
 
 }  // namespace
 
-std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* out) {
+namespace {
+
+Refusal parse_error(std::string_view message) {
+  // The grammar's own stack limit ("memory exhausted") is a statement too deep
+  // to analyse, not a syntax error.
+  return message.starts_with("memory exhausted")
+             ? Refusal{"54001", "statement is too deeply nested to analyse (" +
+                                    std::string(message) + ")"}
+             : Refusal{"42601", std::string(message)};
+}
+
+bool decode_protobuf(const char* data, std::size_t len, pg_query::ParseResult* out) {
+  gp::io::CodedInputStream input(reinterpret_cast<const std::uint8_t*>(data),
+                                 static_cast<int>(len));
+  input.SetRecursionLimit(kProtobufRecursionLimit);
+  return out->ParseFromCodedStream(&input) && input.ConsumedEntireMessage();
+}
+
+// Clears every "location" field, as read_json_tree leaves them out.
+void clear_locations(gp::Message* msg) {
+  const gp::Reflection* r = msg->GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  r->ListFields(*msg, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    if (f->cpp_type() == gp::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(*msg, f); ++i) {
+          clear_locations(r->MutableRepeatedMessage(msg, f, i));
+        }
+      } else {
+        clear_locations(r->MutableMessage(msg, f));
+      }
+    } else if (f->name() == "location") {
+      r->ClearField(msg, f);
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<Refusal> parse_sql_protobuf(const std::string& sql, pg_query::ParseResult* out) {
   PgQueryProtobufParseResult result = pg_query_parse_protobuf(sql.c_str());
   std::optional<Refusal> refusal;
   if (result.error != nullptr) {
-    // The grammar's own stack limit ("memory exhausted") is a statement too
-    // deep to analyse, not a syntax error.
-    const std::string_view message = result.error->message;
-    refusal = message.starts_with("memory exhausted")
-                  ? Refusal{"54001", "statement is too deeply nested to analyse (" +
-                                         std::string(message) + ")"}
-                  : Refusal{"42601", std::string(message)};
-  } else if (!decode(result.parse_tree.data, result.parse_tree.len, out)) {
+    refusal = parse_error(result.error->message);
+  } else if (!decode_protobuf(result.parse_tree.data, result.parse_tree.len, out)) {
     refusal = Refusal{"54001", "statement is too deeply nested to analyse"};
+  } else {
+    clear_locations(out);
   }
   pg_query_free_protobuf_parse_result(result);
+  return refusal;
+}
+
+std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* out) {
+  PgQueryParseResult result = pg_query_parse(sql.c_str());
+  std::optional<Refusal> refusal;
+  bool use_protobuf = false;
+  if (result.error != nullptr) {
+    refusal = parse_error(result.error->message);
+  } else {
+    switch (read_json_tree(result.parse_tree, out, JsonTreeOptions{.max_depth = kJsonDepthLimit})) {
+      case JsonTreeStatus::kOk:
+        break;
+      case JsonTreeStatus::kAmbiguousInteger:
+        use_protobuf = true;
+        break;
+      case JsonTreeStatus::kTooDeep:
+        refusal = Refusal{"54001", "statement is too deeply nested to analyse"};
+        break;
+      case JsonTreeStatus::kInvalidUtf8:
+        refusal = Refusal{"22021", "invalid byte sequence for encoding \"UTF8\""};
+        break;
+      case JsonTreeStatus::kMalformed:
+        refusal = Refusal{"0A000", "tenantgate cannot read the parse tree of this statement"};
+        break;
+    }
+  }
+  pg_query_free_parse_result(result);
+  if (use_protobuf) {
+    out->Clear();
+    return parse_sql_protobuf(sql, out);
+  }
   return refusal;
 }
 
@@ -178,33 +244,30 @@ void append_varint(std::string* out, std::uint64_t v) {
 
 // ParseResult{version, stmts: [RawStmt{stmt}]} in protobuf's wire format
 // (pg_query.proto: ParseResult.version = 1, .stmts = 2; RawStmt.stmt = 1),
-// written around the statement's own serialisation instead of copying the
-// statement into a new ParseResult first.
-bool serialize_single_statement(const pg_query::Node& stmt, std::string* out) {
-  const std::size_t node_size = stmt.ByteSizeLong();
+// written around the statement's own serialisation `node`.
+std::string wrap_single_statement(std::string_view node) {
   std::string node_header;
   node_header += '\x0a';
-  append_varint(&node_header, node_size);
-  out->clear();
-  out->reserve(node_size + 32);
-  *out += '\x08';
-  append_varint(out, PG_VERSION_NUM);
-  *out += '\x12';
-  append_varint(out, node_header.size() + node_size);
-  *out += node_header;
-  const std::size_t at = out->size();
-  out->resize(at + node_size);
-  return stmt.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out->data() + at)) ==
-         reinterpret_cast<std::uint8_t*>(out->data() + out->size());
+  append_varint(&node_header, node.size());
+  std::string out;
+  out.reserve(node.size() + 32);
+  out += '\x08';
+  append_varint(&out, PG_VERSION_NUM);
+  out += '\x12';
+  append_varint(&out, node_header.size() + node.size());
+  out += node_header;
+  out += node;
+  return out;
 }
 
 }  // namespace
 
 std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out) {
-  std::string bytes;
-  if (!serialize_single_statement(stmt, &bytes)) {
+  std::string node;
+  if (!stmt.SerializeToString(&node)) {
     return Refusal{"0A000", "cannot serialise the rewritten statement"};
   }
+  std::string bytes = wrap_single_statement(node);
   PgQueryProtobuf buffer{bytes.size(), bytes.data()};
   PgQueryDeparseResult deparsed = pg_query_deparse_protobuf(buffer);
   if (deparsed.error != nullptr) {
@@ -216,10 +279,13 @@ std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string*
   std::string text = deparsed.query;
   pg_query_free_deparse_result(deparsed);
 
+  // Both trees come from parse_sql, which leaves out source positions, and
+  // the walker adds none: equal trees serialise to the same bytes.
   gp::Arena arena(tree_arena_options());
   auto* reparsed = gp::Arena::CreateMessage<pg_query::ParseResult>(&arena);
+  std::string again;
   if (parse_sql(text, reparsed).has_value() || reparsed->stmts_size() != 1 ||
-      !same_tree(reparsed->stmts(0).stmt(), stmt)) {
+      !reparsed->stmts(0).stmt().SerializeToString(&again) || again != node) {
     return Refusal{"0A000",
                    "statement uses a construct that tenantgate cannot rewrite faithfully "
                    "(deparse verification failed)"};

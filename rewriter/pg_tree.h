@@ -1,5 +1,5 @@
 // A thin wrapper over libpg_query 15-4.0.0: parse SQL into the C++ protobuf
-// tree, deparse a statement tree back into SQL, and verify a deparse by
+// tree (read from libpg_query's JSON output, see json_tree.h), deparse a statement tree back into SQL, and verify a deparse by
 // parsing it again and comparing trees (ignoring source locations).
 //
 // All functions recurse over the tree: call them on a thread with
@@ -19,8 +19,14 @@
 namespace tenantgate::rewriter {
 
 // Parses `sql` (NUL-free). On a syntax error returns a 42601 refusal with
-// libpg_query's message.
+// libpg_query's message. The tree has no source positions ("location" fields
+// are left unset); RawStmt.stmt_location and stmt_len are kept.
 [[nodiscard]] std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* out);
+
+// parse_sql through libpg_query's protobuf output (slower; parse_sql uses it
+// for the statements whose JSON output is ambiguous). Same tree, same refusals.
+[[nodiscard]] std::optional<Refusal> parse_sql_protobuf(const std::string& sql,
+                                                       pg_query::ParseResult* out);
 
 // Deparses one statement, then re-parses the text and compares the result with
 // `stmt`; any difference (a known deparse defect) is a 0A000 refusal.

@@ -101,10 +101,11 @@ int count_slots(const RewriteTemplate& t, IdentityField field) {
 
 std::size_t RewriteTemplate::memory_bytes() const {
   std::size_t n = sizeof(*this) + text.capacity() + slots.capacity() * sizeof(Slot) +
-                  param_checks.capacity() * sizeof(ParamCheck) +
+                  (param_checks.capacity() + literal_checks.capacity()) * sizeof(ParamCheck) +
                   const_checks.capacity() * sizeof(ConstCheck);
   if (refusal) n += refusal->message.capacity() + refusal->sqlstate.capacity();
   for (const auto& c : param_checks) n += c.table.capacity() + c.column.capacity();
+  for (const auto& c : literal_checks) n += c.table.capacity() + c.column.capacity();
   for (const auto& c : const_checks) {
     n += c.literal.capacity() + c.table.capacity() + c.column.capacity();
   }
@@ -159,6 +160,16 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   }
   out.param_checks = std::move(walker.param_checks());
   out.const_checks = std::move(walker.const_checks());
+  if (lifted > 0) {
+    // $1..$lifted are the client's constants: checked at instantiation.
+    std::vector<ParamCheck> params;
+    for (ParamCheck& check : out.param_checks) {
+      const bool constant =
+          check.param_number >= 1 && static_cast<std::size_t>(check.param_number) <= lifted;
+      (constant ? out.literal_checks : params).push_back(std::move(check));
+    }
+    out.param_checks = std::move(params);
+  }
   out.copy_in = std::move(walker.copy_in());
   if (out.copy_in && count > 1) {
     // The proxy checks the rows of one COPY per query string.
@@ -226,24 +237,51 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   return out;
 }
 
+namespace {
+
+// A policy column given the constant `literal` (as the parser reads it) must
+// hold the caller's own value.
+std::optional<RewriteResult> check_constant(IdentityField field, const std::string& literal,
+                                            const std::string& table, const std::string& column,
+                                            const std::string& cast,
+                                            const policy::Identity& identity) {
+  const policy::TypedValue* expected =
+      field == IdentityField::kTenant ? &identity.tenant
+                                      : (identity.user ? &*identity.user : nullptr);
+  const char* what = field == IdentityField::kTenant ? "tenant" : "user";
+  if (expected == nullptr) {
+    return RewriteResult::refused("42501",
+                                  std::string("permission denied: the connection has no ") + what);
+  }
+  const std::optional<std::string> given = policy::canonical_value(expected->type, literal);
+  if (!given || *given != expected->value || !cast_fits_identity(cast, expected->type)) {
+    return RewriteResult::refused("42501", "new row violates tenant policy for table " + table +
+                                               ": column " + column + " must be the caller's " +
+                                               what);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
                           const policy::Identity& identity,
                           const std::vector<std::string_view>& literals) {
   if (tmpl.refusal) return RewriteResult::refused(tmpl.refusal->sqlstate, tmpl.refusal->message);
   for (const ConstCheck& check : tmpl.const_checks) {
-    const policy::TypedValue* expected = check.field == IdentityField::kTenant
-                                             ? &identity.tenant
-                                             : (identity.user ? &*identity.user : nullptr);
-    const char* what = check.field == IdentityField::kTenant ? "tenant" : "user";
-    if (expected == nullptr) {
-      return RewriteResult::refused(
-          "42501", std::string("permission denied: the connection has no ") + what);
+    if (auto refusal = check_constant(check.field, check.literal, check.table, check.column,
+                                      check.cast, identity)) {
+      return std::move(*refusal);
     }
-    const std::optional<std::string> given = policy::canonical_value(expected->type, check.literal);
-    if (!given || *given != expected->value || !cast_fits_identity(check.cast, expected->type)) {
-      return RewriteResult::refused("42501", "new row violates tenant policy for table " +
-                                                 check.table + ": column " + check.column +
-                                                 " must be the caller's " + what);
+  }
+  for (const ParamCheck& check : tmpl.literal_checks) {
+    const auto k = static_cast<std::size_t>(check.param_number);
+    const std::optional<std::string> value =
+        k >= 1 && k <= literals.size() ? constant_value(literals[k - 1]) : std::nullopt;
+    if (!value) return RewriteResult::refused("XX000", "internal error: statement shape mismatch");
+    if (auto refusal =
+            check_constant(check.field, *value, check.table, check.column, check.cast, identity)) {
+      return std::move(*refusal);
     }
   }
   Rewritten r;

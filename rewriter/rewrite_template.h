@@ -30,6 +30,10 @@ struct RewriteTemplate {
   std::vector<Slot> slots;
   std::vector<ParamCheck> param_checks;
   std::vector<ConstCheck> const_checks;
+  // Shape templates: policy columns given one of the lifted constants ($k,
+  // param_number = k). Checked like const_checks at instantiation, on the
+  // value the parser reads from the client's constant (constant_value()).
+  std::vector<ParamCheck> literal_checks;
   std::optional<CopyIn> copy_in;
 
   [[nodiscard]] std::size_t memory_bytes() const;

@@ -63,9 +63,10 @@ TEST(RewriteCache, ConstantChecksAreEvaluatedPerIdentity) {
   const RewriteResult other = cached(cache, sql, identity("globex"), policy);
   ASSERT_FALSE(other.is_ok());
   EXPECT_EQ(other.refusal().sqlstate, "42501");
-  // The exact text, and its shape remembered as unusable (its rewrite
-  // depends on the constants).
-  EXPECT_EQ(cache.entries(), 2u);
+  // One shape entry: the constant is checked against each caller when the
+  // shape is instantiated.
+  EXPECT_EQ(cache.entries(), 1u);
+  EXPECT_EQ(cache.stats().shape_hits, 1u);
 }
 
 TEST(RewriteCache, RefusalsAreCached) {

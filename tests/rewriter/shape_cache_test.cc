@@ -89,31 +89,71 @@ TEST(ShapeCache, UnchangedStatementsAreForwardedByteForByte) {
   }
 }
 
-TEST(ShapeCache, ValueDependentShapesFallBackToTheExactText) {
+TEST(ShapeCache, PolicyColumnConstantsAreCheckedPerCall) {
   RewriteCache cache(1 << 20);
   const auto policy = golden_policy();
-  // The tenant column given as a constant: checked against each caller.
+  // The tenant column given as a constant: one shape, the constant checked
+  // against each caller on every hit, as the full rewrite checks it.
   const std::string own = "INSERT INTO users (id, tenant_id) VALUES (1, 'acme')";
   const std::string other = "INSERT INTO users (id, tenant_id) VALUES (2, 'globex')";
+  const std::string own_escaped = R"(INSERT INTO users (id, tenant_id) VALUES (3, E'ac\\me'))";
   EXPECT_TRUE(cached(cache, own, identity("acme"), policy).is_ok());
   const RewriteResult refused = cached(cache, other, identity("acme"), policy);
   ASSERT_FALSE(refused.is_ok());
   EXPECT_EQ(refused.refusal().sqlstate, "42501");
+  EXPECT_TRUE(cached(cache, other, identity("globex"), policy).is_ok());
+  EXPECT_FALSE(cached(cache, own_escaped, identity("acme"), policy).is_ok());
+  EXPECT_TRUE(cached(cache, own_escaped, identity(R"(ac\me)"), policy).is_ok());
   RewriteCache::Stats s = cache.stats();
-  EXPECT_EQ(s.shape_misses, 1u);  // built once, found unusable
-  EXPECT_EQ(s.shape_fallbacks, 2u);
-  EXPECT_EQ(s.exact_misses, 2u);
-  EXPECT_EQ(s.shape_hits, 0u);
+  EXPECT_EQ(s.shape_misses, 1u);
+  EXPECT_EQ(s.shape_hits, 4u);
+  EXPECT_EQ(s.shape_fallbacks, 0u);
+  EXPECT_EQ(s.exact_misses, 0u);
+  // Integer owners: the parser's reading of the number counts.
+  const auto records = [&](const std::string& created_by) {
+    return cached(cache, "INSERT INTO records (id, created_by) VALUES (1, " + created_by + ")",
+                  identity("acme", "42"), policy);
+  };
+  EXPECT_TRUE(records("42").is_ok());
+  EXPECT_TRUE(records("0042").is_ok());
+  EXPECT_FALSE(records("43").is_ok());
+  EXPECT_FALSE(records("42.5").is_ok());
+  EXPECT_FALSE(records("4294967338").is_ok());
+
   // A refused shape (a typed-literal position that takes no parameter) is
-  // remembered as unusable too, and the exact text still works.
+  // remembered as unusable, and the exact text still works.
   const std::string typed = "SELECT * FROM users WHERE created_at > timestamp(3) '2020-01-01'";
   const RewriteResult t1 = cached(cache, typed, identity("acme"), policy);
   const RewriteResult t2 = cached(cache, typed, identity("acme"), policy);
   ASSERT_TRUE(t1.is_ok()) << t1.refusal().message;
   ASSERT_TRUE(t2.is_ok());
   s = cache.stats();
-  EXPECT_EQ(s.shape_misses, 2u);
   EXPECT_EQ(s.exact_hits, 1u);
+}
+
+TEST(ShapeCache, ConstantValueReadsLikeTheParser) {
+  EXPECT_EQ(constant_value("42"), "42");
+  EXPECT_EQ(constant_value("0042"), "42");
+  EXPECT_EQ(constant_value("0"), "0");
+  EXPECT_EQ(constant_value("2147483647"), "2147483647");
+  EXPECT_EQ(constant_value("2147483648"), "2147483648");
+  EXPECT_EQ(constant_value("99999999999999999999999"), "99999999999999999999999");
+  EXPECT_EQ(constant_value("1.50"), "1.50");
+  EXPECT_EQ(constant_value(".5"), ".5");
+  EXPECT_EQ(constant_value("1e-3"), "1e-3");
+  EXPECT_EQ(constant_value("'acme'"), "acme");
+  EXPECT_EQ(constant_value("''"), "");
+  EXPECT_EQ(constant_value("'it''s'"), "it's");
+  EXPECT_EQ(constant_value(R"('a\b')"), R"(a\b)");
+  EXPECT_EQ(constant_value(R"(E'a\'b\\c\n\t\q''')"), "a'b\\c\n\tq'");
+  EXPECT_EQ(constant_value("e'x'"), "x");
+  EXPECT_EQ(constant_value(R"(E'\101')"), std::nullopt);
+  EXPECT_EQ(constant_value(R"(E'\x41')"), std::nullopt);
+  EXPECT_EQ(constant_value("'a'b'"), std::nullopt);
+  EXPECT_EQ(constant_value("'abc"), std::nullopt);
+  EXPECT_EQ(constant_value("$$x$$"), std::nullopt);
+  EXPECT_EQ(constant_value("B'101'"), std::nullopt);
+  EXPECT_EQ(constant_value(""), std::nullopt);
 }
 
 TEST(ShapeCache, IdentitiesAndKeysNeverMix) {
@@ -268,6 +308,46 @@ TEST(ShapeCache, AdversarialCasesMatchTheFullRewrite) {
        "UPDATE users SET tenant_id = 'acme' WHERE id = 1"},
       {"INSERT INTO records (id, created_by) VALUES (1, 42)",
        "INSERT INTO records (id, created_by) VALUES (1, 43)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, 43)",
+       "INSERT INTO records (id, created_by) VALUES (1, 42)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, 1)",
+       "INSERT INTO records (id, created_by) VALUES (1, 0042)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, 1)",
+       "INSERT INTO records (id, created_by) VALUES (1, 42.0)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, 1)",
+       "INSERT INTO records (id, created_by) VALUES (1, 4294967338)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, '1')",
+       "INSERT INTO records (id, created_by) VALUES (1, '42')"},
+      {"INSERT INTO records (id, created_by) VALUES (1, '1'::int)",
+       "INSERT INTO records (id, created_by) VALUES (1, '42'::int)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, '1'::text)",
+       "INSERT INTO records (id, created_by) VALUES (1, '42'::text)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, 1::bigint)",
+       "INSERT INTO records (id, created_by) VALUES (1, 42::bigint)"},
+      {"INSERT INTO records (id, created_by) VALUES (1, - 1)",
+       "INSERT INTO records (id, created_by) VALUES (1, -42)"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x'), (2, 'y')",
+       "INSERT INTO users (id, tenant_id) VALUES (1, 'acme'), (2, 'acme')"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x'), (2, 'y')",
+       "INSERT INTO users (id, tenant_id) VALUES (1, 'acme'), (2, 'globex')"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x')",
+       R"(INSERT INTO users (id, tenant_id) VALUES (1, E'ac\me'))"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x')",
+       R"(INSERT INTO users (id, tenant_id) VALUES (1, E'\acme'))"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x')",
+       "INSERT INTO users (id, tenant_id) VALUES (1, 'ACME')"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x')",
+       "INSERT INTO users (id, tenant_id) VALUES (1, 'acme ')"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x') RETURNING id",
+       "INSERT INTO users (id, tenant_id) VALUES (1, 'acme') RETURNING id"},
+      {"UPDATE users SET tenant_id = 'x', name = 'n' WHERE id = 1",
+       "UPDATE users SET tenant_id = 'globex', name = 'n' WHERE id = 1"},
+      {"UPDATE records SET created_by = 1 WHERE id = 1",
+       "UPDATE records SET created_by = 42 WHERE id = 1"},
+      {"INSERT INTO users (id, tenant_id) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET "
+       "tenant_id = 'y'",
+       "INSERT INTO users (id, tenant_id) VALUES (1, 'acme') ON CONFLICT (id) DO UPDATE SET "
+       "tenant_id = 'acme'"},
   };
   int hits = 0;
   for (const Case& c : cases) {
@@ -348,6 +428,12 @@ TEST(ShapeCache, GeneratedOrmStatementsMatchTheFullRewrite) {
                number() + " WHERE users.created_at > date '2020-0" + std::to_string(1 + rng() % 9) +
                "-01' AND users.id <> " + integer() + " GROUP BY users.id HAVING count(*) > " +
                integer();
+      case 7:
+        // Policy columns given constants, the caller's own or not.
+        return "INSERT INTO records (id, created_by, title) VALUES (" + integer() + ", " +
+               (rng() % 2 ? std::string("42") : integer()) + ", " + string() +
+               "); UPDATE users SET tenant_id = " + (rng() % 2 ? std::string("'acme'") : string()) +
+               " WHERE users.id = " + integer();
       default:
         return "SELECT CASE WHEN users.id = " + integer() + " THEN " + value() + " ELSE " +
                value() + " END, " + string() + "::text FROM users WHERE users.email ILIKE " +
@@ -358,7 +444,7 @@ TEST(ShapeCache, GeneratedOrmStatementsMatchTheFullRewrite) {
   const int kCases = 300;
   for (int i = 0; i < kCases; ++i) {
     // Two statements of the same template: the first warms the shape.
-    const unsigned kind = rng() % 7;
+    const unsigned kind = rng() % 8;
     const std::string warm = generate(kind);
     const std::string sql = generate(kind);
     bool hit = false;
