@@ -284,12 +284,6 @@ class Reader {
     return failed();
   }
 
-  // Skips an integer value (a source position).
-  bool skip_integer() {
-    std::int64_t ignored;
-    return read_integer(&ignored);
-  }
-
   bool read_object(gp::Message* msg, const MessageType& type, int depth) {
     if (depth > options_.max_depth) return failed(JsonTreeStatus::kTooDeep);
     if (!consume('{')) return failed();
@@ -302,7 +296,11 @@ class Reader {
         const Field* field = type.find(key, &cursor);
         if (field == nullptr) return failed();
         if (options_.skip_locations && field == type.location) {
-          if (!skip_integer()) return false;
+          std::int32_t position;
+          if (!read_integer(&position)) return false;
+          if (&type == range_var_type_ && options_.range_var_locations != nullptr) {
+            options_.range_var_locations->emplace_back(msg, position);
+          }
           continue;
         }
         if (!read_field(msg, type.reflection, field, depth)) return false;
@@ -399,6 +397,7 @@ class Reader {
   std::string_view in_;
   const JsonTreeOptions& options_;
   const MessageType* const integer_type_ = message_type(pg_query::Integer::descriptor());
+  const MessageType* const range_var_type_ = message_type(pg_query::RangeVar::descriptor());
   std::size_t pos_ = 0;
   JsonTreeStatus status_ = JsonTreeStatus::kOk;
 };

@@ -15,6 +15,8 @@
 #include <google/protobuf/message.h>
 
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace tenantgate::rewriter {
 
@@ -35,6 +37,10 @@ struct JsonTreeOptions {
   // them, and trees without them compare equal byte for byte when they are
   // equal ignoring positions.
   bool skip_locations = true;
+  // When set, the skipped positions of RangeVar nodes are kept here, keyed
+  // by the RangeVar message (where the deparse can be skipped, the rewriter
+  // edits the statement text at these positions instead; pg_tree.h).
+  std::vector<std::pair<const google::protobuf::Message*, int>>* range_var_locations = nullptr;
 };
 
 // Merges `json` (one JSON object) into `out`; `out` should be empty.

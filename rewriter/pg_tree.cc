@@ -198,14 +198,16 @@ std::optional<Refusal> parse_sql_protobuf(const std::string& sql, pg_query::Pars
   return refusal;
 }
 
-std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* out) {
+std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* out,
+                                 RangeVarPositions* range_vars) {
   PgQueryParseResult result = pg_query_parse(sql.c_str());
   std::optional<Refusal> refusal;
   bool use_protobuf = false;
   if (result.error != nullptr) {
     refusal = parse_error(result.error->message);
   } else {
-    switch (read_json_tree(result.parse_tree, out, JsonTreeOptions{.max_depth = kJsonDepthLimit})) {
+    const JsonTreeOptions options{.max_depth = kJsonDepthLimit, .range_var_locations = range_vars};
+    switch (read_json_tree(result.parse_tree, out, options)) {
       case JsonTreeStatus::kOk:
         break;
       case JsonTreeStatus::kAmbiguousInteger:
@@ -225,6 +227,7 @@ std::optional<Refusal> parse_sql(const std::string& sql, pg_query::ParseResult* 
   pg_query_free_parse_result(result);
   if (use_protobuf) {
     out->Clear();
+    if (range_vars != nullptr) range_vars->clear();
     return parse_sql_protobuf(sql, out);
   }
   return refusal;
@@ -262,6 +265,26 @@ std::string wrap_single_statement(std::string_view node) {
 
 }  // namespace
 
+namespace {
+
+// True when `text` parses into exactly one statement that serialises to
+// `node`. Both trees come from parse_sql, which leaves out source positions,
+// and the walker adds none: equal trees serialise to the same bytes.
+bool reparses_to(const std::string& text, const std::string& node) {
+  gp::Arena arena(tree_arena_options());
+  auto* reparsed = gp::Arena::CreateMessage<pg_query::ParseResult>(&arena);
+  std::string again;
+  return !parse_sql(text, reparsed).has_value() && reparsed->stmts_size() == 1 &&
+         reparsed->stmts(0).stmt().SerializeToString(&again) && again == node;
+}
+
+}  // namespace
+
+bool parses_to(const std::string& text, const pg_query::Node& stmt) {
+  std::string node;
+  return stmt.SerializeToString(&node) && reparses_to(text, node);
+}
+
 std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string* out) {
   std::string node;
   if (!stmt.SerializeToString(&node)) {
@@ -279,13 +302,7 @@ std::optional<Refusal> deparse_verified(const pg_query::Node& stmt, std::string*
   std::string text = deparsed.query;
   pg_query_free_deparse_result(deparsed);
 
-  // Both trees come from parse_sql, which leaves out source positions, and
-  // the walker adds none: equal trees serialise to the same bytes.
-  gp::Arena arena(tree_arena_options());
-  auto* reparsed = gp::Arena::CreateMessage<pg_query::ParseResult>(&arena);
-  std::string again;
-  if (parse_sql(text, reparsed).has_value() || reparsed->stmts_size() != 1 ||
-      !reparsed->stmts(0).stmt().SerializeToString(&again) || again != node) {
+  if (!reparses_to(text, node)) {
     return Refusal{"0A000",
                    "statement uses a construct that tenantgate cannot rewrite faithfully "
                    "(deparse verification failed)"};

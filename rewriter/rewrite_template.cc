@@ -52,6 +52,48 @@ std::size_t skip_trivia(std::string_view s, std::size_t i, std::size_t end) {
   return std::min(i, end);
 }
 
+// The end of the (possibly qualified) name that starts at `at`: identifiers
+// and quoted identifiers joined by dots. 0 when there is none.
+std::size_t name_end(std::string_view sql, std::size_t at, std::size_t stop) {
+  SqlScanner scanner(sql.substr(at, stop - at));
+  Token t;
+  std::size_t end = 0;
+  bool want_name = true;
+  while (scanner.next(&t) == SqlScanner::Status::kToken) {
+    const bool name = t.kind == TokenKind::kIdentifier || t.kind == TokenKind::kQuotedIdentifier;
+    const bool dot = t.kind == TokenKind::kPunctuation && t.end - t.begin == 1 &&
+                     sql[at + t.begin] == '.';
+    if (want_name ? !name : !dot) break;
+    if (name) end = at + t.end;
+    want_name = !want_name;
+  }
+  return want_name ? 0 : end;
+}
+
+// The statement text sql[begin, stop) with each edit's name replaced by its
+// text. False when the edits cannot be placed (none, or out of order).
+bool edit_statement(std::string_view sql, std::size_t begin, std::size_t stop,
+                    const std::vector<TextEdit>& edits, std::string* out) {
+  if (edits.empty()) return false;
+  std::vector<const TextEdit*> ordered;
+  ordered.reserve(edits.size());
+  for (const TextEdit& e : edits) ordered.push_back(&e);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const TextEdit* a, const TextEdit* b) { return a->position < b->position; });
+  out->clear();
+  std::size_t pos = begin;
+  for (const TextEdit* e : ordered) {
+    if (e->position < pos || e->position >= stop) return false;
+    const std::size_t end = name_end(sql, e->position, stop);
+    if (end == 0) return false;
+    out->append(sql.substr(pos, e->position - pos));
+    out->append(e->text);
+    pos = end;
+  }
+  out->append(sql.substr(pos, stop - pos));
+  return true;
+}
+
 // Cuts the identity markers and the $k parameters out of a shape's rewritten
 // text, recording a slot for each. Token by token, so that a `$1` or a marker
 // inside some other token is left alone. False when the scanner gives up or
@@ -132,10 +174,14 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   const std::string text(sql);
   google::protobuf::Arena arena(tree_arena_options());
   auto& tree = *google::protobuf::Arena::CreateMessage<pg_query::ParseResult>(&arena);
-  if (std::optional<Refusal> r = parse_sql(text, &tree)) return refused(r->sqlstate, r->message);
+  RangeVarPositions range_vars;
+  if (std::optional<Refusal> r = parse_sql(text, &tree, &range_vars)) {
+    return refused(r->sqlstate, r->message);
+  }
 
   const Markers markers = make_markers(sql);
   StatementWalker walker(policy, shape, markers);
+  walker.set_range_var_positions(&range_vars);
   RewriteTemplate out;
   std::vector<Replacement> replacements;
   const int count = tree.stmts_size();
@@ -143,15 +189,20 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
     pg_query::RawStmt* raw = tree.mutable_stmts(i);
     std::optional<Refusal> r = walker.rewrite_statement(raw->mutable_stmt());
     if (!r && walker.changed()) {
-      std::string deparsed;
-      r = deparse_verified(raw->stmt(), &deparsed);
-      if (!r) {
-        const auto begin = static_cast<std::size_t>(raw->stmt_location());
-        const std::size_t end =
-            raw->stmt_len() == 0 ? sql.size() : begin + static_cast<std::size_t>(raw->stmt_len());
-        const std::size_t stop = std::min(end, sql.size());
-        replacements.push_back({skip_trivia(sql, begin, stop), stop, std::move(deparsed)});
+      const auto begin = static_cast<std::size_t>(raw->stmt_location());
+      const std::size_t end =
+          raw->stmt_len() == 0 ? sql.size() : begin + static_cast<std::size_t>(raw->stmt_len());
+      const std::size_t stop = std::min(end, sql.size());
+      const std::size_t first = skip_trivia(sql, begin, stop);
+      // The client's text with the wraps edited in, when that parses into
+      // exactly the walker's tree; otherwise the deparsed tree.
+      std::string rewritten;
+      if (!options.edit_client_text ||
+          !edit_statement(sql, first, stop, walker.text_edits(), &rewritten) ||
+          !parses_to(rewritten, raw->stmt())) {
+        r = deparse_verified(raw->stmt(), &rewritten);
       }
+      if (!r) replacements.push_back({first, stop, std::move(rewritten)});
     }
     if (r) {
       if (count > 1) r->message = "statement " + std::to_string(i + 1) + ": " + r->message;

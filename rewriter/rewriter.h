@@ -167,6 +167,10 @@ struct Options {
   // refused with 54001 before parsing. The default is what kRequiredStackBytes
   // supports with a wide margin; raising it needs a larger stack.
   std::size_t max_nesting_units = kMaxNestingUnits;
+  // A statement whose only changes are scoped-table wraps is written as the
+  // client's text with the wraps edited in (skipping the deparse); false
+  // deparses every changed statement. Both are verified against the tree.
+  bool edit_client_text = true;
 };
 
 class Rewriter {

@@ -113,7 +113,7 @@ Node StatementWalker::scope_predicate(const policy::TablePolicy& table,
 }
 
 void StatementWalker::and_into(Node* where, Node predicate) {
-  changed_ = true;
+  mark_changed();
   if (where->node_case() == Node::NODE_NOT_SET) {
     *where = std::move(predicate);
     return;
@@ -308,9 +308,52 @@ bool StatementWalker::scope_range_var(Node* item) {
   // Qualified with the table's own name so that a missing policy column is an
   // error instead of silently binding to a column of an outer query.
   *select->mutable_where_clause() = scope_predicate(table, rv.relname());
+  add_wrap_edit(rv, table);
   *item = std::move(wrapped);
   changed_ = true;
   return true;
+}
+
+void StatementWalker::add_wrap_edit(const pg_query::RangeVar& rv,
+                                    const policy::TablePolicy& table) {
+  if (!text_editable_) return;
+  const int* position = nullptr;
+  if (range_var_positions_ != nullptr) {
+    for (const auto& [message, at] : *range_var_positions_) {
+      if (message == &rv) position = &at;
+    }
+  }
+  if (position == nullptr || *position < 0 || !rv.catalogname().empty()) {
+    text_editable_ = false;
+    return;
+  }
+  // The text scope_predicate's tree deparses to (the verification holds the
+  // edited statement to the tree).
+  const std::string qualifier = policy::quote_identifier(rv.relname()) + ".";
+  auto equals = [&](const std::string& column, const std::string& marker) {
+    return qualifier + policy::quote_identifier(column) + " = " + quoted_marker(marker);
+  };
+  std::string predicate;
+  switch (table.scope) {
+    case policy::Scope::kTenant:
+      predicate = equals(table.tenant_column, markers_.tenant);
+      break;
+    case policy::Scope::kOwner:
+      predicate = equals(table.owner_column, markers_.user);
+      break;
+    case policy::Scope::kTenantOwner:
+      predicate = equals(table.tenant_column, markers_.tenant) + " AND " +
+                  equals(table.owner_column, markers_.user);
+      break;
+    case policy::Scope::kShared:
+    case policy::Scope::kDeny:
+      text_editable_ = false;
+      return;
+  }
+  std::string text = "(SELECT * FROM " + policy::quote_identifier(table.name.schema) + "." +
+                     policy::quote_identifier(rv.relname()) + " WHERE " + predicate + ")";
+  if (!rv.has_alias()) text += " " + policy::quote_identifier(rv.relname());
+  text_edits_.push_back(TextEdit{static_cast<std::size_t>(*position), std::move(text)});
 }
 
 bool StatementWalker::walk_func_call(pg_query::FuncCall* call) {

@@ -16,6 +16,7 @@
 #include "pg_query.pb.h"
 #include "policy/policy.h"
 #include "rewriter/identity_literal.h"
+#include "rewriter/pg_tree.h"
 #include "rewriter/rewriter.h"
 
 namespace tenantgate::rewriter {
@@ -39,6 +40,16 @@ struct ConstCheck {
   std::string cast;  // explicit cast written on the constant ("" if none)
 };
 
+// A scoped table reference rewritten in the statement's own text: the
+// qualified name at `position` (a byte offset into the query string) is
+// replaced by `text`, the wrapping subquery. When every change to a statement
+// is such a wrap, the rewriter edits the client's text instead of deparsing
+// the whole tree (the result is verified against the tree either way).
+struct TextEdit {
+  std::size_t position = 0;
+  std::string text;
+};
+
 class StatementWalker {
  public:
   StatementWalker(const policy::Policy& policy, const IdentityShape& shape, const Markers& markers)
@@ -55,6 +66,17 @@ class StatementWalker {
   [[nodiscard]] std::vector<ConstCheck>& const_checks() { return const_checks_; }
   [[nodiscard]] std::optional<CopyIn>& copy_in() { return copy_in_; }
 
+  // The RangeVar positions parse_sql kept; without them no TextEdits are made.
+  void set_range_var_positions(const RangeVarPositions* positions) {
+    range_var_positions_ = positions;
+  }
+  // After rewrite_statement: the statement's changes as text edits, or empty
+  // when some change is not a wrap (the tree must then be deparsed).
+  [[nodiscard]] const std::vector<TextEdit>& text_edits() const {
+    static const std::vector<TextEdit> none;
+    return text_editable_ ? text_edits_ : none;
+  }
+
  private:
   // A resolved relation reference and what the policy says about it.
   struct Target {
@@ -67,6 +89,12 @@ class StatementWalker {
   bool walk_select(pg_query::SelectStmt* select);
   bool walk_from_item(pg_query::Node* item);
   bool scope_range_var(pg_query::Node* item);
+  void add_wrap_edit(const pg_query::RangeVar& rv, const policy::TablePolicy& table);
+  // Every change but a wrap goes through here: the tree must be deparsed.
+  void mark_changed() {
+    changed_ = true;
+    text_editable_ = false;
+  }
   // Whether `rv` may be read: false on refusal; *scoped is the table's policy
   // when the reference must be scoped, nullptr when it may be read as it is.
   bool read_access(const pg_query::RangeVar& rv, const policy::TablePolicy** scoped);
@@ -114,6 +142,9 @@ class StatementWalker {
   std::vector<ConstCheck> const_checks_;
   std::optional<CopyIn> copy_in_;
   std::optional<Refusal> refusal_;
+  const RangeVarPositions* range_var_positions_ = nullptr;
+  std::vector<TextEdit> text_edits_;
+  bool text_editable_ = true;
 };
 
 // Message naming a node type for refusals ("CreateStmt", "MergeStmt", ...).

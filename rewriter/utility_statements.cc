@@ -127,6 +127,8 @@ bool is_ddl(const std::string& type) {
 
 std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
   changed_ = false;
+  text_editable_ = true;
+  text_edits_.clear();
   refusal_.reset();
   cte_scopes_.clear();
   depth_ = 0;
@@ -383,7 +385,7 @@ bool StatementWalker::walk_copy_from_scoped(pg_query::CopyStmt* copy, const Targ
   }
   qualify(copy->mutable_relation(), table);
   copy->mutable_relation()->set_inh(true);
-  changed_ = true;
+  mark_changed();
   copy_in_ = std::move(spec);
   return true;
 }
@@ -459,7 +461,7 @@ bool StatementWalker::walk_copy(Node* stmt) {
   copy->clear_relation();
   copy->clear_attlist();
   *copy->mutable_query() = std::move(query);
-  changed_ = true;
+  mark_changed();
   return true;
 }
 

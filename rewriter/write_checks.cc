@@ -73,7 +73,7 @@ void StatementWalker::qualify(pg_query::RangeVar* rv, const policy::TablePolicy&
   // would find first.
   if (rv->schemaname() != table.name.schema) {
     rv->set_schemaname(table.name.schema);
-    changed_ = true;
+    mark_changed();
   }
 }
 
@@ -118,7 +118,7 @@ bool StatementWalker::check_policy_value(Node* value, IdentityField field, const
   }
   if (v->has_set_to_default() && allow_default_fill) {
     *value = marker_const(field);
-    changed_ = true;
+    mark_changed();
     return true;
   }
   return refuse("42501", "permission denied: " + where +
@@ -200,7 +200,7 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       for (const PolicyColumn& pc : columns) *row->add_items() = marker_const(pc.field);
       append_missing_columns();
       *insert->mutable_select_stmt() = std::move(values);
-      changed_ = true;
+      mark_changed();
     } else {
       if (!insert->select_stmt().has_select_stmt()) {
         return refuse("0A000", "unsupported INSERT source");
@@ -224,7 +224,7 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
             if (index[k] < 0) {
               any_missing = true;
               *row->add_items() = marker_const(columns[k].field);
-              changed_ = true;
+              mark_changed();
             } else if (index[k] >= row->items_size()) {
               return refuse("0A000", "INSERT has more target columns than expressions");
             } else if (!check_policy_value(row->mutable_items(index[k]), columns[k].field, target,
@@ -285,7 +285,7 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
           *insert->mutable_select_stmt() = std::move(outer);
         }
         append_missing_columns();
-        changed_ = true;
+        mark_changed();
       }
     }
 

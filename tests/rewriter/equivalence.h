@@ -1,8 +1,9 @@
 // Whether two rewrite results mean the same: the same refusal, or the same
 // checks and SQL that parses into the same trees (ignoring locations). A
 // shape-cache hit (rewrite_cache.h) substitutes constants as the client wrote
-// them where a full rewrite deparses them, so the texts may differ in
-// formatting only.
+// them where a full rewrite deparses them, and a statement whose only changes
+// are wraps keeps the client's own text around them, so the texts may differ
+// in formatting only.
 #pragma once
 
 #include <string>
@@ -12,6 +13,23 @@
 #include "rewriter/rewriter.h"
 
 namespace tenantgate::rewriter::testing {
+
+// Whether two query strings parse into the same statements (ignoring
+// locations). Needs kRequiredStackBytes of stack. Empty when they do,
+// otherwise what differs.
+inline std::string sql_difference(const std::string& x, const std::string& y) {
+  if (x == y) return "";
+  pg_query::ParseResult tx;
+  pg_query::ParseResult ty;
+  if (parse_sql(x, &tx) || parse_sql(y, &ty)) return "does not parse: " + x + " | " + y;
+  if (tx.stmts_size() != ty.stmts_size()) return "statement counts differ";
+  for (int i = 0; i < tx.stmts_size(); ++i) {
+    if (!same_tree(tx.stmts(i).stmt(), ty.stmts(i).stmt())) {
+      return "trees differ:\n    " + x + "\n    " + y;
+    }
+  }
+  return "";
+}
 
 // Needs kRequiredStackBytes of stack (it parses). Empty when equivalent,
 // otherwise what differs.
@@ -35,18 +53,7 @@ inline std::string difference(const RewriteResult& a, const RewriteResult& b) {
   if (x.changed != y.changed) return "changed differs: " + x.sql + " | " + y.sql;
   if (x.param_checks.size() != y.param_checks.size()) return "param checks differ";
   if (x.copy_in.has_value() != y.copy_in.has_value()) return "copy_in differs";
-  if (x.sql == y.sql) return "";
-  pg_query::ParseResult tx;
-  pg_query::ParseResult ty;
-  if (parse_sql(x.sql, &tx) || parse_sql(y.sql, &ty))
-    return "does not parse: " + x.sql + " | " + y.sql;
-  if (tx.stmts_size() != ty.stmts_size()) return "statement counts differ";
-  for (int i = 0; i < tx.stmts_size(); ++i) {
-    if (!same_tree(tx.stmts(i).stmt(), ty.stmts(i).stmt())) {
-      return "trees differ:\n    " + x.sql + "\n    " + y.sql;
-    }
-  }
-  return "";
+  return sql_difference(x.sql, y.sql);
 }
 
 }  // namespace tenantgate::rewriter::testing
