@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 
 namespace tenantgate::policy {
@@ -231,11 +232,24 @@ struct Pattern {
   std::string_view name;    // may end in '*'
 };
 
-Pattern split_pattern(std::string_view pattern) {
+constexpr Pattern split_pattern(std::string_view pattern) {
   const size_t dot = pattern.rfind('.');
   if (dot == std::string_view::npos) return {{}, pattern};
   return {pattern.substr(0, dot), pattern.substr(dot + 1)};
 }
+
+constexpr Pattern split_pattern(const Pattern& pattern) { return pattern; }
+
+// The built-in lists, split once: they are consulted for every relation and
+// function a statement names.
+template <std::size_t N>
+constexpr std::array<Pattern, N> split_patterns(const std::string_view (&patterns)[N]) {
+  std::array<Pattern, N> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = split_pattern(patterns[i]);
+  return out;
+}
+constexpr auto kBuiltinDeniedFunctionPatterns = split_patterns(kBuiltinDeniedFunctions);
+constexpr auto kBuiltinDeniedRelationPatterns = split_patterns(kBuiltinDeniedRelations);
 
 bool name_matches(std::string_view pattern, std::string_view name) {
   if (!pattern.empty() && pattern.back() == '*') {
@@ -248,7 +262,7 @@ bool name_matches(std::string_view pattern, std::string_view name) {
 // `schema_ok` deciding whether a pattern's schema applies to the reference.
 template <typename Patterns, typename SchemaOk>
 bool any_matches(const Patterns& patterns, std::string_view name, SchemaOk schema_ok) {
-  for (std::string_view p : patterns) {
+  for (const auto& p : patterns) {
     const Pattern pat = split_pattern(p);
     if (name_matches(pat.name, name) && schema_ok(pat.schema)) return true;
   }
@@ -315,7 +329,7 @@ bool Policy::catalog_denied(std::string_view schema, std::string_view name) cons
   const std::string s = lower(schema);
   const std::string n = lower(name);
   auto schema_ok = [&](std::string_view ps) { return ps.empty() || ps == s; };
-  return any_matches(kBuiltinDeniedRelations, n, schema_ok) ||
+  return any_matches(kBuiltinDeniedRelationPatterns, n, schema_ok) ||
          any_matches(denied_catalog_relations, n, schema_ok);
 }
 
@@ -381,7 +395,7 @@ bool Policy::function_denied(std::string_view schema, std::string_view name) con
     if (s.empty()) return on_search_path(ps);
     return ps == s;
   };
-  if (any_matches(kBuiltinDeniedFunctions, n, deny_schema_ok) ||
+  if (any_matches(kBuiltinDeniedFunctionPatterns, n, deny_schema_ok) ||
       any_matches(denied_functions, n, deny_schema_ok)) {
     return true;
   }

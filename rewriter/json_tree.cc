@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cstdint>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "pg_query.pb.h"
@@ -19,9 +18,54 @@ using Field = gp::FieldDescriptor;
 // numbers them): its reflection, and JSON key -> field. Both the json_name
 // and the proto name are accepted: libpg_query writes the json_name where the
 // proto sets one and the field name otherwise. Built once.
+// An open-addressing table from JSON key to field: keys are short and
+// std::unordered_map's hashing dominated the lookups.
+class KeyTable {
+ public:
+  void add(std::string_view key, const Field* field) {
+    entries_.push_back({key, field});
+  }
+  // Call once after the last add().
+  void build() {
+    std::size_t capacity = 4;
+    while (capacity < 2 * entries_.size()) capacity *= 2;
+    slots_.assign(capacity, -1);
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      std::size_t slot = hash(entries_[i].key) & (capacity - 1);
+      while (slots_[slot] >= 0) {
+        if (entries_[static_cast<std::size_t>(slots_[slot])].key == entries_[i].key) break;
+        slot = (slot + 1) & (capacity - 1);
+      }
+      if (slots_[slot] < 0) slots_[slot] = static_cast<int>(i);
+    }
+  }
+  const Field* find(std::string_view key) const {
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t slot = hash(key) & mask; slots_[slot] >= 0; slot = (slot + 1) & mask) {
+      const Entry& e = entries_[static_cast<std::size_t>(slots_[slot])];
+      if (e.key == key) return e.field;
+    }
+    return nullptr;
+  }
+
+ private:
+  struct Entry {
+    std::string_view key;
+    const Field* field;
+  };
+  static std::size_t hash(std::string_view key) {
+    std::uint32_t h = 2166136261u;  // FNV-1a
+    for (const char c : key) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+    return h;
+  }
+  std::vector<Entry> entries_;
+  std::vector<int> slots_;
+};
+
 struct MessageType {
+  const gp::Message* prototype = nullptr;
   const gp::Reflection* reflection = nullptr;
-  std::unordered_map<std::string_view, const Field*> fields;
+  KeyTable fields;
   // The fields in declaration order, which is the order libpg_query writes
   // them in: a key is usually found a few steps after the previous one.
   // Empty for Node (a oneof of hundreds of fields, one key each).
@@ -35,8 +79,7 @@ struct MessageType {
         return ordered[i];
       }
     }
-    const auto it = fields.find(key);
-    return it == fields.end() ? nullptr : it->second;
+    return fields.find(key);
   }
 };
 
@@ -51,12 +94,14 @@ const std::vector<MessageType>& message_types() {
       if (type.location != nullptr && type.location->cpp_type() != Field::CPPTYPE_INT32) {
         type.location = nullptr;
       }
-      type.reflection = gp::MessageFactory::generated_factory()->GetPrototype(d)->GetReflection();
+      type.prototype = gp::MessageFactory::generated_factory()->GetPrototype(d);
+      type.reflection = type.prototype->GetReflection();
       for (int f = 0; f < d->field_count(); ++f) {
-        type.fields.emplace(d->field(f)->json_name(), d->field(f));
-        type.fields.emplace(d->field(f)->name(), d->field(f));
+        type.fields.add(d->field(f)->json_name(), d->field(f));
+        type.fields.add(d->field(f)->name(), d->field(f));
         if (d->field_count() <= 64) type.ordered.push_back(d->field(f));
       }
+      type.fields.build();
     }
     return out;
   }();
@@ -336,8 +381,17 @@ class Reader {
       case Field::CPPTYPE_MESSAGE: {
         const MessageType* type = message_type(f->message_type());
         if (type == nullptr) return failed();
-        return read_object(repeated ? r->AddMessage(msg, f) : r->MutableMessage(msg, f), *type,
-                           depth + 1);
+        // New from the cached prototype: Reflection::MutableMessage would
+        // look the prototype up in the message factory every time.
+        gp::Arena* arena = msg->GetArena();
+        gp::Message* child = type->prototype->New(arena);
+        if (arena == nullptr) {
+          repeated ? r->AddAllocatedMessage(msg, f, child) : r->SetAllocatedMessage(msg, child, f);
+        } else {
+          repeated ? r->UnsafeArenaAddAllocatedMessage(msg, f, child)
+                   : r->UnsafeArenaSetAllocatedMessage(msg, child, f);
+        }
+        return read_object(child, *type, depth + 1);
       }
       case Field::CPPTYPE_STRING: {
         std::string scratch;

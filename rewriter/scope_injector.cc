@@ -283,13 +283,10 @@ bool StatementWalker::scope_range_var(Node* item) {
   if (!read_access(rv, &scoped)) return false;
   if (scoped == nullptr) return true;
   const policy::TablePolicy& table = *scoped;
-  pg_query::RangeVar inner = rv;
-  inner.clear_alias();
-  // Name the table the policy resolved, not whatever the server's
-  // search_path would find first.
-  inner.set_schemaname(table.name.schema);
-  Node wrapped;
-  auto* sub = wrapped.mutable_range_subselect();
+  // Built on the tree's arena and swapped in: assigning a heap-built node to
+  // an arena-owned one copies it.
+  Node* wrapped = gp::Arena::CreateMessage<Node>(item->GetArena());
+  auto* sub = wrapped->mutable_range_subselect();
   if (rv.has_alias()) {
     *sub->mutable_alias() = rv.alias();
   } else {
@@ -304,12 +301,22 @@ bool StatementWalker::scope_range_var(Node* item) {
       ->mutable_column_ref()
       ->add_fields()
       ->mutable_a_star();
-  *select->add_from_clause()->mutable_range_var() = std::move(inner);
+  pg_query::RangeVar* inner = select->add_from_clause()->mutable_range_var();
+  *inner = rv;
+  inner->clear_alias();
+  // Name the table the policy resolved, not whatever the server's
+  // search_path would find first.
+  inner->set_schemaname(table.name.schema);
   // Qualified with the table's own name so that a missing policy column is an
   // error instead of silently binding to a column of an outer query.
   *select->mutable_where_clause() = scope_predicate(table, rv.relname());
   add_wrap_edit(rv, table);
-  *item = std::move(wrapped);
+  if (item->GetArena() != nullptr) {
+    item->UnsafeArenaSwap(wrapped);
+  } else {
+    item->Swap(wrapped);
+    delete wrapped;
+  }
   changed_ = true;
   return true;
 }
