@@ -48,7 +48,9 @@ std::optional<std::string_view> MessageReader::bytes(std::size_t n) {
   return s;
 }
 
-MessageWriter::MessageWriter(char type) {
+MessageWriter::MessageWriter(char type) : MessageWriter(type, std::string()) {}
+
+MessageWriter::MessageWriter(char type, std::string prefix) : buf_(std::move(prefix)) {
   if (type != 0) buf_.push_back(type);
   length_at_ = buf_.size();
   buf_.append(4, '\0');

@@ -36,6 +36,10 @@ class MessageReader {
 class MessageWriter {
  public:
   explicit MessageWriter(char type);
+  // Builds the message after the bytes already in `prefix`, which finish()
+  // returns with it: appending a message to an outgoing batch this way copies
+  // neither the batch nor the message.
+  MessageWriter(char type, std::string prefix);
 
   MessageWriter& u8(uint8_t v);
   MessageWriter& i16(int16_t v);

@@ -122,9 +122,15 @@ std::string sasl_response(std::string_view data) {
 }
 
 std::string query_message(std::string_view sql) {
-  MessageWriter w('Q');
+  std::string out;
+  append_query_message(out, sql);
+  return out;
+}
+
+void append_query_message(std::string& out, std::string_view sql) {
+  MessageWriter w('Q', std::move(out));
   w.cstr(sql);
-  return std::move(w).finish();
+  out = std::move(w).finish();
 }
 
 std::string terminate_message() { return MessageWriter('X').finish(); }
@@ -281,41 +287,55 @@ std::optional<ParseMessage> parse_parse(std::string_view body) {
 
 std::string encode_parse(std::string_view statement, std::string_view query,
                          const std::vector<int32_t>& param_types) {
-  MessageWriter w('P');
+  std::string out;
+  append_parse(out, statement, query, param_types);
+  return out;
+}
+
+void append_parse(std::string& out, std::string_view statement, std::string_view query,
+                  const std::vector<int32_t>& param_types) {
+  MessageWriter w('P', std::move(out));
   w.cstr(statement).cstr(query);
   w.i16(static_cast<int16_t>(static_cast<uint16_t>(param_types.size())));
   for (int32_t t : param_types) w.i32(t);
-  return std::move(w).finish();
+  out = std::move(w).finish();
 }
 
 std::optional<BindMessage> parse_bind(std::string_view body) {
-  MessageReader r(body);
   BindMessage out;
+  if (!parse_bind(body, out)) return std::nullopt;
+  return out;
+}
+
+bool parse_bind(std::string_view body, BindMessage& out) {
+  MessageReader r(body);
+  out.param_formats.clear();
+  out.params.clear();
+  out.result_formats.clear();
   auto portal = r.cstr();
   auto statement = r.cstr();
-  if (!portal || !statement) return std::nullopt;
+  if (!portal || !statement) return false;
   out.portal = *portal;
   out.statement = *statement;
-  if (!read_formats(r, out.param_formats)) return std::nullopt;
+  if (!read_formats(r, out.param_formats)) return false;
   auto n = read_count(r);
-  if (!n) return std::nullopt;
+  if (!n) return false;
   // As PostgreSQL: zero format codes (all text), one (applies to all) or one per parameter.
-  if (out.param_formats.size() > 1 && out.param_formats.size() != *n) return std::nullopt;
+  if (out.param_formats.size() > 1 && out.param_formats.size() != *n) return false;
   out.params.reserve(std::min<std::size_t>(*n, r.remaining() / 4));
   for (std::size_t i = 0; i < *n; ++i) {
     auto length = r.i32();
-    if (!length) return std::nullopt;
+    if (!length) return false;
     if (*length == -1) {
       out.params.emplace_back(std::nullopt);
       continue;
     }
-    if (*length < 0) return std::nullopt;
+    if (*length < 0) return false;
     auto value = r.bytes(static_cast<std::size_t>(*length));
-    if (!value) return std::nullopt;
+    if (!value) return false;
     out.params.emplace_back(*value);
   }
-  if (!read_formats(r, out.result_formats) || !r.at_end()) return std::nullopt;
-  return out;
+  return read_formats(r, out.result_formats) && r.at_end();
 }
 
 std::optional<DescribeOrClose> parse_describe_or_close(std::string_view body) {

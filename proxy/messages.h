@@ -42,7 +42,8 @@ namespace tenantgate::proxy {
 [[nodiscard]] std::string sasl_initial_response(std::string_view mechanism, std::string_view data);
 [[nodiscard]] std::string sasl_response(std::string_view data);
 [[nodiscard]] std::string query_message(std::string_view sql);  // Q
-[[nodiscard]] std::string terminate_message();                  // X
+void append_query_message(std::string& out, std::string_view sql);
+[[nodiscard]] std::string terminate_message();  // X
 
 // ---- Parsers of message bodies (after type and length) ----
 //
@@ -100,6 +101,8 @@ struct ParseMessage {
 [[nodiscard]] std::optional<ParseMessage> parse_parse(std::string_view body);
 [[nodiscard]] std::string encode_parse(std::string_view statement, std::string_view query,
                                        const std::vector<int32_t>& param_types);
+void append_parse(std::string& out, std::string_view statement, std::string_view query,
+                  const std::vector<int32_t>& param_types);
 
 // Bind ('B').
 struct BindMessage {
@@ -110,6 +113,10 @@ struct BindMessage {
   std::vector<int16_t> result_formats;
 };
 [[nodiscard]] std::optional<BindMessage> parse_bind(std::string_view body);
+// parse_bind into `out`, reusing its vectors' memory (the relay parses every
+// Bind into one per session). False for a malformed body; `out` then holds
+// whatever was read so far.
+[[nodiscard]] bool parse_bind(std::string_view body, BindMessage& out);
 
 // Describe ('D') and Close ('C'): kind 'S' or 'P', then a name.
 struct DescribeOrClose {

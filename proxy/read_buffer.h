@@ -2,7 +2,10 @@
 // into its free tail and consumed from its head as whole messages.
 //
 // Memory is not zero-filled on growth, and an emptied buffer that grew past
-// its initial size is released so that idle connections stay small.
+// its initial size (one read's worth) is released so that a large message
+// does not pin its memory on an idle connection. A buffer of the initial
+// size is kept: every read needs one, and freeing it after each message
+// would allocate it again for the next read.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +18,8 @@ namespace tenantgate::proxy {
 
 class ReadBuffer {
  public:
-  static constexpr std::size_t kInitialSize = 8192;
+  // Also what a read asks prepare() for, so that an empty buffer never grows.
+  static constexpr std::size_t kInitialSize = 16384;
 
   [[nodiscard]] std::string_view pending() const { return {data_.get() + begin_, end_ - begin_}; }
   [[nodiscard]] bool empty() const { return begin_ == end_; }

@@ -25,7 +25,7 @@ using namespace asio::experimental::awaitable_operators;
 constexpr std::size_t kMaxStartupPacket = 10000;
 // The largest message PostgreSQL itself sends (a 1 GB field plus headers).
 constexpr std::size_t kMaxBackendMessage = (1u << 30) + 1024;
-constexpr std::size_t kReadChunk = 16384;
+constexpr std::size_t kReadChunk = ReadBuffer::kInitialSize;
 
 // Frontend message types valid after start-up (protocol 55.7).
 bool is_frontend_type(char type) {
@@ -134,35 +134,56 @@ awaitable<void> Session::send_fatal_and_close() {
   client_.close();
 }
 
+DecodeStatus Session::next_message(ReadBuffer& buffer, bool startup, std::size_t max_bytes,
+                                   bool from_client, ReadResult& out) {
+  auto pending = buffer.pending();
+  DecodeResult decoded =
+      startup ? decode_startup_packet(pending, max_bytes) : decode_message(pending, max_bytes);
+  if (decoded.status == DecodeStatus::kMessage) {
+    out = ReadResult{true, decoded.frame.type, decoded.frame.body, decoded.frame.total_size};
+  } else if (decoded.status == DecodeStatus::kError) {
+    if (from_client) {
+      fail("08P01", fmt::format("invalid message from client: {}", decoded.error));
+    } else {
+      fail("08006", fmt::format("invalid message from the backend: {}", decoded.error));
+    }
+  }
+  return decoded.status;
+}
+
+asio::mutable_buffer Session::read_space(ReadBuffer& buffer) {
+  auto space = buffer.prepare(kReadChunk);
+  return asio::buffer(space.data(), space.size());
+}
+
+bool Session::read_done(error_code ec, std::size_t n, ReadBuffer& buffer, bool from_client) {
+  if (ec) {
+    // Once relaying, a backend that closes has already sent its own FATAL
+    // (which was relayed); a cancelled read means the session is ending.
+    if (!from_client && phase_ != Phase::kReady && ec != asio::error::operation_aborted) {
+      fail("08006", "the backend closed the connection");
+    }
+    return false;
+  }
+  buffer.commit(n);
+  return true;
+}
+
 awaitable<Session::ReadResult> Session::read_message(Stream& stream, ReadBuffer& buffer,
                                                      bool startup, std::size_t max_bytes,
                                                      bool from_client) {
   for (;;) {
-    auto pending = buffer.pending();
-    DecodeResult decoded =
-        startup ? decode_startup_packet(pending, max_bytes) : decode_message(pending, max_bytes);
-    if (decoded.status == DecodeStatus::kMessage) {
-      co_return ReadResult{true, decoded.frame.type, decoded.frame.body, decoded.frame.total_size};
+    ReadResult message;
+    switch (next_message(buffer, startup, max_bytes, from_client, message)) {
+      case DecodeStatus::kMessage:
+        co_return message;
+      case DecodeStatus::kError:
+        co_return ReadResult{};
+      case DecodeStatus::kNeedMore:
+        break;
     }
-    if (decoded.status == DecodeStatus::kError) {
-      if (from_client) {
-        fail("08P01", fmt::format("invalid message from client: {}", decoded.error));
-      } else {
-        fail("08006", fmt::format("invalid message from the backend: {}", decoded.error));
-      }
-      co_return ReadResult{};
-    }
-    auto space = buffer.prepare(kReadChunk);
-    auto [ec, n] = co_await stream.read_some(asio::buffer(space.data(), space.size()));
-    if (ec) {
-      // Once relaying, a backend that closes has already sent its own FATAL
-      // (which was relayed); a cancelled read means the session is ending.
-      if (!from_client && phase_ != Phase::kReady && ec != asio::error::operation_aborted) {
-        fail("08006", "the backend closed the connection");
-      }
-      co_return ReadResult{};
-    }
-    buffer.commit(n);
+    auto [ec, n] = co_await stream.read_some(read_space(buffer));
+    if (!read_done(ec, n, buffer, from_client)) co_return ReadResult{};
   }
 }
 
@@ -390,6 +411,7 @@ void Session::pin_backend_settings() {
   // search_path (the rewriter resolves them that way) and read string
   // literals as the rewriter does. Settings given at start-up are also what
   // RESET ALL returns to.
+  checked_generation_ = services_.policies->generation();
   auto policy = services_.policies->get();
   pinned_search_path_ = policy->search_path;
   checked_policy_ = policy;
@@ -421,17 +443,19 @@ void Session::pin_backend_settings() {
   backend_params_.emplace_back("options", escaped);
 }
 
-std::shared_ptr<const policy::Policy> Session::current_policy() {
+const std::shared_ptr<const policy::Policy>* Session::current_policy() {
+  const uint64_t generation = services_.policies->generation();
+  if (generation == checked_generation_) return &checked_policy_;
   auto policy = services_.policies->get();
-  if (policy == checked_policy_) return policy;
-  if (policy->search_path != pinned_search_path_) {
+  if (policy != checked_policy_ && policy->search_path != pinned_search_path_) {
     // The backend resolves unqualified names through the search_path pinned
     // at login; the rewriter would now resolve them through another.
     fail("57P01", "the policy's search_path changed: reconnect");
     return nullptr;
   }
-  checked_policy_ = policy;
-  return policy;
+  checked_policy_ = std::move(policy);
+  checked_generation_ = generation;
+  return &checked_policy_;
 }
 
 bool Session::bind_identity() {
@@ -734,9 +758,19 @@ awaitable<void> Session::relay() { co_await (client_to_backend() || backend_to_c
 awaitable<void> Session::client_to_backend() {
   const std::size_t max = config_.limits.max_message_bytes;
   std::string out;
+  ReadResult message;
   for (;;) {
-    auto message = co_await read_message(client_, client_buffer_, false, max, true);
-    if (!message.ok) co_return;  // client gone, or fatal_ set
+    switch (next_message(client_buffer_, false, max, true, message)) {
+      case DecodeStatus::kMessage:
+        break;
+      case DecodeStatus::kError:
+        co_return;
+      case DecodeStatus::kNeedMore: {
+        auto [ec, n] = co_await client_.read_some(read_space(client_buffer_));
+        if (!read_done(ec, n, client_buffer_, true)) co_return;  // client gone, or fatal_ set
+        continue;
+      }
+    }
     // Forward every whole message already buffered in one write.
     out.clear();
     for (;;) {
@@ -759,7 +793,12 @@ awaitable<void> Session::client_to_backend() {
       if (next.status != DecodeStatus::kMessage) break;
       message = ReadResult{true, next.frame.type, next.frame.body, next.frame.total_size};
     }
-    if (co_await backend_->write(out)) {
+    // try_write first: a write() coroutine per batch only when the socket
+    // did not take it all.
+    std::string_view rest = out;
+    error_code ec;
+    if (backend_->try_write(rest, ec) && !rest.empty()) ec = co_await backend_->write(rest);
+    if (ec) {
       fail("08006", "the backend closed the connection");
       co_return;
     }
@@ -768,10 +807,19 @@ awaitable<void> Session::client_to_backend() {
 
 awaitable<void> Session::backend_to_client() {
   std::string replaced;  // used only when a message had to be replaced
+  ReadResult message;
   for (;;) {
-    auto message =
-        co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage, false);
-    if (!message.ok) co_return;
+    switch (next_message(backend_buffer_, false, kMaxBackendMessage, false, message)) {
+      case DecodeStatus::kMessage:
+        break;
+      case DecodeStatus::kError:
+        co_return;
+      case DecodeStatus::kNeedMore: {
+        auto [ec, n] = co_await backend_->read_some(read_space(backend_buffer_));
+        if (!read_done(ec, n, backend_buffer_, false)) co_return;
+        continue;
+      }
+    }
     // Forward the run of whole messages straight from the buffer, unless one
     // of them is the backend's error for a substituted (refused) message.
     auto pending = backend_buffer_.pending();
@@ -812,13 +860,13 @@ awaitable<void> Session::backend_to_client() {
       if (next.status != DecodeStatus::kMessage) break;
       message = ReadResult{true, next.frame.type, next.frame.body, next.frame.total_size};
     }
-    error_code ec;
-    if (copied == 0) {
-      ec = co_await client_.write(pending.substr(0, run));
-    } else {
+    std::string_view rest = pending.substr(0, run);
+    if (copied != 0) {
       replaced.append(pending.substr(copied, run - copied));
-      ec = co_await client_.write(replaced);
+      rest = replaced;
     }
+    error_code ec;  // as in client_to_backend: write() only what try_write left
+    if (client_.try_write(rest, ec) && !rest.empty()) ec = co_await client_.write(rest);
     if (ec) co_return;
     backend_buffer_.consume(run);
   }
@@ -858,7 +906,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       }
       auto policy = current_policy();
       if (!policy) return false;
-      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_, policy);
+      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_, *policy);
       ++pending_syncs_;
       if (!result.is_ok()) {
         log_refusal(result.refusal(), *sql);
@@ -872,7 +920,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         copy_in_zs_before_ = pending_syncs_ - 1;  // ReadyForQuery of earlier messages
       }
       if (result.value().changed) {
-        out += query_message(result.value().sql);
+        append_query_message(out, result.value().sql);
       } else {
         out.append(raw);
       }
@@ -888,7 +936,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       auto policy = current_policy();
       if (!policy) return false;
       auto result =
-          services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_, policy);
+          services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_, *policy);
       if (result.is_ok()) {
         // The server reads a checked parameter as the type the client
         // declares (or an explicit cast says), then converts it: only the
@@ -933,27 +981,30 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       if (rewritten.changed) {
-        out += encode_parse(parse->statement, rewritten.sql, parse->param_types);
+        append_parse(out, parse->statement, rewritten.sql, parse->param_types);
       } else {
         out.append(raw);
       }
       return true;
     }
     case 'B': {
-      auto bind = parse_bind(body);
-      if (!bind) {
+      BindMessage& bind = bind_;
+      if (!parse_bind(body, bind)) {
         fail("08P01", "malformed Bind message");
         return false;
       }
       extended_open_ = true;
-      const auto checks = checks_for(std::string(bind->statement));
-      if (!checks.empty()) {
-        if (auto refused = check_bind_params(*bind, checks, identity_)) {
-          rewriter::Refusal refusal{"42501", *refused};
-          log_refusal(refusal, {});
-          substitute_refusal(refusal, /*extended=*/true, out);
-          return true;
-        }
+      std::optional<std::string> refused;
+      const auto checks = checks_for(std::string(bind.statement));
+      if (!checks.empty()) refused = check_bind_params(bind, checks, identity_);
+      // Keep the vectors of an ordinary Bind; give back those of a huge one.
+      constexpr std::size_t kKeptBindParams = 64;
+      if (bind.params.capacity() > kKeptBindParams) bind = BindMessage{};
+      if (refused) {
+        rewriter::Refusal refusal{"42501", *refused};
+        log_refusal(refusal, {});
+        substitute_refusal(refusal, /*extended=*/true, out);
+        return true;
       }
       out.append(raw);
       return true;
@@ -1183,7 +1234,11 @@ void Session::substitute_refusal(const rewriter::Refusal& refusal, bool extended
   // Not valid SQL: the backend answers with a syntax error naming this word,
   // which backend_to_client() replaces with the refusal.
   const std::string marker = fmt::format("tenantgate_refusal_{}_{}", refusal_token_, seq);
-  out += extended ? encode_parse(marker, marker, {}) : query_message(marker);
+  if (extended) {
+    append_parse(out, marker, marker, {});
+  } else {
+    append_query_message(out, marker);
+  }
 }
 
 std::optional<std::string> Session::refusal_reply(std::string_view error_body) {

@@ -21,7 +21,9 @@
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/copy_in_validator.h"
+#include "proxy/frame_decoder.h"
 #include "proxy/log.h"
+#include "proxy/messages.h"
 #include "proxy/policy_store.h"
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
@@ -80,8 +82,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool bind_identity();
   void pin_backend_settings();
   // The policy snapshot for the next statement; nullptr (and fatal_ set) when
-  // a reload changed the search_path pinned on the backend at login.
-  std::shared_ptr<const policy::Policy> current_policy();
+  // a reload changed the search_path pinned on the backend at login. Points
+  // at checked_policy_: valid until the next call.
+  const std::shared_ptr<const policy::Policy>* current_policy();
   awaitable<bool> connect_backend();
   awaitable<bool> login_backend(bool passthrough);
   awaitable<void> relay();
@@ -100,6 +103,14 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   awaitable<ReadResult> read_message(Stream& stream, ReadBuffer& buffer, bool startup,
                                      std::size_t max_bytes, bool from_client);
+  // The parts of read_message, for the relay loops, which read inline rather
+  // than through a nested coroutine per message. next_message decodes the
+  // front of the buffer (kError sets fatal_); read_done takes the outcome of
+  // a read into read_space(buffer) and says whether the stream is still open.
+  DecodeStatus next_message(ReadBuffer& buffer, bool startup, std::size_t max_bytes,
+                            bool from_client, ReadResult& out);
+  static asio::mutable_buffer read_space(ReadBuffer& buffer);
+  bool read_done(error_code ec, std::size_t n, ReadBuffer& buffer, bool from_client);
 
   // Enforcement on the client-to-backend path: appends to `out` what to send
   // the backend in place of one client message. Returns false when the
@@ -144,6 +155,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool bypass_ = false;
   std::vector<std::string> pinned_search_path_;
   std::shared_ptr<const policy::Policy> checked_policy_;  // last snapshot seen to match it
+  uint64_t checked_generation_ = 0;                       // PolicyStore generation it was read at
 
   // Backend identity for cancel routing.
   int32_t backend_pid_ = 0;
@@ -152,6 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string startup_replies_;  // ParameterStatus/notices to pass on once ready
 
   // Relay state.
+  BindMessage bind_;       // the Bind being checked; kept for its vectors' memory
   int pending_syncs_ = 0;  // Query/Sync sent whose ReadyForQuery has not come back
   char transaction_status_ = 'I';
   std::string refusal_token_;  // random per session: marks substituted messages

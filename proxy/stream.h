@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <memory>
 #include <string_view>
+#include <tuple>
 
 #include "proxy/asio.h"
 
@@ -14,7 +15,12 @@ namespace tenantgate::proxy {
 
 class Stream {
  public:
-  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  // The socket is put in non-blocking mode so that write() can first try to
+  // send without suspending; asynchronous operations are unaffected.
+  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {
+    error_code ignored;
+    socket_.non_blocking(true, ignored);
+  }
 
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -37,20 +43,42 @@ class Stream {
     co_return ec;
   }
 
-  // Reads whatever is available (at least one byte) into buf.
+  // Reads whatever is available (at least one byte) into buf. Not a coroutine
+  // itself: the caller awaits the socket (or TLS) operation directly, which
+  // saves a coroutine frame per read on the relay path.
   awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer buf) {
-    if (tls_active_) co_return co_await tls_->async_read_some(buf, use_nothrow);
-    co_return co_await socket_.async_read_some(buf, use_nothrow);
+    if (tls_active_) return tls_->async_read_some(buf, use_nothrow);
+    return socket_.async_read_some(buf, use_nothrow);
+  }
+
+  // Writes as much of data as the socket takes now, without waiting, and
+  // removes it from the front of data. Returns false (ec set) when the socket
+  // failed. A message usually fits in the send buffer, so this sends it with
+  // one send(2) and no asynchronous operation (whose completion would be
+  // queued and resume the caller later); write() the rest when data is not
+  // empty afterwards. TLS, and a socket that was not open when the Stream was
+  // made (a cancel request's), send nothing here.
+  bool try_write(std::string_view& data, error_code& ec) {
+    if (tls_active_ || data.empty() || !socket_.non_blocking()) return true;
+    const std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec.clear();
+    if (ec) return false;
+    data.remove_prefix(n);
+    return true;
   }
 
   // Writes all of data.
   awaitable<error_code> write(std::string_view data) {
+    error_code ec;
+    if (!try_write(data, ec)) co_return ec;
+    if (data.empty()) co_return ec;
     auto buf = asio::buffer(data.data(), data.size());
+    std::size_t n = 0;
     if (tls_active_) {
-      auto [ec, n] = co_await asio::async_write(*tls_, buf, use_nothrow);
-      co_return ec;
+      std::tie(ec, n) = co_await asio::async_write(*tls_, buf, use_nothrow);
+    } else {
+      std::tie(ec, n) = co_await asio::async_write(socket_, buf, use_nothrow);
     }
-    auto [ec, n] = co_await asio::async_write(socket_, buf, use_nothrow);
     co_return ec;
   }
 

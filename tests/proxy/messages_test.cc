@@ -254,6 +254,13 @@ TEST(ParseParse, Refusals) {
   EXPECT_FALSE(parse_parse("s1\x00q"s));                      // unterminated query
 }
 
+TEST(AppendMessages, AppendAfterTheBytesAlreadyThere) {
+  std::string out = "batch";
+  append_query_message(out, "SELECT 1");
+  append_parse(out, "s", "SELECT $1", {23});
+  EXPECT_EQ(out, "batch" + query_message("SELECT 1") + encode_parse("s", "SELECT $1", {23}));
+}
+
 TEST(ParseParse, RoundTripsEncodeParse) {
   const std::string m = encode_parse("", "SELECT $1", {23});
   auto p = parse_parse(std::string_view(m).substr(5));
@@ -288,6 +295,19 @@ TEST(ParseBind, EmptyValueIsNotNull) {
   ASSERT_EQ(b->params.size(), 1u);
   ASSERT_TRUE(b->params[0]);
   EXPECT_EQ(*b->params[0], "");
+}
+
+TEST(ParseBind, AReusedMessageHoldsOnlyTheLatestBind) {
+  BindMessage b;
+  ASSERT_TRUE(parse_bind(bind_body(be16(2) + be16(0) + be16(1), 2,
+                                   be32(2) + "42" + be32(0xffffffff), be16(1) + be16(1)),
+                         b));
+  ASSERT_TRUE(parse_bind(bind_body(be16(0), 1, be32(0), be16(0)), b));
+  EXPECT_TRUE(b.param_formats.empty());
+  ASSERT_EQ(b.params.size(), 1u);
+  EXPECT_EQ(b.params[0], "");
+  EXPECT_TRUE(b.result_formats.empty());
+  EXPECT_FALSE(parse_bind(bind_body(be16(1) + be16(2), 0, "", be16(0)), b));  // format code 2
 }
 
 TEST(ParseBind, Refusals) {
