@@ -328,7 +328,7 @@ log_disconnections = 0
 
     # -- tenantgate --------------------------------------------------------
 
-    def configure_tenantgate(self, binary):
+    def configure_tenantgate(self, binary, listen_threads=0):
         # A private copy: other engineers relink build/proxy/tenantgate while we run.
         self.tg_bin = self.path("tenantgate")
         shutil.copy2(binary, self.tg_bin)
@@ -339,6 +339,7 @@ log_disconnections = 0
 [listen]
 host = "127.0.0.1"
 port = {self.tg_port}
+threads = {listen_threads}
 
 [backend]
 host = "127.0.0.1"
@@ -843,6 +844,8 @@ def parse_args():
                         "(default: all)")
     p.add_argument("--targets", default=",".join(TARGETS), help="comma list (default: all four)")
     p.add_argument("--no-rss", action="store_true", help="skip the idle-connection memory check")
+    p.add_argument("--tg-threads", type=int, default=0,
+                   help="tenantgate's listen.threads (default 0: one per core)")
     p.add_argument("--results", default=None,
                    help="JSON results file (default bench/e2e/results/e2e-<time>.json)")
     a = p.parse_args()
@@ -909,7 +912,7 @@ def main():
         log(f"pgbench -i -s {args.scale} + RLS role/policies: {secs:.1f}s")
         stack.start_pgbouncer(pool_size=max(args.clients, 8) + 4)
         log(f"PgBouncer on 127.0.0.1:{stack.bouncer_port} (session pooling, scram-sha-256)")
-        stack.configure_tenantgate(tg_src)
+        stack.configure_tenantgate(tg_src, args.tg_threads)
         stack.start_tenantgate()
         log(f"tenantgate on 127.0.0.1:{stack.tg_port} (pid {stack.tg.pid}, config "
             f"{stack.tg_config})")
