@@ -22,9 +22,7 @@ using Field = gp::FieldDescriptor;
 // std::unordered_map's hashing dominated the lookups.
 class KeyTable {
  public:
-  void add(std::string_view key, const Field* field) {
-    entries_.push_back({key, field});
-  }
+  void add(std::string_view key, const Field* field) { entries_.push_back({key, field}); }
   // Call once after the last add().
   void build() {
     std::size_t capacity = 4;

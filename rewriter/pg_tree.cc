@@ -150,8 +150,8 @@ Refusal parse_error(std::string_view message) {
   // The grammar's own stack limit ("memory exhausted") is a statement too deep
   // to analyse, not a syntax error.
   return message.starts_with("memory exhausted")
-             ? Refusal{"54001", "statement is too deeply nested to analyse (" +
-                                    std::string(message) + ")"}
+             ? Refusal{"54001",
+                       "statement is too deeply nested to analyse (" + std::string(message) + ")"}
              : Refusal{"42601", std::string(message)};
 }
 

@@ -1,6 +1,6 @@
 // A thin wrapper over libpg_query 15-4.0.0: parse SQL into the C++ protobuf
-// tree (read from libpg_query's JSON output, see json_tree.h), deparse a statement tree back into SQL, and verify a deparse by
-// parsing it again and comparing trees (ignoring source locations).
+// tree (read from libpg_query's JSON output, see json_tree.h), deparse a statement tree back into
+// SQL, and verify a deparse by parsing it again and comparing trees (ignoring source locations).
 //
 // All functions recurse over the tree: call them on a thread with
 // kRequiredStackBytes of stack, and only on text that passed
@@ -33,7 +33,7 @@ using RangeVarPositions = std::vector<std::pair<const google::protobuf::Message*
 // parse_sql through libpg_query's protobuf output (slower; parse_sql uses it
 // for the statements whose JSON output is ambiguous). Same tree, same refusals.
 [[nodiscard]] std::optional<Refusal> parse_sql_protobuf(const std::string& sql,
-                                                       pg_query::ParseResult* out);
+                                                        pg_query::ParseResult* out);
 
 // Deparses one statement, then re-parses the text and compares the result with
 // `stmt`; any difference (a known deparse defect) is a 0A000 refusal.

@@ -61,8 +61,8 @@ std::size_t name_end(std::string_view sql, std::size_t at, std::size_t stop) {
   bool want_name = true;
   while (scanner.next(&t) == SqlScanner::Status::kToken) {
     const bool name = t.kind == TokenKind::kIdentifier || t.kind == TokenKind::kQuotedIdentifier;
-    const bool dot = t.kind == TokenKind::kPunctuation && t.end - t.begin == 1 &&
-                     sql[at + t.begin] == '.';
+    const bool dot =
+        t.kind == TokenKind::kPunctuation && t.end - t.begin == 1 && sql[at + t.begin] == '.';
     if (want_name ? !name : !dot) break;
     if (name) end = at + t.end;
     want_name = !want_name;
@@ -296,9 +296,9 @@ std::optional<RewriteResult> check_constant(IdentityField field, const std::stri
                                             const std::string& table, const std::string& column,
                                             const std::string& cast,
                                             const policy::Identity& identity) {
-  const policy::TypedValue* expected =
-      field == IdentityField::kTenant ? &identity.tenant
-                                      : (identity.user ? &*identity.user : nullptr);
+  const policy::TypedValue* expected = field == IdentityField::kTenant
+                                           ? &identity.tenant
+                                           : (identity.user ? &*identity.user : nullptr);
   const char* what = field == IdentityField::kTenant ? "tenant" : "user";
   if (expected == nullptr) {
     return RewriteResult::refused("42501",

@@ -165,10 +165,11 @@ TEST(JsonTree, ReadsWhatTheWriterWrites) {
   EXPECT_EQ(read(R"({"version":150001,"stmts":[]})"), JsonTreeStatus::kOk);
   EXPECT_EQ(read(R"( { "version" : 150001 , "stmts" : [ ] } )"), JsonTreeStatus::kOk);
   pg_query::ParseResult tree;
-  ASSERT_EQ(read_json_tree(
-                R"({"stmts":[{"stmt":{"A_Const":{"sval":{"sval":"a\"\\\/\b\f\n\r\tb\u003c\u00fc\ud834\udd1e"}}}}]})",
-                &tree, JsonTreeOptions{.max_depth = 100}),
-            JsonTreeStatus::kOk);
+  ASSERT_EQ(
+      read_json_tree(
+          R"({"stmts":[{"stmt":{"A_Const":{"sval":{"sval":"a\"\\\/\b\f\n\r\tb\u003c\u00fc\ud834\udd1e"}}}}]})",
+          &tree, JsonTreeOptions{.max_depth = 100}),
+      JsonTreeStatus::kOk);
   EXPECT_EQ(tree.stmts(0).stmt().a_const().sval().sval(),
             "a\"\\/\b\f\n\r\tb<\xc3\xbc\xf0\x9d\x84\x9e");
 }
