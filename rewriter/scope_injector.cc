@@ -26,6 +26,19 @@ bool is_plain_allowed(const gp::Descriptor* d) {
 
 }  // namespace
 
+void init_select(pg_query::SelectStmt* select, bool star) {
+  select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
+  select->set_op(pg_query::SETOP_NONE);
+  if (star) {
+    select->add_target_list()
+        ->mutable_res_target()
+        ->mutable_val()
+        ->mutable_column_ref()
+        ->add_fields()
+        ->mutable_a_star();
+  }
+}
+
 std::string node_type_name(const Node& node) {
   const gp::FieldDescriptor* field =
       Node::descriptor()->FindFieldByNumber(static_cast<int>(node.node_case()));
@@ -293,14 +306,7 @@ bool StatementWalker::scope_range_var(Node* item) {
     sub->mutable_alias()->set_aliasname(rv.relname());
   }
   auto* select = sub->mutable_subquery()->mutable_select_stmt();
-  select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
-  select->set_op(pg_query::SETOP_NONE);
-  select->add_target_list()
-      ->mutable_res_target()
-      ->mutable_val()
-      ->mutable_column_ref()
-      ->add_fields()
-      ->mutable_a_star();
+  init_select(select, /*star=*/true);
   pg_query::RangeVar* inner = select->add_from_clause()->mutable_range_var();
   *inner = rv;
   inner->clear_alias();

@@ -147,6 +147,10 @@ class StatementWalker {
   bool text_editable_ = true;
 };
 
+// Sets up `select` as the parser builds a plain SELECT; with `star`, its
+// target list is `*`.
+void init_select(pg_query::SelectStmt* select, bool star);
+
 // Message naming a node type for refusals ("CreateStmt", "MergeStmt", ...).
 [[nodiscard]] std::string node_type_name(const pg_query::Node& node);
 

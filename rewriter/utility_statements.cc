@@ -437,24 +437,14 @@ bool StatementWalker::walk_copy(Node* stmt) {
   rv.set_schemaname(scoped->name.schema);
   Node query;
   auto* select = query.mutable_select_stmt();
-  select->set_limit_option(pg_query::LIMIT_OPTION_DEFAULT);
-  select->set_op(pg_query::SETOP_NONE);
-  if (copy->attlist_size() == 0) {
-    select->add_target_list()
-        ->mutable_res_target()
-        ->mutable_val()
-        ->mutable_column_ref()
-        ->add_fields()
-        ->mutable_a_star();
-  } else {
-    for (const Node& column : copy->attlist()) {
-      if (!column.has_string()) return refuse("0A000", "unsupported COPY column list");
-      *select->add_target_list()
-           ->mutable_res_target()
-           ->mutable_val()
-           ->mutable_column_ref()
-           ->add_fields() = column;
-    }
+  init_select(select, /*star=*/copy->attlist_size() == 0);
+  for (const Node& column : copy->attlist()) {
+    if (!column.has_string()) return refuse("0A000", "unsupported COPY column list");
+    *select->add_target_list()
+         ->mutable_res_target()
+         ->mutable_val()
+         ->mutable_column_ref()
+         ->add_fields() = column;
   }
   *select->mutable_where_clause() = scope_predicate(*scoped, rv.relname());
   *select->add_from_clause()->mutable_range_var() = std::move(rv);
