@@ -186,12 +186,8 @@ TEST(ShapeCache, IdentitiesAndKeysNeverMix) {
 
 TEST(ShapeCache, NewPolicySnapshotAndClear) {
   RewriteCache cache(1 << 20);
-  const auto a = policy::parse_policy(
-      "default_action = \"deny\"\n[tables.\"public.users\"]\nscope = \"tenant\"\n", "a.toml");
-  const auto b = policy::parse_policy(
-      "default_action = \"deny\"\n[tables.\"public.users\"]\nscope = \"tenant\"\n"
-      "tenant_column = \"org\"\n",
-      "b.toml");
+  const auto a = testing::users_policy(false);
+  const auto b = testing::users_policy(true);
   const RewriteResult ra = cached(cache, "SELECT * FROM users WHERE id = 1", identity("acme"), a);
   const RewriteResult rb = cached(cache, "SELECT * FROM users WHERE id = 2", identity("acme"), b);
   ASSERT_TRUE(ra.is_ok());

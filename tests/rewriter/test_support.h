@@ -17,6 +17,13 @@ inline std::shared_ptr<const policy::Policy> golden_policy() {
   return policy;
 }
 
+// Two policies scoping public.users by tenant, by tenant_id and by org.
+inline std::shared_ptr<const policy::Policy> users_policy(bool org_column) {
+  std::string text = "default_action = \"deny\"\n[tables.\"public.users\"]\nscope = \"tenant\"\n";
+  if (org_column) text += "tenant_column = \"org\"\n";
+  return policy::parse_policy(text, org_column ? "b.toml" : "a.toml");
+}
+
 inline policy::Identity identity(const std::string& tenant,
                                  std::optional<std::string> user = std::string("42"),
                                  policy::ValueType tenant_type = policy::ValueType::kText) {
