@@ -3,6 +3,7 @@
 // <alias>`, the construction row-level security uses internally.
 #include <utility>
 
+#include "rewriter/leak_guard.h"
 #include "rewriter/statement_walker.h"
 
 namespace tenantgate::rewriter {
@@ -150,6 +151,7 @@ void StatementWalker::and_into(Node* where, Node predicate) {
 
 bool StatementWalker::push_with(pg_query::WithClause* with) {
   cte_scopes_.emplace_back();
+  tainted_ctes_.emplace_back();
   if (with == nullptr) return true;
   // By index: walking a CTE's query pushes scopes and may reallocate.
   const std::size_t scope = cte_scopes_.size() - 1;
@@ -161,7 +163,13 @@ bool StatementWalker::push_with(pg_query::WithClause* with) {
   for (Node& n : *with->mutable_ctes()) {
     if (!n.has_common_table_expr()) return refuse("0A000", "unsupported WITH item");
     auto* cte = n.mutable_common_table_expr();
+    const int scoped_before = scoped_refs_;
+    derived_select_ = cte->ctequery().has_select_stmt();
     if (!walk_statement(cte->mutable_ctequery(), false)) return false;
+    // A CTE over scoped rows may need a fence where it is used (evaluation_guards.cc).
+    if (scoped_refs_ != scoped_before && cte->ctequery().has_select_stmt()) {
+      tainted_ctes_[scope][cte->ctename()] = cte;
+    }
     if (cte->has_search_clause() && !walk_plain_message(cte->mutable_search_clause())) return false;
     if (cte->has_cycle_clause() && !walk_plain_message(cte->mutable_cycle_clause())) return false;
     // Visible to later CTEs of a non-recursive WITH and to the statement body.
@@ -170,19 +178,29 @@ bool StatementWalker::push_with(pg_query::WithClause* with) {
   return true;
 }
 
-void StatementWalker::pop_with(const pg_query::WithClause*) { cte_scopes_.pop_back(); }
+void StatementWalker::pop_with(const pg_query::WithClause*) {
+  cte_scopes_.pop_back();
+  tainted_ctes_.pop_back();
+}
 
 bool StatementWalker::walk_select(pg_query::SelectStmt* s) {
   if (s->has_into_clause()) {
     return refuse("42501", "permission denied: SELECT INTO creates a table and is not allowed");
   }
   if (++depth_ > kMaxWalkDepth) return refuse("54001", "statement is too deeply nested");
+  const bool derived = derived_select_;
+  derived_select_ = false;
   const bool has_with = s->has_with_clause();
   if (!push_with(has_with ? s->mutable_with_clause() : nullptr)) return false;
+  push_guard_level();
   bool ok = true;
   if (s->op() != pg_query::SETOP_NONE) {
-    ok = (!s->has_larg() || walk_select(s->mutable_larg())) &&
-         (!s->has_rarg() || walk_select(s->mutable_rarg()));
+    // The arms of a derived UNION ALL can be pulled up one by one.
+    derived_select_ = derived;
+    ok = !s->has_larg() || walk_select(s->mutable_larg());
+    derived_select_ = derived;
+    ok = ok && (!s->has_rarg() || walk_select(s->mutable_rarg()));
+    derived_select_ = false;
   }
   for (Node& item : *s->mutable_from_clause()) {
     if (!ok) break;
@@ -196,9 +214,15 @@ bool StatementWalker::walk_select(pg_query::SelectStmt* s) {
   };
   walk_list(s->mutable_distinct_clause());
   walk_list(s->mutable_target_list());
-  if (ok && s->has_where_clause()) ok = walk_node(s->mutable_where_clause());
+  if (ok && s->has_where_clause()) {
+    ok = walk_node(s->mutable_where_clause()) &&
+         guard_clause(s->mutable_where_clause(), 0, ClauseKind::kWhere);
+  }
   walk_list(s->mutable_group_clause());
-  if (ok && s->has_having_clause()) ok = walk_node(s->mutable_having_clause());
+  if (ok && s->has_having_clause()) {
+    ok = walk_node(s->mutable_having_clause()) &&
+         guard_clause(s->mutable_having_clause(), 0, ClauseKind::kHaving);
+  }
   walk_list(s->mutable_window_clause());
   walk_list(s->mutable_values_lists());
   walk_list(s->mutable_sort_clause());
@@ -208,6 +232,8 @@ bool StatementWalker::walk_select(pg_query::SelectStmt* s) {
     // FOR UPDATE OF names refer to FROM items by alias; nothing to scope.
     if (!lock.has_locking_clause()) ok = ok && refuse("0A000", "unsupported locking clause");
   }
+  if (ok && derived) ok = guard_outputs(s);
+  pop_guard_level();
   pop_with(nullptr);
   --depth_;
   return ok;
@@ -222,7 +248,21 @@ bool StatementWalker::walk_from_item(Node* item) {
       if (!sub->has_subquery() || !sub->subquery().has_select_stmt()) {
         return refuse("0A000", "unsupported subquery in FROM");
       }
-      return walk_select(sub->mutable_subquery()->mutable_select_stmt());
+      pg_query::SelectStmt* select = sub->mutable_subquery()->mutable_select_stmt();
+      const int scoped_before = scoped_refs_;
+      derived_select_ = true;
+      if (!walk_select(select)) return false;
+      if (sub->lateral() && scoped_refs_ != 0) {
+        // Its conditions may read scoped rows of the items before it; merged
+        // into this query they would run next to those items' scope.
+        fence(select);
+      }
+      if (scoped_refs_ != scoped_before || sub->lateral()) {
+        add_guard_item(GuardItem{.alias = sub->has_alias() ? sub->alias().aliasname() : "",
+                                 .derived = select,
+                                 .plain_outputs = unsafe_outputs_.count(select) == 0});
+      }
+      return true;
     }
     case Node::kRangeFunction:
       return walk_fields(item->mutable_range_function());
@@ -230,10 +270,26 @@ bool StatementWalker::walk_from_item(Node* item) {
       return walk_fields(item->mutable_range_table_func());
     case Node::kJoinExpr: {
       auto* join = item->mutable_join_expr();
-      if (!walk_from_item(join->mutable_larg()) || !walk_from_item(join->mutable_rarg())) {
+      const std::size_t first_item = guard_levels_.back().items.size();
+      if (!walk_from_item(join->mutable_larg())) return false;
+      const std::size_t first_right = guard_levels_.back().items.size();
+      if (!walk_from_item(join->mutable_rarg())) return false;
+      if (join->has_quals() &&
+          (!walk_node(join->mutable_quals()) ||
+           !guard_clause(join->mutable_quals(), first_item, ClauseKind::kOn))) {
         return false;
       }
-      return !join->has_quals() || walk_node(join->mutable_quals());
+      // Above the join, an outer join's null-supplying side may be all NULLs.
+      std::vector<GuardItem>& items = guard_levels_.back().items;
+      const bool left_nullable =
+          join->jointype() == pg_query::JOIN_RIGHT || join->jointype() == pg_query::JOIN_FULL;
+      const bool right_nullable =
+          join->jointype() == pg_query::JOIN_LEFT || join->jointype() == pg_query::JOIN_FULL;
+      for (std::size_t i = first_item; i < items.size(); ++i) {
+        if (i < first_right ? left_nullable : right_nullable) items[i].nullable = true;
+        if (join->has_alias()) items[i].hidden = true;
+      }
+      return true;
     }
     case Node::kRangeTableSample: {
       auto* sample = item->mutable_range_table_sample();
@@ -294,8 +350,22 @@ bool StatementWalker::scope_range_var(Node* item) {
   const pg_query::RangeVar& rv = item->range_var();
   const policy::TablePolicy* scoped = nullptr;
   if (!read_access(rv, &scoped)) return false;
-  if (scoped == nullptr) return true;
+  const std::string alias = rv.has_alias() ? rv.alias().aliasname() : rv.relname();
+  if (scoped == nullptr) {
+    if (pg_query::CommonTableExpr* cte = tainted_cte(rv)) {
+      ++scoped_refs_;
+      add_guard_item(
+          GuardItem{.alias = alias,
+                    .cte = cte,
+                    .plain_outputs = unsafe_outputs_.count(&cte->ctequery().select_stmt()) == 0});
+    }
+    return true;
+  }
   const policy::TablePolicy& table = *scoped;
+  ++scoped_refs_;
+  add_guard_item(GuardItem{.alias = alias,
+                           .table = scoped,
+                           .column_aliases = rv.has_alias() && rv.alias().colnames_size() > 0});
   // Built on the tree's arena and swapped in: assigning a heap-built node to
   // an arena-owned one copies it.
   Node* wrapped = gp::Arena::CreateMessage<Node>(item->GetArena());

@@ -8,6 +8,7 @@
 // builder later turns into a substitution slot.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -128,12 +129,55 @@ class StatementWalker {
   bool check_set(const pg_query::VariableSetStmt& set);
   bool check_show(const pg_query::VariableShowStmt& show);
 
+  // evaluation_guards.cc: client conditions that could run on rows outside
+  // the scope (leak_guard.h) are guarded with the scope predicate, and
+  // derived tables and CTEs that hold scoped rows are fenced.
+  //
+  // A FROM item of one query level that holds scoped rows.
+  struct GuardItem {
+    std::string alias;                           // how the query's columns name it
+    const policy::TablePolicy* table = nullptr;  // a scoped table: guard with its predicate
+    bool column_aliases = false;                 // `t AS x(a, b)`: its columns are renamed
+    pg_query::SelectStmt* derived = nullptr;     // a derived table: fence with OFFSET 0
+    pg_query::CommonTableExpr* cte = nullptr;    // a CTE reference: fence with MATERIALIZED
+    bool plain_outputs = true;  // derived/CTE: no output computes on scoped rows unguarded
+    bool hidden = false;        // inside a join with an alias: its name is out of reach
+    bool nullable = false;      // on the null-supplying side of an outer join below
+  };
+  struct GuardLevel {
+    std::vector<GuardItem> items;  // in FROM order, as they are walked
+  };
+  enum class ClauseKind { kWhere, kOn, kHaving };
+  void push_guard_level() { guard_levels_.emplace_back(); }
+  void pop_guard_level() { guard_levels_.pop_back(); }
+  // Keeps PostgreSQL from merging `select` into the enclosing query.
+  void fence(pg_query::SelectStmt* select);
+  void add_guard_item(GuardItem item) { guard_levels_.back().items.push_back(std::move(item)); }
+  // Guards the conjuncts of `clause` of the innermost level; for ON, only
+  // the items from `first_item` on (the join's own) are in reach.
+  bool guard_clause(pg_query::Node* clause, std::size_t first_item, ClauseKind kind);
+  // The AND of the scope predicates of `scoped` (refused for items it cannot name).
+  bool scope_guard(const std::vector<const GuardItem*>& scoped, pg_query::Node* out);
+  // For a derived table or CTE query: guards outputs that an enclosing query
+  // could substitute into its conditions; records a query whose outputs stay
+  // unsafe (in unsafe_outputs_), so that conditions on it fence it.
+  bool guard_outputs(pg_query::SelectStmt* select);
+  void resolve_guard_items(const pg_query::Node& conjunct, std::size_t first_item, ClauseKind kind,
+                           std::vector<const GuardItem*>* out) const;
+  pg_query::CommonTableExpr* tainted_cte(const pg_query::RangeVar& rv) const;
+
   bool refuse(const char* sqlstate, std::string message);
 
   const policy::Policy& policy_;
   const IdentityShape& shape_;
   const Markers& markers_;
   std::vector<std::set<std::string>> cte_scopes_;
+  // Parallel to cte_scopes_: the CTEs of each WITH whose rows come from scoped tables.
+  std::vector<std::map<std::string, pg_query::CommonTableExpr*>> tainted_ctes_;
+  std::vector<GuardLevel> guard_levels_;
+  int scoped_refs_ = 0;          // scoped tables and tainted CTEs referenced so far
+  bool derived_select_ = false;  // the next walk_select is a derived table or CTE query
+  std::set<const pg_query::SelectStmt*> unsafe_outputs_;
   bool changed_ = false;
   int tenant_markers_ = 0;
   int user_markers_ = 0;

@@ -123,6 +123,20 @@ bool is_ddl(const std::string& type) {
          type == "CompositeTypeStmt" || type == "ReplicaIdentityStmt";
 }
 
+// `EXPLAIN (ANALYZE false)` / `(ANALYZE off)` / `(ANALYZE 0)`: anything else
+// (no value, true, on, 1, or what PostgreSQL would reject) counts as on.
+bool is_false_option(const pg_query::DefElem& option) {
+  if (!option.has_arg()) return false;
+  const Node& arg = option.arg();
+  if (arg.has_boolean()) return !arg.boolean().boolval();
+  if (arg.has_string()) {
+    const std::string& v = arg.string().sval();
+    return v == "false" || v == "off" || v == "no";
+  }
+  if (arg.has_integer()) return arg.integer().ival() == 0;
+  return false;
+}
+
 }  // namespace
 
 std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
@@ -131,6 +145,11 @@ std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
   text_edits_.clear();
   refusal_.reset();
   cte_scopes_.clear();
+  tainted_ctes_.clear();
+  guard_levels_.clear();
+  scoped_refs_ = 0;
+  derived_select_ = false;
+  unsafe_outputs_.clear();
   depth_ = 0;
   if (!walk_statement(stmt, true)) {
     if (!refusal_) refusal_ = Refusal{"0A000", "statement not supported"};
@@ -167,6 +186,14 @@ bool StatementWalker::walk_statement(Node* stmt, bool top_level) {
       auto* explain = stmt->mutable_explain_stmt();
       for (Node& option : *explain->mutable_options()) {
         if (!walk_node(&option)) return false;
+        // ANALYZE reports how many rows each condition removed: the scope's
+        // count of other tenants' rows ("Rows Removed by Filter").
+        if (option.has_def_elem() && option.def_elem().defname() == "analyze" &&
+            !is_false_option(option.def_elem())) {
+          return refuse("42501",
+                        "permission denied: EXPLAIN ANALYZE reports counts of rows outside the "
+                        "caller's scope");
+        }
       }
       return walk_statement(explain->mutable_query(), false);
     }

@@ -299,6 +299,13 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
         if (conflict->has_where_clause() && !walk_node(conflict->mutable_where_clause())) {
           return false;
         }
+        // The WHERE runs on the conflicting row, which may be another tenant's.
+        push_guard_level();
+        add_guard_item(
+            GuardItem{.alias = qualifier_of(insert->relation()), .table = target.resolution.table});
+        const bool guarded = guard_clause(conflict->mutable_where_clause(), 0, ClauseKind::kWhere);
+        pop_guard_level();
+        if (!guarded) return false;
         // Only a conflicting row in the caller's scope may be updated.
         and_into(conflict->mutable_where_clause(),
                  scope_predicate(*target.resolution.table, qualifier_of(insert->relation())));
@@ -321,12 +328,17 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
     Target target;
     if (!writable_target(update->relation(), "UPDATE", &target)) return false;
     qualify(update->mutable_relation(), *target.resolution.table);
+    push_guard_level();
+    add_guard_item(GuardItem{.alias = qualifier_of(update->relation()),
+                             .table = target.resolution.table,
+                             .column_aliases = false});
     for (Node& item : *update->mutable_from_clause()) {
       if (!walk_from_item(&item)) return false;
     }
     if (!check_assignments(update->mutable_target_list(), target, "UPDATE")) return false;
     if (update->has_where_clause()) {
       if (!walk_node(update->mutable_where_clause())) return false;
+      if (!guard_clause(update->mutable_where_clause(), 0, ClauseKind::kWhere)) return false;
     }
     // WHERE CURRENT OF admits no other condition; the cursor itself was
     // declared through the rewriter, so its rows are already in scope.
@@ -339,6 +351,7 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
     }
     return true;
   }();
+  if (ok) pop_guard_level();  // pushed once the target resolved; a refusal ends the walk
   pop_with(nullptr);
   return ok;
 }
@@ -349,11 +362,16 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
     Target target;
     if (!writable_target(del->relation(), "DELETE", &target)) return false;
     qualify(del->mutable_relation(), *target.resolution.table);
+    push_guard_level();
+    add_guard_item(GuardItem{.alias = qualifier_of(del->relation()),
+                             .table = target.resolution.table,
+                             .column_aliases = false});
     for (Node& item : *del->mutable_using_clause()) {
       if (!walk_from_item(&item)) return false;
     }
     if (del->has_where_clause()) {
       if (!walk_node(del->mutable_where_clause())) return false;
+      if (!guard_clause(del->mutable_where_clause(), 0, ClauseKind::kWhere)) return false;
     }
     if (!del->where_clause().has_current_of_expr()) {
       and_into(del->mutable_where_clause(),
@@ -364,6 +382,7 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
     }
     return true;
   }();
+  if (ok) pop_guard_level();  // pushed once the target resolved; a refusal ends the walk
   pop_with(nullptr);
   return ok;
 }

@@ -37,10 +37,10 @@ TEST(TextEdits, NamesAliasesAndJoins) {
   EXPECT_EQ(rewritten("SELECT * FROM \"users\" u(a, b)"), "SELECT * FROM " + kUsers + " u(a, b)");
   EXPECT_EQ(rewritten("SELECT u.id FROM users u JOIN records r ON r.created_by = u.id"),
             "SELECT u.id FROM " + kUsers + " u JOIN " + kRecords + " r ON r.created_by = u.id");
-  EXPECT_EQ(rewritten("SELECT (SELECT count(*) FROM records) FROM users WHERE id IN "
-                      "(SELECT created_by FROM records)"),
+  EXPECT_EQ(rewritten("SELECT (SELECT count(*) FROM records) FROM users ORDER BY "
+                      "(SELECT max(created_by) FROM records)"),
             "SELECT (SELECT count(*) FROM " + kRecords + " records) FROM " + kUsers +
-                " users WHERE id IN (SELECT created_by FROM " + kRecords + " records)");
+                " users ORDER BY (SELECT max(created_by) FROM " + kRecords + " records)");
   EXPECT_EQ(rewritten("WITH users AS (SELECT 1 AS id) SELECT * FROM users"),
             "WITH users AS (SELECT 1 AS id) SELECT * FROM users");
   EXPECT_EQ(rewritten("WITH x AS (SELECT * FROM users) SELECT * FROM x"),

@@ -1,0 +1,240 @@
+// Evaluation order: a client condition that could fail or signal on a column
+// value (leak_guard.h) must never run on a row outside the caller's scope,
+// whatever plan the database chooses.
+//
+// - A leaky conjunct of WHERE, JOIN ... ON or ON CONFLICT ... WHERE that can
+//   see a scoped table becomes `CASE WHEN <scope of each such table> THEN
+//   <conjunct> ELSE false END`. For rows in scope the CASE has the
+//   conjunct's value; other rows are filtered out by the scope anyway.
+// - In HAVING the guard is `CASE WHEN bool_and(<scope>) IS NOT FALSE THEN ...`:
+//   the aggregate keeps PostgreSQL from moving the condition into WHERE,
+//   below the scope (and bool_and over rows already in scope is true; NULL,
+//   for no rows, does not change the result either).
+// - A derived table or CTE whose rows come from scoped tables cannot name the
+//   scope of those tables in the outer query. When the outer query filters it
+//   with a leaky condition (or with any condition on outputs that are not
+//   plain columns, which the planner substitutes into the condition), it is
+//   fenced: `OFFSET 0` on the derived table (PostgreSQL neither pulls up such
+//   a subquery nor pushes conditions into it: is_simple_subquery in
+//   prep/prepjointree.c, subquery_is_pushdown_safe in path/allpaths.c) and
+//   `AS MATERIALIZED` on the CTE.
+// - Leakproof conjuncts stay as they are, so indexes keep serving them.
+//
+// Expressions evaluated above the scan (the select list, GROUP BY, ORDER BY,
+// window functions, aggregate FILTER, RETURNING, the SET of UPDATE) only see
+// rows that passed every condition of the scan, the scope included.
+#include "rewriter/leak_guard.h"
+#include "rewriter/statement_walker.h"
+
+namespace tenantgate::rewriter {
+
+using pg_query::Node;
+
+namespace {
+
+// `<scope> OR ROW(alias.*) IS NULL`: true also for the all-NULL row an outer
+// join supplies. A stored row with every column NULL holds nothing to leak.
+Node or_null_extended(Node scope, const std::string& alias) {
+  Node is_null;
+  auto* test = is_null.mutable_null_test();
+  test->set_nulltesttype(pg_query::IS_NULL);
+  auto* row = test->mutable_arg()->mutable_row_expr();
+  row->set_row_format(pg_query::COERCE_EXPLICIT_CALL);
+  auto* ref = row->add_args()->mutable_column_ref();
+  ref->add_fields()->mutable_string()->set_sval(alias);
+  ref->add_fields()->mutable_a_star();
+  Node either;
+  auto* any = either.mutable_bool_expr();
+  any->set_boolop(pg_query::OR_EXPR);
+  *any->add_args() = std::move(scope);
+  *any->add_args() = std::move(is_null);
+  return either;
+}
+
+}  // namespace
+
+void StatementWalker::fence(pg_query::SelectStmt* select) {
+  if (select->has_limit_offset() || select->has_limit_count()) return;  // already one
+  select->mutable_limit_offset()->mutable_a_const()->mutable_ival();
+  select->set_limit_option(pg_query::LIMIT_OPTION_COUNT);
+  mark_changed();
+}
+
+pg_query::CommonTableExpr* StatementWalker::tainted_cte(const pg_query::RangeVar& rv) const {
+  if (!rv.schemaname().empty() || !rv.catalogname().empty()) return nullptr;
+  for (std::size_t i = cte_scopes_.size(); i-- > 0;) {
+    if (cte_scopes_[i].count(rv.relname()) == 0) continue;
+    // The innermost WITH that names it decides.
+    auto found = tainted_ctes_[i].find(rv.relname());
+    return found == tainted_ctes_[i].end() ? nullptr : found->second;
+  }
+  return nullptr;
+}
+
+void StatementWalker::resolve_guard_items(const Node& conjunct, std::size_t first_item,
+                                          ClauseKind kind,
+                                          std::vector<const GuardItem*>* out) const {
+  // Only this level's items: a condition of this level that reaches a table
+  // of an enclosing query is inside a subquery, and the condition of the
+  // enclosing query that holds the subquery is guarded itself (a subquery
+  // is leaky) or runs above the scan; LATERAL subqueries are fenced.
+  const std::vector<GuardItem>& items = guard_levels_.back().items;
+  auto add = [out](const GuardItem& item) {
+    for (const GuardItem* seen : *out) {
+      if (seen == &item) return;
+    }
+    out->push_back(&item);
+  };
+  auto add_all = [&]() {
+    for (std::size_t i = first_item; i < items.size(); ++i) add(items[i]);
+  };
+  if (kind == ClauseKind::kHaving) {
+    add_all();
+    return;
+  }
+  ColumnQualifiers refs;
+  collect_column_qualifiers(conjunct, &refs);
+  bool unresolved = refs.unqualified;
+  for (const std::string& qualifier : refs.qualifiers) {
+    const GuardItem* match = nullptr;
+    for (std::size_t i = first_item; i < items.size() && match == nullptr; ++i) {
+      if (items[i].alias == qualifier && !items[i].hidden) match = &items[i];
+    }
+    if (match != nullptr) {
+      add(*match);
+    } else {
+      // A qualifier that names no item holding scoped rows may still name a
+      // composite column of one (`address.city`), a join alias, or a table
+      // of an enclosing query: treat it as unqualified.
+      unresolved = true;
+    }
+  }
+  if (unresolved) add_all();
+}
+
+bool StatementWalker::scope_guard(const std::vector<const GuardItem*>& scoped, Node* out) {
+  Node guard;
+  auto* all = guard.mutable_bool_expr();
+  all->set_boolop(pg_query::AND_EXPR);
+  for (const GuardItem* item : scoped) {
+    if (item->hidden) {
+      return refuse("0A000", "a condition that can fail on column values of " +
+                                 policy::to_string(item->table->name) +
+                                 " is not supported outside the aliased join that holds it");
+    }
+    if (item->column_aliases) {
+      return refuse("0A000", "a condition that can fail on column values of " +
+                                 policy::to_string(item->table->name) +
+                                 " is not supported when its columns are renamed (" + item->alias +
+                                 "(...))");
+    }
+    Node predicate = scope_predicate(*item->table, item->alias);
+    if (item->nullable) predicate = or_null_extended(std::move(predicate), item->alias);
+    if (predicate.has_bool_expr() && predicate.bool_expr().boolop() == pg_query::AND_EXPR) {
+      for (Node& arg : *predicate.mutable_bool_expr()->mutable_args()) {
+        *all->add_args() = std::move(arg);
+      }
+    } else {
+      *all->add_args() = std::move(predicate);
+    }
+  }
+  if (all->args_size() == 1) {
+    Node single = std::move(*all->mutable_args(0));
+    guard = std::move(single);
+  }
+  *out = std::move(guard);
+  return true;
+}
+
+bool StatementWalker::guard_outputs(pg_query::SelectStmt* select) {
+  bool safe = true;
+  if (select->op() != pg_query::SETOP_NONE) {
+    safe =
+        unsafe_outputs_.count(&select->larg()) == 0 && unsafe_outputs_.count(&select->rarg()) == 0;
+  } else {
+    // Guarding an output of a grouped or DISTINCT query would change what
+    // GROUP BY, HAVING and DISTINCT ON match; such a query is fenced instead.
+    bool grouped = select->group_clause_size() > 0 || select->has_having_clause() ||
+                   select->distinct_clause_size() > 0;
+    for (const Node& target : select->target_list()) {
+      if (target.has_res_target() && target.res_target().has_val() &&
+          calls_aggregate(target.res_target().val())) {
+        grouped = true;
+      }
+    }
+    for (Node& target : *select->mutable_target_list()) {
+      if (!target.has_res_target() || !target.res_target().has_val()) continue;
+      Node* value = target.mutable_res_target()->mutable_val();
+      // Computed above the scan, and so is any condition on it.
+      if (!is_leaky(*value) || calls_aggregate(*value) || calls_window_function(*value)) continue;
+      std::vector<const GuardItem*> items;
+      resolve_guard_items(*value, 0, ClauseKind::kWhere, &items);
+      if (items.empty()) continue;  // reads no scoped rows
+      bool only_tables = !grouped;
+      for (const GuardItem* item : items) {
+        if (item->table == nullptr || item->hidden || item->column_aliases) only_tables = false;
+      }
+      if (!only_tables) {
+        safe = false;
+        continue;
+      }
+      // The enclosing query may substitute this output into a condition it
+      // evaluates next to the scope: the output carries its own guard.
+      Node guard;
+      if (!scope_guard(items, &guard)) return false;
+      *value = case_guard_value(std::move(guard), std::move(*value));
+      mark_changed();
+    }
+  }
+  if (!safe) unsafe_outputs_.insert(select);
+  return true;
+}
+
+bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseKind kind) {
+  if (clause == nullptr || clause->node_case() == Node::NODE_NOT_SET) return true;
+  const GuardLevel& level = guard_levels_.back();
+  bool fence_candidates = false;
+  for (std::size_t i = first_item; i < level.items.size(); ++i) {
+    if (level.items[i].table == nullptr) fence_candidates = true;
+  }
+  for (Node* conjunct : conjuncts(clause)) {
+    const bool leaky = is_leaky(*conjunct);
+    if (!leaky && !fence_candidates) continue;
+    std::vector<const GuardItem*> items;
+    resolve_guard_items(*conjunct, first_item, kind, &items);
+    std::vector<const GuardItem*> scoped;
+    for (const GuardItem* item : items) {
+      if (item->table != nullptr) {
+        scoped.push_back(item);
+      } else if (leaky || !item->plain_outputs) {
+        if (item->derived != nullptr) fence(item->derived);
+        if (item->cte != nullptr &&
+            item->cte->ctematerialized() != pg_query::CTEMaterializeAlways) {
+          item->cte->set_ctematerialized(pg_query::CTEMaterializeAlways);
+          mark_changed();
+        }
+      }
+    }
+    if (!leaky || scoped.empty()) continue;
+    if (kind == ClauseKind::kHaving && calls_aggregate(*conjunct)) continue;
+    Node guard;
+    if (!scope_guard(scoped, &guard)) return false;
+    if (kind == ClauseKind::kHaving) {
+      Node aggregate;
+      auto* call = aggregate.mutable_func_call();
+      call->add_funcname()->mutable_string()->set_sval("bool_and");
+      *call->add_args() = std::move(guard);
+      call->set_funcformat(pg_query::COERCE_EXPLICIT_CALL);
+      Node test;
+      auto* bt = test.mutable_boolean_test();
+      *bt->mutable_arg() = std::move(aggregate);
+      bt->set_booltesttype(pg_query::IS_NOT_FALSE);
+      guard = std::move(test);
+    }
+    *conjunct = case_guard(std::move(guard), std::move(*conjunct));
+    mark_changed();
+  }
+  return true;
+}
+
+}  // namespace tenantgate::rewriter
