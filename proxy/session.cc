@@ -845,9 +845,7 @@ awaitable<void> Session::backend_to_client() {
             // The backend confirmed something tenantgate did not send: the
             // statement bookkeeping can no longer be trusted.
             fail("08006", fmt::format("unexpected {} from the backend",
-                                      message.type == '1'   ? "ParseComplete"
-                                      : message.type == '3' ? "CloseComplete"
-                                                            : "ReadyForQuery"));
+                                      message.type == '1' ? "ParseComplete" : "CloseComplete"));
             co_return;
           }
           break;
