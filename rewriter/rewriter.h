@@ -95,10 +95,12 @@ enum class IdentityField { kTenant, kUser };
 // A bound parameter whose value must equal an identity value. The proxy checks
 // it at Bind, before anything executes: parameter $param_number, in text
 // format, must canonicalise (policy::canonical_value with the identity's type)
-// to the caller's value; in binary format it must decode to that value. A
-// mismatch, NULL, or a missing parameter is refused with 42501 naming
-// table/column. Only produced for the extended protocol's Parse: a simple
-// Query has no parameters to bind (and PREPARE of such a statement is refused).
+// to the caller's value; in binary format it must decode, as the type the
+// proxy declared for it in the Parse (type_oid), to that value. A mismatch,
+// NULL, or a missing parameter is refused with 42501 naming table/column.
+// Only produced for the extended protocol's Parse: a simple Query has no
+// parameters to bind, PREPARE of such a statement is refused, and the proxy
+// refuses SQL EXECUTE of a statement that has such checks.
 struct ParamCheck {
   int param_number = 0;  // $n, 1-based
   IdentityField field = IdentityField::kTenant;
