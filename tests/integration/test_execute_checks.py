@@ -472,6 +472,26 @@ def test_type_fixing_contexts(world, context, binary):
         assert outcome[("rls", False)] == (["42501"], []), outcome
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_owner_parameter_read_as_float8(text_world, binary):
+    """The issue's owner case: the owner 42 bound as int8, read as float8 by an inferring server, stored 0."""
+    w = text_world
+    sql = ("WITH x AS (SELECT $3::float8 AS v) INSERT INTO {t} (id, tenant_id, owner_id, body) "
+           "VALUES ($1, $2, $3, $4)")
+    owner = struct.pack("!q", ME_USER) if binary else str(ME_USER).encode()
+    got = {}
+    for who, table, connect in (("tenantgate", w.notes, w.tg_raw), ("rls", w.twin(w.notes), w.rls_raw)):
+        with connect() as raw:
+            msgs = batch(raw, parse_msg(sql.format(t=table)),
+                         bind_msg([b"901", b"acme", owner, b"f8"], param_formats=[0, 0, 1 if binary else 0, 0]),
+                         execute_msg(), sync_msg())
+            got[who] = (codes(msgs), admin_rows(w.pg, f"SELECT owner_id FROM {table} WHERE id = 901"))
+    # tenantgate declares $3 as int8: the row holds 42. PostgreSQL alone infers float8: in binary the
+    # bytes of 42 are 2.1e-322, stored as 0, which RLS refuses; in text '42' is 42 either way.
+    assert got["tenantgate"] == ([], [(ME_USER,)]), got
+    assert got["rls"] == ((["42501"], []) if binary else ([], [(ME_USER,)])), got
+
+
 def test_declared_types_in_parse_stay_checked(text_world):
     """A client that declares the checked parameter as another type is refused at Parse."""
     w = text_world
