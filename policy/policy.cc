@@ -14,7 +14,7 @@ namespace {
 // case; a trailing '*' is a prefix match; no schema means any schema.
 // Deliberately absent: current_setting (apps need it; tenantgate.* settings
 // are not secret), pg_sleep (the example policy adds it), pg_advisory_*,
-// txid_*, nextval/currval/setval, xpath.
+// txid_*, nextval/currval (inserts take their ids from them), xpath.
 constexpr std::string_view kBuiltinDeniedFunctions[] = {
     // session and server state
     "set_config", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
@@ -26,6 +26,7 @@ constexpr std::string_view kBuiltinDeniedFunctions[] = {
     "pg_start_backup", "pg_stop_backup", "pg_wal_replay_*", "pg_stat_reset*",
     "pg_import_system_collations", "pg_notify", "pg_log_backend_memory_contexts",
     "pg_get_backend_memory_contexts",
+    "setval",  // moves a sequence every tenant's inserts share
     // server files
     "pg_read_*",  // pg_read_file, pg_read_binary_file
     "pg_ls_*", "pg_stat_file",

@@ -841,10 +841,16 @@ awaitable<void> Session::backend_to_client() {
           [[fallthrough]];
         case '1':  // ParseComplete
         case '3':  // CloseComplete
-          if (!bypass_ && !on_backend_ack(message.type)) co_return;
+          if (!bypass_ && !statements_.on_backend_ack(message.type)) {
+            // The backend confirmed something tenantgate did not send: the
+            // statement bookkeeping can no longer be trusted.
+            fail("08006", fmt::format("unexpected {} from the backend",
+                                      message.type == '1' ? "ParseComplete" : "CloseComplete"));
+            co_return;
+          }
           break;
         case 'E':
-          if (!pending_refusals_.empty()) {
+          if (statements_.has_refusals()) {
             if (auto reply = refusal_reply(message.body)) {
               replaced.append(pending.substr(copied, run - copied));
               replaced += *reply;
@@ -876,7 +882,6 @@ awaitable<void> Session::backend_to_client() {
 
 bool Session::filter_frontend(char type, std::string_view body, std::string_view raw,
                               std::string& out) {
-  using Kind = PendingOp::Kind;
   if (bypass_) {
     if (type == 'Q' || type == 'S' || type == 'F') ++pending_syncs_;
     out.append(raw);
@@ -907,13 +912,18 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       auto policy = current_policy();
       if (!policy) return false;
       auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_, *policy);
+      if (result.is_ok()) {
+        if (auto why = statements_.refuse_query(result.value().prepared_names)) {
+          result = rewriter::RewriteResult::refused("42501", std::move(*why));
+        }
+      }
       ++pending_syncs_;
       if (!result.is_ok()) {
         log_refusal(result.refusal(), *sql);
-        substitute_refusal(result.refusal(), /*extended=*/false, out);
-        return push_op({Kind::kSync, {}, {}});
+        if (!substitute_refusal(result.refusal(), Substitute::kQuery, out)) return false;
+        return track(statements_.sync_sent());
       }
-      if (!push_op({Kind::kSync, {}, {}})) return false;
+      if (!track(statements_.query_sent(result.value().prepared_names))) return false;
       if (result.value().copy_in) {
         copy_in_.emplace(copy_in_spec(*result.value().copy_in));
         copy_in_failed_ = false;
@@ -937,51 +947,41 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       if (!policy) return false;
       auto result =
           services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_, *policy);
+      // The server must read a checked parameter as the Bind check does:
+      // its type is declared in the Parse, never left to inference.
+      std::vector<int32_t>& types = parse->param_types;
+      const std::size_t declared_types = types.size();
       if (result.is_ok()) {
-        // The server reads a checked parameter as the type the client
-        // declares (or an explicit cast says), then converts it: only the
-        // identity's own types keep the checked value the stored value.
-        for (const auto& check : result.value().param_checks) {
-          const policy::TypedValue* value = check.field == rewriter::IdentityField::kTenant
-                                                ? &identity_.tenant
-                                                : (identity_.user ? &*identity_.user : nullptr);
-          if (value == nullptr) continue;  // check_bind_params refuses it at Bind
-          const auto index = static_cast<std::size_t>(check.param_number - 1);
-          const int32_t declared =
-              index < parse->param_types.size() ? parse->param_types[index] : 0;
-          if (!rewriter::declared_type_fits_identity(declared, value->type) ||
-              !rewriter::cast_fits_identity(check.cast, value->type)) {
-            result = rewriter::RewriteResult::refused(
-                "42501",
-                fmt::format("permission denied: parameter ${} for column {} of table {} "
-                            "must have the type of the caller's {} ({})",
-                            check.param_number, check.column, check.table,
-                            check.field == rewriter::IdentityField::kTenant ? "tenant" : "user",
-                            policy::value_type_name(value->type)));
-            break;
-          }
+        auto& rewritten = result.value();
+        if (auto why = declare_checked_param_types(types, rewritten.param_checks, identity_)) {
+          result = rewriter::RewriteResult::refused("42501", std::move(*why));
+        } else if (auto refused = statements_.refuse_parse(parse->statement, rewritten.param_checks,
+                                                           rewritten.prepared_names)) {
+          result = rewriter::RewriteResult::refused("42501", std::move(*refused));
+        } else if (rewritten.copy_in) {
+          result = rewriter::RewriteResult::refused(
+              "0A000",
+              "COPY FROM into a scoped table is supported in the simple query protocol only");
         }
       }
+      // A refused Parse of the unnamed statement must still drop the one the
+      // backend has, as PostgreSQL's own failed Parse would.
+      const Substitute substitute =
+          parse->statement.empty() ? Substitute::kUnnamedParse : Substitute::kParse;
       if (!result.is_ok()) {
         log_refusal(result.refusal(), parse->query);
-        substitute_refusal(result.refusal(), /*extended=*/true, out);
-        return true;
+        return substitute_refusal(result.refusal(), substitute, out);
       }
       auto& rewritten = result.value();
-      if (rewritten.copy_in) {
-        rewriter::Refusal refusal{"0A000",
-                                  "COPY FROM into a scoped table is supported in the simple "
-                                  "query protocol only"};
-        log_refusal(refusal, parse->query);
-        substitute_refusal(refusal, /*extended=*/true, out);
-        return true;
-      }
-      if (!push_op(
-              {Kind::kParse, std::string(parse->statement), std::move(rewritten.param_checks)})) {
+      const bool retyped = types.size() != declared_types ||
+                           std::any_of(rewritten.param_checks.begin(), rewritten.param_checks.end(),
+                                       [](const auto& c) { return c.type_oid != 0; });
+      if (!track(statements_.parse_sent(parse->statement, std::move(rewritten.param_checks),
+                                        rewritten.prepared_names))) {
         return false;
       }
-      if (rewritten.changed) {
-        append_parse(out, parse->statement, rewritten.sql, parse->param_types);
+      if (rewritten.changed || retyped) {
+        append_parse(out, parse->statement, rewritten.sql, types);
       } else {
         out.append(raw);
       }
@@ -995,7 +995,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       }
       extended_open_ = true;
       std::optional<std::string> refused;
-      const auto checks = checks_for(std::string(bind.statement));
+      const auto checks = statements_.checks_for(bind.statement);
       if (!checks.empty()) refused = check_bind_params(bind, checks, identity_);
       // Keep the vectors of an ordinary Bind; give back those of a huge one.
       constexpr std::size_t kKeptBindParams = 64;
@@ -1003,8 +1003,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       if (refused) {
         rewriter::Refusal refusal{"42501", *refused};
         log_refusal(refusal, {});
-        substitute_refusal(refusal, /*extended=*/true, out);
-        return true;
+        return substitute_refusal(refusal, Substitute::kBind, out);
       }
       out.append(raw);
       return true;
@@ -1016,11 +1015,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       extended_open_ = true;
-      if (!push_op({close->kind == 'S' ? Kind::kCloseStatement : Kind::kClosePortal,
-                    std::string(close->name),
-                    {}})) {
-        return false;
-      }
+      if (!track(statements_.close_sent(close->kind, close->name))) return false;
       out.append(raw);
       return true;
     }
@@ -1028,7 +1023,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       extended_open_ = false;
       ++pending_syncs_;
       out.append(raw);
-      return push_op({Kind::kSync, {}, {}});
+      return track(statements_.sync_sent());
     case 'F': {
       // The legacy fast-path function call runs a function by OID with no SQL
       // for the rewriter to see.
@@ -1041,8 +1036,8 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
                                 "the function-call protocol message is not allowed through "
                                 "tenantgate"};
       log_refusal(refusal, {});
-      substitute_refusal(refusal, /*extended=*/false, out);
-      return push_op({Kind::kSync, {}, {}});
+      if (!substitute_refusal(refusal, Substitute::kQuery, out)) return false;
+      return track(statements_.sync_sent());
     }
     case 'd':
     case 'c':
@@ -1060,19 +1055,6 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       out.append(raw);
       return true;
   }
-}
-
-bool Session::push_op(PendingOp op) {
-  // Bounds what a client can make tenantgate remember by sending messages the
-  // backend does not answer yet (a pipeline without Sync, say).
-  constexpr std::size_t kMaxPendingOps = 1 << 16;
-  constexpr std::size_t kMaxStatementName = 4096;
-  if (pending_ops_.size() >= kMaxPendingOps || op.name.size() > kMaxStatementName) {
-    fail("54000", "too many unanswered messages, or a statement name that is too long");
-    return false;
-  }
-  pending_ops_.push_back(std::move(op));
-  return true;
 }
 
 CopyInSpec Session::copy_in_spec(const rewriter::CopyIn& copy) const {
@@ -1135,8 +1117,7 @@ bool Session::filter_copy_data(char type, std::string_view body, std::string_vie
   if (refused) {
     rewriter::Refusal refusal{"42501", *refused};
     log_refusal(refusal, {});
-    const uint64_t seq = ++refusal_seq_;
-    pending_refusals_.emplace(seq, refusal);
+    const uint64_t seq = statements_.copy_fail_sent(refusal);
     // The backend answers CopyFail with an error quoting this message, which
     // backend_to_client() replaces with the refusal; nothing is written.
     MessageWriter fail_copy('f');
@@ -1153,92 +1134,35 @@ bool Session::filter_copy_data(char type, std::string_view body, std::string_vie
   return true;
 }
 
-std::vector<rewriter::ParamCheck> Session::checks_for(const std::string& name) const {
-  using Kind = PendingOp::Kind;
-  // Which statement the backend will bind under `name` is certain only within
-  // the Bind's own batch: there, the newest Parse (or Close) of the name
-  // decides, because if it failed the backend skips this Bind as well. Before
-  // an unanswered Sync it is not known whether a Parse succeeded (a Parse of
-  // an existing name fails), so every candidate's checks apply: checking too
-  // much can only refuse, never let a value through.
-  std::vector<rewriter::ParamCheck> checks;
-  bool crossed_sync = false;
-  for (auto it = pending_ops_.rbegin(); it != pending_ops_.rend(); ++it) {
-    if (it->kind == Kind::kSync) {
-      crossed_sync = true;
-      continue;
-    }
-    if (it->name != name) continue;
-    if (it->kind == Kind::kParse) {
-      checks.insert(checks.end(), it->checks.begin(), it->checks.end());
-      if (!crossed_sync) return checks;
-    } else if (it->kind == Kind::kCloseStatement && !crossed_sync) {
-      return checks;  // closed in this batch: the backend refuses the Bind
-    }
-  }
-  if (auto found = param_checks_.find(name); found != param_checks_.end()) {
-    checks.insert(checks.end(), found->second.begin(), found->second.end());
-  }
-  return checks;
+bool Session::track(bool ok) {
+  if (!ok) fail("54000", "too many unanswered messages, or a statement name that is too long");
+  return ok;
 }
 
-bool Session::on_backend_ack(char type) {
-  using Kind = PendingOp::Kind;
-  if (type == 'Z') {
-    // Everything up to this Sync that was not confirmed was skipped; the
-    // errors of substituted messages before it have come back (or never will).
-    while (!pending_ops_.empty()) {
-      auto op = std::move(pending_ops_.front());
-      pending_ops_.pop_front();
-      if (op.kind == Kind::kRefusal) pending_refusals_.erase(op.seq);
-      if (op.kind == Kind::kSync) return true;
-    }
-    return true;
-  }
-  // A substituted message fails: it is never what ParseComplete or
-  // CloseComplete answers.
-  while (!pending_ops_.empty() && pending_ops_.front().kind == Kind::kRefusal) {
-    pending_refusals_.erase(pending_ops_.front().seq);
-    pending_ops_.pop_front();
-  }
-  const bool parse = type == '1';
-  if (pending_ops_.empty() || (parse ? pending_ops_.front().kind != Kind::kParse
-                                     : (pending_ops_.front().kind != Kind::kCloseStatement &&
-                                        pending_ops_.front().kind != Kind::kClosePortal))) {
-    // The backend confirmed something tenantgate did not send: the statement
-    // bookkeeping can no longer be trusted, so the session ends.
-    fail("08006",
-         fmt::format("unexpected {} from the backend", parse ? "ParseComplete" : "CloseComplete"));
-    return false;
-  }
-  auto op = std::move(pending_ops_.front());
-  pending_ops_.pop_front();
-  if (op.kind == Kind::kParse) {
-    if (op.checks.empty()) {
-      param_checks_.erase(op.name);
-    } else {
-      param_checks_[op.name] = std::move(op.checks);
-    }
-  } else if (op.kind == Kind::kCloseStatement) {
-    param_checks_.erase(op.name);
-  }
-  return true;
-}
-
-void Session::substitute_refusal(const rewriter::Refusal& refusal, bool extended,
+bool Session::substitute_refusal(const rewriter::Refusal& refusal, Substitute what,
                                  std::string& out) {
-  const uint64_t seq = ++refusal_seq_;
-  pending_refusals_.emplace(seq, refusal);
-  if (!push_op({PendingOp::Kind::kRefusal, {}, {}, seq})) return;
-  if (extended) extended_open_ = true;
+  const std::optional<uint64_t> seq = statements_.refusal_sent(refusal);
+  if (!track(seq.has_value())) return false;
   // Not valid SQL: the backend answers with a syntax error naming this word,
   // which backend_to_client() replaces with the refusal.
-  const std::string marker = fmt::format("tenantgate_refusal_{}_{}", refusal_token_, seq);
-  if (extended) {
-    append_parse(out, marker, marker, {});
-  } else {
-    append_query_message(out, marker);
+  const std::string marker = fmt::format("tenantgate_refusal_{}_{}", refusal_token_, *seq);
+  switch (what) {
+    case Substitute::kQuery:
+      append_query_message(out, marker);
+      break;
+    case Substitute::kUnnamedParse:
+      // PostgreSQL drops the unnamed statement before it parses the new
+      // text, so this failing Parse leaves the backend without one.
+      append_parse(out, "", marker, {});
+      extended_open_ = true;
+      break;
+    case Substitute::kParse:
+    case Substitute::kBind:
+      append_parse(out, marker, marker, {});
+      extended_open_ = true;
+      break;
   }
+  return true;
 }
 
 std::optional<std::string> Session::refusal_reply(std::string_view error_body) {
@@ -1252,11 +1176,9 @@ std::optional<std::string> Session::refusal_reply(std::string_view error_body) {
        i < fields->message.size() && fields->message[i] >= '0' && fields->message[i] <= '9'; ++i) {
     seq = seq * 10 + static_cast<uint64_t>(fields->message[i] - '0');
   }
-  auto found = pending_refusals_.find(seq);
-  if (found == pending_refusals_.end()) return std::nullopt;
-  std::string reply = error_response("ERROR", found->second.sqlstate, found->second.message);
-  pending_refusals_.erase(found);
-  return reply;
+  auto refusal = statements_.take_refusal(seq);
+  if (!refusal) return std::nullopt;
+  return error_response("ERROR", refusal->sqlstate, refusal->message);
 }
 
 void Session::log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const {

@@ -9,11 +9,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
@@ -28,6 +26,7 @@
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/startup_packet.h"
+#include "proxy/statement_tracker.h"
 #include "proxy/stream.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
@@ -118,8 +117,16 @@ class Session : public std::enable_shared_from_this<Session> {
   bool filter_frontend(char type, std::string_view body, std::string_view raw, std::string& out);
   // Makes the backend fail in place of a refused message, so that its own
   // error handling (ReadyForQuery status, skipping to Sync) is what the
-  // client sees; the backend's error is replaced by the refusal on the way back.
-  void substitute_refusal(const rewriter::Refusal& refusal, bool extended, std::string& out);
+  // client sees; the backend's error is replaced by the refusal on the way
+  // back. A refused Parse of the unnamed statement is replaced by a failing
+  // Parse of the unnamed statement (PostgreSQL drops the old one first).
+  // False when the session must end (fatal_ is set).
+  enum class Substitute { kQuery, kParse, kUnnamedParse, kBind };
+  [[nodiscard]] bool substitute_refusal(const rewriter::Refusal& refusal, Substitute what,
+                                        std::string& out);
+  // Passes on a StatementTracker bound check: false (and fatal_ set) when a
+  // bound was exceeded.
+  bool track(bool ok);
   // Replaces the backend's error for a substituted message, if this is one.
   [[nodiscard]] std::optional<std::string> refusal_reply(std::string_view error_body);
   void log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const;
@@ -168,35 +175,14 @@ class Session : public std::enable_shared_from_this<Session> {
   int pending_syncs_ = 0;  // Query/Sync sent whose ReadyForQuery has not come back
   char transaction_status_ = 'I';
   std::string refusal_token_;  // random per session: marks substituted messages
-  uint64_t refusal_seq_ = 0;
-  std::unordered_map<uint64_t, rewriter::Refusal> pending_refusals_;
-  // Bind-time checks of the prepared statements the backend holds, by name
-  // ("" is the unnamed statement). Updated only when the backend confirms a
-  // Parse (ParseComplete) or a Close (CloseComplete): a Parse the backend
-  // skipped after an error must not replace the checks of the statement it
-  // still has under that name.
-  std::unordered_map<std::string, std::vector<rewriter::ParamCheck>> param_checks_;
-  // Messages sent whose confirmation has not come back, in order.
-  struct PendingOp {
-    enum class Kind {
-      kParse,           // answered by ParseComplete, or skipped after an error
-      kCloseStatement,  // answered by CloseComplete, or skipped
-      kClosePortal,
-      kRefusal,  // a substituted message; its error is replaced (seq)
-      kSync,     // Sync or Query: answered by ReadyForQuery
-    };
-    Kind kind;
-    std::string name;
-    std::vector<rewriter::ParamCheck> checks;
-    uint64_t seq = 0;
-  };
-  std::deque<PendingOp> pending_ops_;
+  // Prepared statements, their Bind-time checks, and what the backend still
+  // owes (statement_tracker.h).
+  StatementTracker statements_;
   // True while extended-protocol messages have been sent without a Sync. A
   // Query then would be ignored by a backend skipping to Sync after an error
   // and never answered, which would break the bookkeeping above; clients
   // (libpq pipelines included) never do it, so it ends the session.
   bool extended_open_ = false;
-  bool push_op(PendingOp op);
 
   // COPY ... FROM STDIN into a scoped table: set from the rewritten Query
   // until the backend's ReadyForQuery; every CopyData row is checked.
@@ -205,8 +191,6 @@ class Session : public std::enable_shared_from_this<Session> {
   int copy_in_zs_before_ = 0;    // ReadyForQuery messages due before the COPY's own
   [[nodiscard]] CopyInSpec copy_in_spec(const rewriter::CopyIn& copy) const;
   bool filter_copy_data(char type, std::string_view body, std::string_view raw, std::string& out);
-  [[nodiscard]] std::vector<rewriter::ParamCheck> checks_for(const std::string& name) const;
-  bool on_backend_ack(char type);
 };
 
 }  // namespace tenantgate::proxy

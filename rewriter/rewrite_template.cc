@@ -133,6 +133,31 @@ bool shape_slots(const std::string& assembled, std::string_view tenant_token,
   return true;
 }
 
+// The prepared-statement name a top-level statement uses, if any.
+std::optional<PreparedName> prepared_name(const pg_query::Node& stmt) {
+  using Kind = PreparedName::Kind;
+  const pg_query::Node* node = &stmt;
+  if (node->has_explain_stmt()) node = &node->explain_stmt().query();
+  switch (node->node_case()) {
+    case pg_query::Node::kPrepareStmt:
+      return PreparedName{Kind::kPrepare, node->prepare_stmt().name()};
+    case pg_query::Node::kExecuteStmt:
+      return PreparedName{Kind::kExecute, node->execute_stmt().name()};
+    case pg_query::Node::kDeallocateStmt: {
+      // DEALLOCATE ALL has no name.
+      const std::string& name = node->deallocate_stmt().name();
+      return PreparedName{name.empty() ? Kind::kDeallocateAll : Kind::kDeallocate, name};
+    }
+    case pg_query::Node::kDiscardStmt:
+      if (node->discard_stmt().target() == pg_query::DISCARD_ALL) {
+        return PreparedName{Kind::kDeallocateAll, {}};
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
 int count_slots(const RewriteTemplate& t, IdentityField field) {
   int n = 0;
   for (const auto& slot : t.slots) n += slot.param < 0 && slot.field == field ? 1 : 0;
@@ -144,7 +169,9 @@ int count_slots(const RewriteTemplate& t, IdentityField field) {
 std::size_t RewriteTemplate::memory_bytes() const {
   std::size_t n = sizeof(*this) + text.capacity() + slots.capacity() * sizeof(Slot) +
                   (param_checks.capacity() + literal_checks.capacity()) * sizeof(ParamCheck) +
-                  const_checks.capacity() * sizeof(ConstCheck);
+                  const_checks.capacity() * sizeof(ConstCheck) +
+                  prepared_names.capacity() * sizeof(PreparedName);
+  for (const auto& p : prepared_names) n += p.name.capacity();
   if (refusal) n += refusal->message.capacity() + refusal->sqlstate.capacity();
   for (const auto& c : param_checks) n += c.table.capacity() + c.column.capacity();
   for (const auto& c : literal_checks) n += c.table.capacity() + c.column.capacity();
@@ -187,6 +214,7 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   const int count = tree.stmts_size();
   for (int i = 0; i < count; ++i) {
     pg_query::RawStmt* raw = tree.mutable_stmts(i);
+    if (auto name = prepared_name(raw->stmt())) out.prepared_names.push_back(std::move(*name));
     std::optional<Refusal> r = walker.rewrite_statement(raw->mutable_stmt());
     if (!r && walker.changed()) {
       const auto begin = static_cast<std::size_t>(raw->stmt_location());
@@ -338,6 +366,7 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
   Rewritten r;
   r.param_checks = tmpl.param_checks;
   r.copy_in = tmpl.copy_in;
+  r.prepared_names = tmpl.prepared_names;
   if (!tmpl.changed) {
     r.sql.assign(sql);
     return RewriteResult::ok(std::move(r));

@@ -35,6 +35,7 @@ struct RewriteTemplate {
   // value the parser reads from the client's constant (constant_value()).
   std::vector<ParamCheck> literal_checks;
   std::optional<CopyIn> copy_in;
+  std::vector<PreparedName> prepared_names;
 
   [[nodiscard]] std::size_t memory_bytes() const;
 };

@@ -18,7 +18,10 @@
 //     is filled in. A policy column may only be given as a constant, a $n
 //     parameter (checked at Bind) or DEFAULT (filled), not an expression.
 //   - PREPARE of a statement that would need a Bind-time parameter check is
-//     refused (EXECUTE's parameters cannot be checked).
+//     refused (EXECUTE's parameters cannot be checked). The proxy refuses
+//     EXECUTE (also under EXPLAIN) of a statement name that carries
+//     parameter checks or that the session never saw prepared
+//     (Rewritten::prepared_names tells it which names a query string uses).
 //   - UPDATE/INSERT ... ON CONFLICT may assign a policy column only the
 //     caller's own value (constant or $n), never DEFAULT or an expression.
 //   - ON CONFLICT DO UPDATE on another tenant's row does nothing (RLS raises
@@ -92,16 +95,36 @@ enum class IdentityField { kTenant, kUser };
 // A bound parameter whose value must equal an identity value. The proxy checks
 // it at Bind, before anything executes: parameter $param_number, in text
 // format, must canonicalise (policy::canonical_value with the identity's type)
-// to the caller's value; in binary format it must decode to that value. A
-// mismatch, NULL, or a missing parameter is refused with 42501 naming
-// table/column. Only produced for the extended protocol's Parse: a simple
-// Query has no parameters to bind (and PREPARE of such a statement is refused).
+// to the caller's value; in binary format it must decode, as the type the
+// proxy declared for it in the Parse (type_oid), to that value. A mismatch,
+// NULL, or a missing parameter is refused with 42501 naming table/column.
+// Only produced for the extended protocol's Parse: a simple Query has no
+// parameters to bind, PREPARE of such a statement is refused, and the proxy
+// refuses SQL EXECUTE of a statement that has such checks.
 struct ParamCheck {
   int param_number = 0;  // $n, 1-based
   IdentityField field = IdentityField::kTenant;
   std::string table;  // for the refusal message
   std::string column;
   std::string cast;  // type of an explicit cast written on the parameter ("" if none)
+  // The type OID the proxy declares for the parameter in the Parse it
+  // forwards, which is how the server reads the value (0 until it does).
+  int32_t type_oid = 0;
+};
+
+// A prepared-statement name a statement uses. PostgreSQL keeps statements
+// prepared with SQL PREPARE and with the protocol's Parse in one namespace,
+// so the proxy tracks both to decide what SQL EXECUTE may run.
+struct PreparedName {
+  enum class Kind {
+    kPrepare,        // PREPARE name AS ...
+    kExecute,        // EXECUTE name, also under EXPLAIN [ANALYZE]
+    kDeallocate,     // DEALLOCATE [PREPARE] name
+    kDeallocateAll,  // DEALLOCATE ALL, DISCARD ALL (name empty)
+  };
+  Kind kind = Kind::kExecute;
+  std::string name;
+  friend bool operator==(const PreparedName&, const PreparedName&) = default;
 };
 
 // Whether a value written as `... ::cast` denotes the same value for a column
@@ -143,6 +166,8 @@ struct Rewritten {
   // Set for COPY ... FROM STDIN into a scoped table, which is then the only
   // statement of the query string (simple protocol only).
   std::optional<CopyIn> copy_in;
+  // Prepared-statement names the statements use, in statement order.
+  std::vector<PreparedName> prepared_names;
 };
 
 class [[nodiscard]] RewriteResult {
