@@ -40,9 +40,9 @@ std::vector<PreparedName> names_of(const std::string& sql) {
 
 TEST(PreparedNamesTest, EveryStatementThatUsesAName) {
   EXPECT_EQ(names_of("EXECUTE p(1, 'globex')"), (std::vector<PreparedName>{{Kind::kExecute, "p"}}));
-  EXPECT_EQ(names_of("EXPLAIN ANALYZE EXECUTE p(2, 'globex')"),
+  EXPECT_EQ(names_of("EXPLAIN EXECUTE p(2, 'globex')"),
             (std::vector<PreparedName>{{Kind::kExecute, "p"}}));
-  EXPECT_EQ(names_of("EXPLAIN (ANALYZE, BUFFERS) EXECUTE \"Q\""),
+  EXPECT_EQ(names_of("EXPLAIN (VERBOSE, COSTS false) EXECUTE \"Q\""),
             (std::vector<PreparedName>{{Kind::kExecute, "Q"}}));
   EXPECT_EQ(names_of("PREPARE s AS SELECT * FROM users WHERE id = $1"),
             (std::vector<PreparedName>{{Kind::kPrepare, "s"}}));
