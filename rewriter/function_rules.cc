@@ -49,6 +49,19 @@ std::optional<std::string> FunctionRules::check_call(std::string_view schema,
   if (rule == policy::FunctionRule::kDenied) return "permission denied for function " + shown;
   if (policy_.function_mode == policy::FunctionMode::kDenyList) return std::nullopt;
   if (rule == policy::FunctionRule::kNotListed) {
+    // type(x) with a cast from x's type is that cast (parse_func.c
+    // func_get_detail, FUNCDETAIL_COERCION): fine when the policy names
+    // every app function that makes values of the type.
+    if (catalog_ != nullptr && (schema.empty() || schema != "pg_catalog")) {
+      auto it = catalog_->types.find(std::string(name));
+      if (it != catalog_->types.end()) {
+        if (auto app = unnamed_of(it->second)) {
+          return "permission denied for type " + shown + ": making a value of it may run the " +
+                 "app function " + *app + ", which the policy does not name";
+        }
+        return std::nullopt;
+      }
+    }
     return "permission denied for function " + shown +
            ": it is neither an allowed built-in nor an app function the policy names";
   }

@@ -26,11 +26,12 @@ std::shared_ptr<const policy::AppCatalog> app_catalog() {
 
 std::shared_ptr<const policy::Policy> policy_naming(const std::string& extra,
                                                     const std::string& mode = "") {
-  return policy::parse_policy("search_path = [\"public\"]\n"
-                              "[tables.\"public.users\"]\nscope = \"tenant\"\n"
-                              "[functions]\n" +
-                                  mode + "\n" + extra,
-                              "f.toml");
+  return policy::parse_policy(
+      "search_path = [\"public\"]\n"
+      "[tables.\"public.users\"]\nscope = \"tenant\"\n"
+      "[functions]\n" +
+          mode + "\n" + extra,
+      "f.toml");
 }
 
 struct Outcome {
@@ -117,6 +118,7 @@ TEST(FunctionRulesTest, CastsAndLiteralsOfAppTypes) {
       "[functions.\"public.vec_in\"]\nreads = \"none\"\n"
       "[functions.\"app.cast_vec\"]\nreads = \"none\"\n");
   EXPECT_TRUE(run("SELECT '1,2'::vec", *both).ok);
+  EXPECT_TRUE(run("SELECT vec('1,2')", *both).ok);
 }
 
 TEST(FunctionRulesTest, TablesampleMethods) {
