@@ -23,6 +23,7 @@ App objects (created once per server):
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -402,3 +403,44 @@ def test_new_app_function_is_seen_by_a_new_connection(proxies, pg):
             c.close()
     finally:
         pg.psql(f"DROP FUNCTION {name}(text)", db=FN_DB)
+
+
+# --------------------------------------------------------------------------
+# tenantgate check --dsn
+
+
+def check_dsn(pg, *extra: str) -> subprocess.CompletedProcess:
+    dsn = (f"host={pg.host} port={pg.port} user={harness.SERVICE_USER} password={harness.SERVICE_PASSWORD} "
+           f"dbname={FN_DB}")
+    return subprocess.run([str(harness.tenantgate_bin()), "check", "--dsn", dsn, *extra], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_check_dsn_lists_app_functions(schema, pg):
+    r = check_dsn(pg)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(re.match(r"public\.records_of\(t text\)  function, stable, language sql, security invoker$", l)
+               for l in lines), r.stdout
+    assert any(l.startswith("public.plpgsql_bodies(t text)  function, volatile, language plpgsql") for l in lines)
+    assert any(l.startswith("public.definer_bodies(t text)") and "SECURITY DEFINER" in l for l in lines)
+    assert '# [functions."public.leak_eq"]' in lines
+
+
+def test_check_dsn_with_the_policy(proxies, pg):
+    r = check_dsn(pg, "--config", str(proxies["default"].config_path))
+    assert r.returncode == 0, r.stderr
+    assert any(l.startswith("public.sql_count(t text)") and l.endswith("policy: not named (refused)")
+               for l in r.stdout.splitlines()), r.stdout
+    # The "named" policy says reads = "rls" of a SECURITY DEFINER function: a claim that cannot hold.
+    r = check_dsn(pg, "--config", str(proxies["named"].config_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    problem = [l for l in r.stdout.splitlines() if "PROBLEM" in l]
+    assert len(problem) == 1 and problem[0].startswith("public.definer_bodies"), r.stdout
+
+
+def test_check_dsn_unreachable(tmp_path):
+    r = subprocess.run([str(harness.tenantgate_bin()), "check", "--dsn",
+                        f"host=127.0.0.1 port={harness.free_port()} connect_timeout=3"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "cannot connect" in r.stderr
