@@ -444,3 +444,17 @@ def test_check_dsn_unreachable(tmp_path):
                         f"host=127.0.0.1 port={harness.free_port()} connect_timeout=3"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "cannot connect" in r.stderr
+
+
+def test_session_refused_when_the_catalog_cannot_be_read(proxies, pg):
+    """Fail closed: without the snapshot x.f could not be told from a column."""
+    db = "fnrules_closed"
+    ensure_database(pg, db)
+    pg.psql("REVOKE SELECT ON pg_catalog.pg_operator FROM PUBLIC", db=db)
+    with pytest.raises(psycopg2.OperationalError) as e:
+        pg2(proxies["default"], dbname=db).close()
+    assert "could not read the database's functions" in str(e.value)
+    assert proxy_serves(proxies["default"])
+    # Bypass principals are not rewritten and need no snapshot.
+    admin = pg2(proxies["default"], user="admin", dbname=db)
+    admin.close()
