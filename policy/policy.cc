@@ -12,10 +12,10 @@ namespace {
 // Functions no tenant-scoped caller may use: they read outside the statement
 // (files, other sessions, query text run by the server itself), change session
 // or server state, or move data through side channels. Patterns are lower
-// case; a trailing '*' is a prefix match; no schema means any schema.
-// Deliberately absent: current_setting (apps need it; tenantgate.* settings
-// are not secret), pg_sleep (the example policy adds it), pg_advisory_*,
-// txid_*, nextval/currval/setval, xpath.
+// case; a trailing '*' is a prefix match; no schema means any schema, so they
+// also catch extensions installed in app schemas (dblink, adminpack). The
+// pg_catalog built-ins are judged one by one in builtin_functions.tsv (which
+// denies pg_sleep, pg_advisory_*, setval, ... as well).
 constexpr std::string_view kBuiltinDeniedFunctions[] = {
     // session and server state
     "set_config", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
