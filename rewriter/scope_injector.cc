@@ -437,6 +437,30 @@ bool StatementWalker::check_operator(const pg_query::A_Expr& expr) {
   return true;
 }
 
+bool StatementWalker::check_sublink_operator(const pg_query::SubLink& link) {
+  // x op ANY/ALL (subquery) and row comparisons name their operator; IN
+  // (subquery) has none and applies = (parse_expr.c transformSubLink).
+  const auto type = link.sub_link_type();
+  if (type != pg_query::ANY_SUBLINK && type != pg_query::ALL_SUBLINK &&
+      type != pg_query::ROWCOMPARE_SUBLINK) {
+    return true;
+  }
+  const int parts = link.oper_name_size();
+  std::string schema;
+  std::string op = "=";
+  if (parts > 0) {
+    if (!link.oper_name(parts - 1).has_string()) {
+      return refuse("0A000", "unsupported operator name");
+    }
+    op = link.oper_name(parts - 1).string().sval();
+    if (parts >= 2 && link.oper_name(parts - 2).has_string()) {
+      schema = link.oper_name(parts - 2).string().sval();
+    }
+  }
+  if (auto refused = functions_.check_operator(schema, op)) return refuse("42501", *refused);
+  return true;
+}
+
 bool StatementWalker::check_type_name(const pg_query::TypeName& type) {
   const int parts = type.names_size();
   if (parts == 0 || !type.names(parts - 1).has_string()) return true;  // %TYPE, pct_type: none
@@ -455,7 +479,8 @@ bool StatementWalker::walk_node(Node* node) {
   switch (node->node_case()) {
     case Node::kSubLink: {
       auto* link = node->mutable_sub_link();
-      if (link->has_testexpr()) ok = walk_node(link->mutable_testexpr());
+      ok = check_sublink_operator(*link);
+      if (ok && link->has_testexpr()) ok = walk_node(link->mutable_testexpr());
       if (ok && link->has_subselect()) {
         if (!link->subselect().has_select_stmt()) {
           ok = refuse("0A000", "unsupported subquery");
@@ -540,10 +565,19 @@ bool StatementWalker::walk_node(Node* node) {
     case Node::kSortBy:
       ok = !node->sort_by().has_node() || walk_node(node->mutable_sort_by()->mutable_node());
       break;
+    case Node::kCaseExpr:
+      // CASE x WHEN v compares with = (parse_expr.c transformCaseExpr).
+      if (node->case_expr().has_arg()) {
+        if (auto refused = functions_.check_operator("", "=")) {
+          ok = refuse("42501", *refused);
+          break;
+        }
+      }
+      ok = walk_fields(node->mutable_case_expr());
+      break;
     // Expressions and the pieces of clauses: walk every child.
     case Node::kTypeName:
     case Node::kNamedArgExpr:
-    case Node::kCaseExpr:
     case Node::kCaseWhen:
     case Node::kCoalesceExpr:
     case Node::kMinMaxExpr:

@@ -110,6 +110,7 @@ class StatementWalker {
   bool check_attribute_names(const google::protobuf::RepeatedPtrField<pg_query::Node>& names,
                              int first);
   bool check_operator(const pg_query::A_Expr& expr);
+  bool check_sublink_operator(const pg_query::SubLink& link);
   bool check_type_name(const pg_query::TypeName& type);
   bool push_with(pg_query::WithClause* with);
   void pop_with(const pg_query::WithClause* with);

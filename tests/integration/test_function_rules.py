@@ -336,6 +336,8 @@ APP_CALLS = {
     "row function, (x).f": "SELECT (s).full_body FROM {shr} s",
     "operator": "SELECT 1 === 2",
     "operator, qualified": "SELECT 1 OPERATOR(public.===) 2",
+    "operator, ALL (subquery)": "SELECT 1 WHERE 1 === ALL (SELECT 1)",
+    "operator, ANY (array)": "SELECT 1 WHERE 1 === ANY (ARRAY[1, 2])",
     "domain check": "SELECT 'x'::checked_text",
     "cast": "SELECT (5::pair).a",
     "function-style cast": "SELECT checked_text('x')",

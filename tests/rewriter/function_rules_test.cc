@@ -95,6 +95,12 @@ TEST(FunctionRulesTest, OperatorsImplementedByAppFunctions) {
   EXPECT_FALSE(run("SELECT 1 WHERE 1 IN (1, 2)", *none).ok);        // IN applies =
   EXPECT_FALSE(run("SELECT NULLIF(1, 2)", *none).ok);
   EXPECT_FALSE(run("SELECT 1 WHERE 1 = ANY (ARRAY[1])", *none).ok);
+  EXPECT_FALSE(run("SELECT CASE 1 WHEN 1 THEN 'a' END", *none).ok);  // CASE x WHEN: =
+  EXPECT_FALSE(run("SELECT 1 WHERE 1 IN (SELECT 1)", *none).ok);     // IN (subquery): =
+  EXPECT_FALSE(run("SELECT 1 WHERE 1 = ANY (SELECT 1)", *none).ok);
+  EXPECT_FALSE(run("SELECT 1 WHERE 1 === ALL (SELECT 1)", *none).ok);
+  EXPECT_TRUE(run("SELECT 1 WHERE 1 < ANY (SELECT 1)", *none).ok);
+  EXPECT_TRUE(run("SELECT CASE WHEN true THEN 'a' END", *none).ok);
   EXPECT_TRUE(run("SELECT 1 OPERATOR(pg_catalog.=) 1", *none).ok);
   EXPECT_TRUE(run("SELECT 1 < 2", *none).ok);
   auto named = policy_naming(
