@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,10 +44,16 @@ struct TypedValue {
   ValueType type = ValueType::kText;
 };
 
+struct AppCatalog;  // app_catalog.h
+
 struct Identity {
   TypedValue tenant;
   std::optional<TypedValue> user;  // absent: statements touching owner scopes are refused
   std::string database;            // the connection's database, for three-part names
+  // The app functions of that database, for the function rules; null is
+  // read as an empty catalog (the proxy refuses a session whose catalog
+  // could not be loaded, so it never rewrites with null).
+  std::shared_ptr<const AppCatalog> catalog;
 };
 
 }  // namespace tenantgate::policy

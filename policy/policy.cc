@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
+#include <utility>
 
 namespace tenantgate::policy {
 
@@ -11,10 +12,10 @@ namespace {
 // Functions no tenant-scoped caller may use: they read outside the statement
 // (files, other sessions, query text run by the server itself), change session
 // or server state, or move data through side channels. Patterns are lower
-// case; a trailing '*' is a prefix match; no schema means any schema.
-// Deliberately absent: current_setting (apps need it; tenantgate.* settings
-// are not secret), pg_sleep (the example policy adds it), pg_advisory_*,
-// txid_*, nextval/currval (inserts take their ids from them), xpath.
+// case; a trailing '*' is a prefix match; no schema means any schema, so they
+// also catch extensions installed in app schemas (dblink, adminpack). The
+// pg_catalog built-ins are judged one by one in builtin_functions.tsv (which
+// denies pg_sleep, pg_advisory_*, setval, ... as well).
 constexpr std::string_view kBuiltinDeniedFunctions[] = {
     // session and server state
     "set_config", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
@@ -45,6 +46,17 @@ constexpr std::string_view kBuiltinDeniedFunctions[] = {
     "ts_rewrite",       // ts_rewrite(query, 'SELECT ...')
     "crdb_internal.*",  // CockroachDB internals: cluster-wide state and data
 };
+
+// PostgreSQL 15's built-in functions, one row per name (builtin_functions.tsv
+// through policy/CMakeLists.txt). Looked up by binary search.
+constexpr BuiltinFunction kBuiltinFunctions[] = {
+#include "builtin_functions.inc"
+};
+static_assert(std::is_sorted(std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions),
+                             [](const BuiltinFunction& a, const BuiltinFunction& b) {
+                               return std::pair(a.schema, a.name) < std::pair(b.schema, b.name);
+                             }),
+              "builtin_functions.tsv must be sorted by (schema, name)");
 
 // Relations that may never be read, whatever the policy says. No schema means
 // any schema: extensions such as pg_stat_statements install their views in a
@@ -382,10 +394,10 @@ std::optional<Resolution> Policy::resolve(std::string_view catalog, std::string_
   return r;
 }
 
-bool Policy::function_denied(std::string_view schema, std::string_view name) const {
+FunctionRule Policy::function_rule(std::string_view schema, std::string_view name) const {
   const std::string s = lower(schema);
   const std::string n = lower(name);
-  if (s == "crdb_internal") return true;
+  if (s == "crdb_internal") return FunctionRule::kDenied;
 
   auto on_search_path = [&](std::string_view ps) {
     return ps == kPgCatalog ||
@@ -398,15 +410,71 @@ bool Policy::function_denied(std::string_view schema, std::string_view name) con
   };
   if (any_matches(kBuiltinDeniedFunctionPatterns, n, deny_schema_ok) ||
       any_matches(denied_functions, n, deny_schema_ok)) {
-    return true;
+    return FunctionRule::kDenied;
   }
-  if (function_mode == FunctionMode::kDenyList) return false;
 
-  auto allow_schema_ok = [&](std::string_view ps) {
-    if (s.empty()) return ps.empty() || ps == kPgCatalog;
-    return ps == s || (ps.empty() && s == kPgCatalog);
-  };
-  return !any_matches(allowed_functions, n, allow_schema_ok);
+  // PostgreSQL looks in pg_catalog first (namespace.c, recomputeNamespacePath
+  // puts it ahead of the search_path unless the path names it later).
+  const bool builtin_schema =
+      schema.empty() || schema == kPgCatalog || schema == kInformationSchema;
+  if (builtin_schema) {
+    const BuiltinFunction* b = find_builtin_function(schema.empty() ? kPgCatalog : schema, name);
+    if (b != nullptr) {
+      if (!b->allowed) return FunctionRule::kDenied;
+      if (allowed_functions.empty()) return FunctionRule::kAllowed;
+      auto allow_schema_ok = [&](std::string_view ps) {
+        return ps.empty() || ps == (s.empty() ? kPgCatalog : std::string_view(s));
+      };
+      return any_matches(allowed_functions, n, allow_schema_ok) ? FunctionRule::kAllowed
+                                                                : FunctionRule::kDenied;
+    }
+  }
+  return app_function_named(schema, name) ? FunctionRule::kAllowed : FunctionRule::kNotListed;
+}
+
+bool Policy::function_denied(std::string_view schema, std::string_view name) const {
+  switch (function_rule(schema, name)) {
+    case FunctionRule::kAllowed:
+      return false;
+    case FunctionRule::kDenied:
+      return true;
+    case FunctionRule::kNotListed:
+      return function_mode == FunctionMode::kAllowList;
+  }
+  return true;
+}
+
+bool Policy::app_function_named(std::string_view schema, std::string_view name) const {
+  if (!schema.empty()) {
+    return app_functions.contains(QualifiedName{std::string(schema), std::string(name)});
+  }
+  for (const std::string& s : search_path) {
+    if (app_functions.contains(QualifiedName{s, std::string(name)})) return true;
+  }
+  return false;
+}
+
+std::span<const BuiltinFunction> builtin_functions() { return kBuiltinFunctions; }
+
+const BuiltinFunction* find_builtin_function(std::string_view schema, std::string_view name) {
+  auto key = [](const BuiltinFunction& f) { return std::pair(f.schema, f.name); };
+  const auto* it = std::lower_bound(
+      std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions), std::pair(schema, name),
+      [&](const BuiltinFunction& f, const auto& k) { return key(f) < k; });
+  if (it == std::end(kBuiltinFunctions) || key(*it) != std::pair(schema, name)) return nullptr;
+  return it;
+}
+
+std::string_view function_reads_name(FunctionReads reads) {
+  switch (reads) {
+    case FunctionReads::kNone:
+      return "none";
+    case FunctionReads::kShared:
+      return "shared";
+    case FunctionReads::kRls:
+      return "rls";
+  }
+  return "unknown";
 }
 
 }  // namespace tenantgate::policy

@@ -49,8 +49,58 @@ struct TablePolicy {
 };
 
 enum class FunctionMode {
-  kDenyList,   // every function except the denied ones
-  kAllowList,  // only the allowed ones (plus nothing else)
+  // The default: built-ins on the allow-list of builtin_functions.tsv and the
+  // app functions the policy names; everything else is refused.
+  kAllowList,
+  // Opt-in (`[functions] mode = "deny_list"`), for policies whose principals
+  // are all trusted: every function except the denied ones (the built-in
+  // deny entries of builtin_functions.tsv, the built-in patterns and the
+  // file's deny list). App functions run unscoped.
+  kDenyList,
+};
+
+// A PostgreSQL 15 built-in function name (one row of
+// policy/builtin_functions.tsv, compiled in): every overload of the name is
+// allowed or denied together.
+struct BuiltinFunction {
+  std::string_view schema;  // pg_catalog or information_schema
+  std::string_view name;
+  bool allowed = false;
+  std::string_view reason;  // the category (allowed) or why it is denied
+};
+
+// All rows, sorted by (schema, name).
+[[nodiscard]] std::span<const BuiltinFunction> builtin_functions();
+// The row for schema.name (exact, case-sensitive: names as the parser reports
+// them), or nullptr.
+[[nodiscard]] const BuiltinFunction* find_builtin_function(std::string_view schema,
+                                                           std::string_view name);
+
+// What an app function the policy names may read; the policy records the
+// claim of whoever wrote it (tenantgate cannot see inside a function).
+enum class FunctionReads {
+  kNone,    // reads no tables
+  kShared,  // reads only tables every tenant may read (scope shared, catalogs)
+  kRls,     // SECURITY INVOKER, reads scoped data only through tables or
+            // views with their own row-level security
+};
+[[nodiscard]] std::string_view function_reads_name(FunctionReads reads);
+
+// `[functions."schema.name"]`: an app function (every overload of the name)
+// that callers may use.
+struct AppFunctionPolicy {
+  QualifiedName name;
+  FunctionReads reads = FunctionReads::kNone;
+  std::string reason;  // optional free text
+  int line = 0;
+};
+
+// How the function rules see a function name.
+enum class FunctionRule {
+  kAllowed,    // an allowed built-in or an app function the policy names
+  kDenied,     // denied whatever the context
+  kNotListed,  // neither a built-in nor named by the policy (an app function
+               // or no function at all): refused when called in allow-list mode
 };
 
 // How a reference in SQL resolved.
@@ -71,10 +121,13 @@ class Policy {
   Scope default_action = Scope::kDeny;  // kDeny or kShared
   std::vector<std::string> search_path{"public"};
   std::map<QualifiedName, TablePolicy> tables;
-  FunctionMode function_mode = FunctionMode::kDenyList;
-  std::set<std::string> denied_functions;   // built-in list plus the file's; lower-case, maybe
-                                            // "schema.name" or "prefix*"
-  std::set<std::string> allowed_functions;  // used in kAllowList mode
+  FunctionMode function_mode = FunctionMode::kAllowList;
+  std::set<std::string> denied_functions;  // built-in list plus the file's; lower-case, maybe
+                                           // "schema.name" or "prefix*"
+  // `[functions] allow`: when not empty, built-ins must also match one of
+  // these patterns (lower-case "name", "pg_catalog.name", "prefix*").
+  std::set<std::string> allowed_functions;
+  std::map<QualifiedName, AppFunctionPolicy> app_functions;
   // Relations that may never be read: the built-in list plus the file's
   // [catalogs] deny; lower-case "name", "prefix*", "schema.name" or
   // "schema.prefix*" (no schema: any schema).
@@ -107,15 +160,30 @@ class Policy {
                                                   std::string_view name,
                                                   std::string_view database) const;
 
-  // True when calling the function `schema.name` (schema may be empty) is not allowed.
-  // Matching is case-insensitive. The built-in deny list (see policy.cc)
-  // always applies, also in kAllowList mode and on a default-constructed
-  // Policy. A deny pattern without a schema matches that name in any schema; a
-  // pattern "s.f" matches calls qualified with s, and unqualified calls when s
-  // is pg_catalog or on the search_path. Any function in crdb_internal is
-  // denied. In kAllowList mode an unqualified call f is allowed by "f" or
-  // "pg_catalog.f"; a call s.f by "s.f", or by "f" when s is pg_catalog.
+  // The rule for the function `schema.name` (schema empty: unqualified, as
+  // PostgreSQL resolves it: pg_catalog first, then the search_path).
+  //  - kDenied: any function in crdb_internal; a name matching a deny pattern
+  //    (the built-in patterns of policy.cc and the file's deny, compared in
+  //    lower case; a pattern without a schema matches any schema, "s.f"
+  //    matches calls qualified with s and unqualified calls when s is
+  //    pg_catalog or on the search_path); a built-in (unqualified, or
+  //    qualified with its schema) whose builtin_functions.tsv entry is deny,
+  //    or, with `[functions] allow`, that matches none of its patterns.
+  //  - kAllowed: a built-in whose entry is allow; an app function named by
+  //    the policy (an unqualified name: named in a search_path schema).
+  //  - kNotListed: anything else.
+  // The built-in rules apply in both modes and on a default-constructed
+  // Policy. An unqualified name that is an allowed built-in is kAllowed even
+  // if an app function of that name exists on the search_path; the rewriter
+  // checks that with the catalog snapshot (policy::AppCatalog).
+  [[nodiscard]] FunctionRule function_rule(std::string_view schema, std::string_view name) const;
+
+  // Whether calling `schema.name` is refused: kDenied, or kNotListed in
+  // kAllowList mode.
   [[nodiscard]] bool function_denied(std::string_view schema, std::string_view name) const;
+
+  // Whether the policy names the app function schema.name (exact names).
+  [[nodiscard]] bool app_function_named(std::string_view schema, std::string_view name) const;
 
   // True when the relation schema.name (schema may be empty: any schema
   // matches only patterns without one) may never be read; built-in list

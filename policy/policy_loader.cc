@@ -52,6 +52,7 @@ class Loader {
   void load_tables(const toml::value& v);
   void load_table(const std::string& key, const toml::value& v);
   void load_functions(const toml::value& v);
+  void load_app_function(const std::string& key, const toml::value& v);
   void load_catalogs(const toml::value& v);
 
   std::string file_;
@@ -298,43 +299,102 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
 
 void Loader::load_functions(const toml::value& v) {
   const toml::value* allow = nullptr;
-  const toml::value* mode = nullptr;
   for (const auto& [key, value] : entries(v, "[functions]")) {
     if (key == "deny") {
       for (std::string& p : patterns(*value, key)) policy_->denied_functions.insert(std::move(p));
     } else if (key == "allow") {
       allow = value;
     } else if (key == "mode") {
-      mode = value;
       const std::string& m = string_of(*value, key);
       if (m == "deny_list") {
         policy_->function_mode = FunctionMode::kDenyList;
       } else if (m == "allow_list") {
         policy_->function_mode = FunctionMode::kAllowList;
       } else {
-        fail(*value, "unknown functions mode " + dq(m) + " (expected deny_list | allow_list)");
+        fail(*value, "unknown functions mode " + dq(m) + " (expected allow_list | deny_list)");
       }
+    } else if (value->is_table()) {
+      load_app_function(key, *value);
     } else {
-      fail(*value, "unknown key " + dq(key) + " in [functions] (expected deny, allow, mode)");
+      fail(*value, "unknown key " + dq(key) +
+                       " in [functions] (expected deny, allow, mode, or an app function "
+                       "[functions.\"schema.name\"])");
     }
   }
   if (!allow) return;
   if (policy_->function_mode != FunctionMode::kAllowList) {
-    fail(*allow, std::string("allow has no effect unless mode = \"allow_list\"") +
-                     (mode ? "" : " (mode defaults to \"deny_list\")"));
+    fail(*allow, "allow has no effect with mode = \"deny_list\"");
   }
   const std::vector<std::string> allowed = patterns(*allow, "allow");
   for (size_t i = 0; i < allowed.size(); ++i) {
     const std::string& p = allowed[i];
     const size_t dot = p.rfind('.');
     const std::string schema = dot == std::string::npos ? "" : p.substr(0, dot);
+    if (!schema.empty() && schema != "pg_catalog") {
+      fail(allow->as_array()[i],
+           dq(p) +
+               ": allow narrows the built-in allow-list; name an app function with "
+               "[functions.\"" +
+               p + "\"] and reads = \"none\" | \"shared\" | \"rls\"");
+    }
     const std::string name = dot == std::string::npos ? p : p.substr(dot + 1);
-    Policy probe;  // built-in list only
-    if (!name.ends_with('*') && probe.function_denied(schema, name)) {
+    Policy probe;  // built-in lists only
+    if (!name.ends_with('*') && probe.function_rule(schema, name) == FunctionRule::kDenied) {
       fail(allow->as_array()[i], dq(p) + " is on the built-in deny list and cannot be allowed");
     }
     policy_->allowed_functions.insert(p);
   }
+}
+
+void Loader::load_app_function(const std::string& key, const toml::value& v) {
+  const std::string where = "[functions." + dq(key) + "]";
+  const auto& t = v.as_table();
+  if (!t.contains("reads")) {
+    const bool nested = !t.empty() && std::all_of(t.begin(), t.end(), [](const auto& kv) {
+      return kv.second.is_table();
+    });
+    if (nested) {
+      fail(v, where + " has no reads; a schema-qualified name is one quoted key: [functions.\"" +
+                  key + "." + t.begin()->first + "\"]");
+    }
+    fail(v, where + " has no reads (none | shared | rls): say what the function reads");
+  }
+  std::vector<std::string> parts = identifiers(key, v.location().line(), "function name", false);
+  if (parts.size() > 2) fail(v, "malformed function name " + dq(key) + ": at most schema.name");
+  AppFunctionPolicy f;
+  f.line = static_cast<int>(v.location().line());
+  f.name = parts.size() == 2 ? QualifiedName{parts[0], parts[1]}
+                             : QualifiedName{policy_->search_path.front(), parts[0]};
+  if (f.name.schema == "pg_catalog" || f.name.schema == "information_schema" ||
+      f.name.schema == "crdb_internal") {
+    fail(v, where + ": built-in functions follow the built-in list, not the policy");
+  }
+  for (const auto& [k, value] : entries(v, where)) {
+    if (k == "reads") {
+      const std::string& r = string_of(*value, k);
+      if (r == "none") {
+        f.reads = FunctionReads::kNone;
+      } else if (r == "shared") {
+        f.reads = FunctionReads::kShared;
+      } else if (r == "rls") {
+        f.reads = FunctionReads::kRls;
+      } else {
+        fail(*value, "unknown reads " + dq(r) +
+                         " (expected none: reads no tables | shared: reads only shared tables "
+                         "| rls: SECURITY INVOKER, reads scoped data only through tables or "
+                         "views with their own row-level security)");
+      }
+    } else if (k == "reason") {
+      f.reason = string_of(*value, k);
+    } else {
+      fail(*value, "unknown key " + dq(k) + " in " + where + " (expected reads, reason)");
+    }
+  }
+  if (auto it = policy_->app_functions.find(f.name); it != policy_->app_functions.end()) {
+    fail(v, "function " + to_string(f.name) + " is declared twice (also at line " +
+                std::to_string(it->second.line) + ")");
+  }
+  policy_->app_functions.emplace(f.name, std::move(f));
 }
 
 void Loader::load_catalogs(const toml::value& v) {

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "policy/identity.h"
 #include "policy/policy.h"
+#include "proxy/check_functions.h"
 #include "proxy/log.h"
 #include "proxy/scram.h"
 #include "proxy/server.h"
@@ -30,6 +31,8 @@ namespace {
 constexpr const char* kUsage = R"(usage:
   tenantgate --config FILE                 run the proxy
   tenantgate check --config FILE           validate the configuration and the policy
+  tenantgate check --dsn CONNINFO [--config FILE]
+                                           list the database's app functions and the policy's entries
   tenantgate rewrite --config FILE --tenant T [--user U] [--principal P] [--database D] [SQL]
                                            print the rewritten SQL (reads stdin without SQL)
   tenantgate hash-password [--iterations N]
@@ -123,13 +126,20 @@ int run_proxy(const Args& args) {
 
 int check(const Args& args) {
   auto it = args.options.find("config");
-  if (it == args.options.end()) {
+  auto dsn = args.options.find("dsn");
+  if (it == args.options.end() && dsn == args.options.end()) {
     std::cerr << kUsage;
     return 2;
   }
   std::shared_ptr<const tg::policy::Policy> policy;
-  auto config = load_checked(it->second, &policy);
-  if (!config) return 1;
+  std::shared_ptr<const tg::config::Config> config;
+  if (it != args.options.end()) {
+    config = load_checked(it->second, &policy);
+    if (!config) return 1;
+  }
+  if (dsn != args.options.end()) {
+    return tg::proxy::check_functions(dsn->second, policy.get(), std::cout, std::cerr);
+  }
   std::cout << "ok: " << config->source_file << " and " << config->policy_file << " ("
             << policy->tables.size() << " tables)\n";
   return 0;

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "policy/identity.h"
+#include "proxy/catalog_snapshot.h"
 #include "proxy/frame_decoder.h"
 #include "proxy/message_io.h"
 #include "proxy/messages.h"
@@ -267,6 +268,7 @@ awaitable<bool> Session::startup() {
   if (terminating_) co_return false;  // terminate() could not cancel the connect
   if (!co_await login_backend(passthrough)) co_return false;
   if (terminating_) co_return false;
+  if (!principal_->bypass && !co_await load_catalog_snapshot()) co_return false;
 
   auto issued = services_.cancels->issue(CancelTarget{backend_pid_, backend_key_});
   proxy_pid_ = issued.pid;
@@ -746,6 +748,57 @@ awaitable<bool> Session::login_backend(bool passthrough) {
       default:
         fail("08006",
              fmt::format("unexpected message type '{}' from the backend during start-up", type));
+        co_return false;
+    }
+  }
+}
+
+awaitable<bool> Session::load_catalog_snapshot() {
+  auto refuse = [&](const std::string& why) {
+    log(spdlog::level::err, "could not load the app catalog snapshot: " + why);
+    fail("08006", "tenantgate could not read the database's functions (" + why +
+                      "); the function rules need them");
+  };
+  if (co_await backend_->write(query_message(catalog_snapshot_query()))) {
+    refuse("the backend closed the connection");
+    co_return false;
+  }
+  CatalogSnapshotBuilder builder;
+  std::optional<std::string> error;
+  for (;;) {
+    auto message =
+        co_await read_message(*backend_, backend_buffer_, false, kMaxBackendMessage, false);
+    if (!message.ok) co_return false;
+    const char type = message.type;
+    const std::string body(message.body);
+    backend_buffer_.consume(message.total_size);
+    switch (type) {
+      case 'T':  // RowDescription
+      case 'C':  // CommandComplete
+      case 'N':  // NoticeResponse
+      case 'S':  // ParameterStatus
+        break;
+      case 'D':
+        if (!builder.add_row(body) && !error) error = "unexpected row";
+        break;
+      case 'E': {
+        auto fields = parse_error_fields(body);
+        if (!error) error = fields ? fields->message : std::string("unreadable error");
+        break;
+      }
+      case 'Z': {
+        auto status = parse_ready_for_query(body);
+        if (!status) error = "malformed ReadyForQuery";
+        if (error) {
+          refuse(*error);
+          co_return false;
+        }
+        transaction_status_ = *status;
+        identity_.catalog = builder.finish();
+        co_return true;
+      }
+      default:
+        refuse(fmt::format("unexpected message type '{}'", type));
         co_return false;
     }
   }

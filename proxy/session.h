@@ -86,6 +86,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::shared_ptr<const policy::Policy>* current_policy();
   awaitable<bool> connect_backend();
   awaitable<bool> login_backend(bool passthrough);
+  // Runs catalog_snapshot.h's query on the fresh backend connection and puts
+  // the result in identity_.catalog; false (session refused) when it fails.
+  awaitable<bool> load_catalog_snapshot();
   awaitable<void> relay();
   awaitable<void> client_to_backend();
   awaitable<void> backend_to_client();

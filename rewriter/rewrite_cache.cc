@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "policy/app_catalog.h"
 #include "rewriter/literal_scanner.h"
 #include "rewriter/rewrite_template.h"
 
@@ -15,13 +16,15 @@ constexpr std::size_t kEntryOverhead = 128;
 enum class KeyKind : char { kExact = 'E', kShape = 'S' };
 
 std::string make_key(KeyKind kind, std::string_view sql, const policy::Identity& identity) {
-  // has_user and database change the rewrite; the identity values do not.
-  // The kind keeps a shape apart from an exact text that happens to spell it
-  // (a Parse message with real $n parameters).
+  // has_user, database and the app catalog change the rewrite; the identity
+  // values do not. The kind keeps a shape apart from an exact text that
+  // happens to spell it (a Parse message with real $n parameters).
   std::string key;
-  key.reserve(sql.size() + identity.database.size() + 3);
+  key.reserve(sql.size() + identity.database.size() + 24);
   key += static_cast<char>(kind);
   key += identity.user ? 'U' : 'N';
+  key += std::to_string(identity.catalog ? identity.catalog->id : 0);
+  key += ':';
   key += identity.database;
   key += '\0';  // database names cannot contain NUL
   key += sql;

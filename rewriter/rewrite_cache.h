@@ -1,7 +1,8 @@
 // A thread-safe, byte-bounded LRU cache of rewrites.
 //
 // Entries are keyed by (policy snapshot, whether the caller has a user, the
-// connection's database, statement text) and hold identity-free templates
+// app catalog snapshot's id (policy/app_catalog.h), the connection's
+// database, statement text) and hold identity-free templates
 // (rewrite_template.h): a hit substitutes the caller's tenant/user literals
 // into the cached text, so one session's identity can never appear in another
 // session's statement. Refusals are cached too.

@@ -21,7 +21,7 @@ RewriteResult RewriteResult::refused(std::string sqlstate, std::string message) 
 }
 
 IdentityShape identity_shape(const policy::Identity& identity) {
-  return IdentityShape{identity.user.has_value(), identity.database};
+  return IdentityShape{identity.user.has_value(), identity.database, identity.catalog.get()};
 }
 
 RewriteResult Rewriter::rewrite(std::string_view sql, const policy::Identity& identity,

@@ -2,6 +2,7 @@
 // reference to a scoped table becomes `(SELECT * FROM t WHERE <predicate>) AS
 // <alias>`, the construction row-level security uses internally.
 #include <utility>
+#include <vector>
 
 #include "rewriter/leak_guard.h"
 #include "rewriter/statement_walker.h"
@@ -301,6 +302,17 @@ bool StatementWalker::walk_from_item(Node* item) {
         return refuse("0A000", "TABLESAMPLE on scoped table " + policy::to_string(scoped->name) +
                                    " is not supported");
       }
+      const int parts = sample->method_size();
+      if (parts == 0 || !sample->method(parts - 1).has_string()) {
+        return refuse("0A000", "unsupported TABLESAMPLE method");
+      }
+      const std::string schema = parts >= 2 && sample->method(parts - 2).has_string()
+                                     ? sample->method(parts - 2).string().sval()
+                                     : "";
+      if (auto refused =
+              functions_.check_tablesample(schema, sample->method(parts - 1).string().sval())) {
+        return refuse("42501", *refused);
+      }
       for (Node& n : *sample->mutable_args()) {
         if (!walk_node(&n)) return false;
       }
@@ -450,11 +462,85 @@ bool StatementWalker::walk_func_call(pg_query::FuncCall* call) {
   if (parts >= 2 && call->funcname(parts - 2).has_string()) {
     schema = call->funcname(parts - 2).string().sval();
   }
-  if (policy_.function_denied(schema, name)) {
-    return refuse(
-        "42501", "permission denied for function " + (schema.empty() ? name : schema + "." + name));
-  }
+  if (auto refused = functions_.check_call(schema, name)) return refuse("42501", *refused);
   return walk_fields(call);
+}
+
+bool StatementWalker::check_attribute_names(const gp::RepeatedPtrField<Node>& names, int first) {
+  for (int i = first; i < names.size(); ++i) {
+    const Node& n = names.Get(i);
+    if (!n.has_string()) continue;  // A_Star, A_Indices
+    if (auto refused = functions_.check_attribute(n.string().sval())) {
+      return refuse("42501", *refused);
+    }
+  }
+  return true;
+}
+
+bool StatementWalker::check_operator(const pg_query::A_Expr& expr) {
+  std::string schema;
+  std::string op;
+  const int parts = expr.name_size();
+  if (parts == 0 || !expr.name(parts - 1).has_string()) {
+    return refuse("0A000", "unsupported operator name");
+  }
+  op = expr.name(parts - 1).string().sval();
+  if (parts >= 2 && expr.name(parts - 2).has_string())
+    schema = expr.name(parts - 2).string().sval();
+  std::vector<std::string_view> ops = {op};
+  switch (expr.kind()) {
+    case pg_query::AEXPR_BETWEEN:
+    case pg_query::AEXPR_NOT_BETWEEN:
+    case pg_query::AEXPR_BETWEEN_SYM:
+    case pg_query::AEXPR_NOT_BETWEEN_SYM:
+      // parse_expr.c transformAExprBetween builds >= and <= (< and > negated).
+      ops = {">=", "<=", "<", ">"};
+      break;
+    default:
+      // IN, LIKE, ILIKE, SIMILAR, DISTINCT FROM and NULLIF carry the operator
+      // they apply in their name (gram.y).
+      break;
+  }
+  for (std::string_view o : ops) {
+    if (auto refused = functions_.check_operator(schema, o)) return refuse("42501", *refused);
+  }
+  return true;
+}
+
+bool StatementWalker::check_sublink_operator(const pg_query::SubLink& link) {
+  // x op ANY/ALL (subquery) and row comparisons name their operator; IN
+  // (subquery) has none and applies = (parse_expr.c transformSubLink).
+  const auto type = link.sub_link_type();
+  if (type != pg_query::ANY_SUBLINK && type != pg_query::ALL_SUBLINK &&
+      type != pg_query::ROWCOMPARE_SUBLINK) {
+    return true;
+  }
+  const int parts = link.oper_name_size();
+  std::string schema;
+  std::string op = "=";
+  if (parts > 0) {
+    if (!link.oper_name(parts - 1).has_string()) {
+      return refuse("0A000", "unsupported operator name");
+    }
+    op = link.oper_name(parts - 1).string().sval();
+    if (parts >= 2 && link.oper_name(parts - 2).has_string()) {
+      schema = link.oper_name(parts - 2).string().sval();
+    }
+  }
+  if (auto refused = functions_.check_operator(schema, op)) return refuse("42501", *refused);
+  return true;
+}
+
+bool StatementWalker::check_type_name(const pg_query::TypeName& type) {
+  const int parts = type.names_size();
+  if (parts == 0 || !type.names(parts - 1).has_string()) return true;  // %TYPE, pct_type: none
+  std::string schema;
+  if (parts >= 2 && type.names(parts - 2).has_string())
+    schema = type.names(parts - 2).string().sval();
+  if (auto refused = functions_.check_type(schema, type.names(parts - 1).string().sval())) {
+    return refuse("42501", *refused);
+  }
+  return true;
 }
 
 bool StatementWalker::walk_node(Node* node) {
@@ -463,7 +549,8 @@ bool StatementWalker::walk_node(Node* node) {
   switch (node->node_case()) {
     case Node::kSubLink: {
       auto* link = node->mutable_sub_link();
-      if (link->has_testexpr()) ok = walk_node(link->mutable_testexpr());
+      ok = check_sublink_operator(*link);
+      if (ok && link->has_testexpr()) ok = walk_node(link->mutable_testexpr());
       if (ok && link->has_subselect()) {
         if (!link->subselect().has_select_stmt()) {
           ok = refuse("0A000", "unsupported subquery");
@@ -487,8 +574,21 @@ bool StatementWalker::walk_node(Node* node) {
         ok = refuse("0A000",
                     "column references qualified with a schema (schema.table.column) are not "
                     "supported; write table.column");
+      } else if (node->column_ref().fields_size() == 2) {
+        // x.f is the call f(x) when x is not a FROM item with a column f
+        // (parse_expr.c transformColumnRef, case of two names: relation.column,
+        // else column.field, which ParseFuncOrColumn may make f(column)).
+        // The first name is a relation or column, never a call.
+        ok = check_attribute_names(node->column_ref().fields(), 1);
       }
       break;
+    case Node::kAIndirection: {
+      // (x).f is the call f(x) when x has no field f (parse_expr.c
+      // transformIndirection -> ParseFuncOrColumn with is_column).
+      auto* ind = node->mutable_a_indirection();
+      ok = check_attribute_names(ind->indirection(), 0) && walk_fields(ind);
+      break;
+    }
     // Leaves: nothing below them can name a relation or call a function.
     case Node::kAConst:
     case Node::kParamRef:
@@ -505,7 +605,7 @@ bool StatementWalker::walk_node(Node* node) {
     // The most common inner nodes, walked without reflection.
     case Node::kAExpr: {
       auto* e = node->mutable_a_expr();
-      ok = (!e->has_lexpr() || walk_node(e->mutable_lexpr())) &&
+      ok = check_operator(*e) && (!e->has_lexpr() || walk_node(e->mutable_lexpr())) &&
            (!e->has_rexpr() || walk_node(e->mutable_rexpr()));
       break;
     }
@@ -524,7 +624,8 @@ bool StatementWalker::walk_node(Node* node) {
     }
     case Node::kTypeCast: {
       auto* cast = node->mutable_type_cast();
-      ok = (!cast->has_arg() || walk_node(cast->mutable_arg())) &&
+      ok = (!cast->has_type_name() || check_type_name(cast->type_name())) &&
+           (!cast->has_arg() || walk_node(cast->mutable_arg())) &&
            (!cast->has_type_name() || walk_fields(cast->mutable_type_name()));
       break;
     }
@@ -534,16 +635,24 @@ bool StatementWalker::walk_node(Node* node) {
     case Node::kSortBy:
       ok = !node->sort_by().has_node() || walk_node(node->mutable_sort_by()->mutable_node());
       break;
+    case Node::kCaseExpr:
+      // CASE x WHEN v compares with = (parse_expr.c transformCaseExpr).
+      if (node->case_expr().has_arg()) {
+        if (auto refused = functions_.check_operator("", "=")) {
+          ok = refuse("42501", *refused);
+          break;
+        }
+      }
+      ok = walk_fields(node->mutable_case_expr());
+      break;
     // Expressions and the pieces of clauses: walk every child.
     case Node::kTypeName:
     case Node::kNamedArgExpr:
-    case Node::kCaseExpr:
     case Node::kCaseWhen:
     case Node::kCoalesceExpr:
     case Node::kMinMaxExpr:
     case Node::kBooleanTest:
     case Node::kAArrayExpr:
-    case Node::kAIndirection:
     case Node::kAIndices:
     case Node::kRowExpr:
     case Node::kWindowDef:

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "pg_query.pb.h"
+#include "policy/app_catalog.h"
 #include "policy/policy.h"
+#include "rewriter/function_rules.h"
 #include "rewriter/identity_literal.h"
 #include "rewriter/pg_tree.h"
 #include "rewriter/rewriter.h"
@@ -27,6 +29,7 @@ namespace tenantgate::rewriter {
 struct IdentityShape {
   bool has_user = false;
   std::string database;
+  const policy::AppCatalog* catalog = nullptr;  // null: empty (function_rules.h)
 };
 
 [[nodiscard]] IdentityShape identity_shape(const policy::Identity& identity);
@@ -54,7 +57,7 @@ struct TextEdit {
 class StatementWalker {
  public:
   StatementWalker(const policy::Policy& policy, const IdentityShape& shape, const Markers& markers)
-      : policy_(policy), shape_(shape), markers_(markers) {}
+      : policy_(policy), shape_(shape), markers_(markers), functions_(policy, shape.catalog) {}
 
   // Rewrites one top-level statement in place. Returns a refusal, or nullopt
   // with changed() telling whether the tree was modified.
@@ -103,6 +106,13 @@ class StatementWalker {
   bool walk_fields(google::protobuf::Message* message);
   bool walk_plain_message(google::protobuf::Message* message);
   bool walk_func_call(pg_query::FuncCall* call);
+  // Function rules (function_rules.h) for the other ways a name becomes a call.
+  // Names from `first` on (Strings only) as check_attribute judges them.
+  bool check_attribute_names(const google::protobuf::RepeatedPtrField<pg_query::Node>& names,
+                             int first);
+  bool check_operator(const pg_query::A_Expr& expr);
+  bool check_sublink_operator(const pg_query::SubLink& link);
+  bool check_type_name(const pg_query::TypeName& type);
   bool push_with(pg_query::WithClause* with);
   void pop_with(const pg_query::WithClause* with);
   bool is_cte_name(const pg_query::RangeVar& rv) const;
@@ -171,6 +181,7 @@ class StatementWalker {
   const policy::Policy& policy_;
   const IdentityShape& shape_;
   const Markers& markers_;
+  FunctionRules functions_;
   std::vector<std::set<std::string>> cte_scopes_;
   // Parallel to cte_scopes_: the CTEs of each WITH whose rows come from scoped tables.
   std::vector<std::map<std::string, pg_query::CommonTableExpr*>> tainted_ctes_;

@@ -703,6 +703,16 @@ def send_cancel(host: str, port: int, pid: int, key: int) -> None:
             pass
 
 
+def sleep_sql(seconds: float, *columns: str) -> str:
+    """A SELECT that runs for `seconds` and returns one row of `columns` (default one empty string,
+    as pg_sleep's void does). pg_sleep holds a backend and is denied by the function rules; this
+    busy wait uses allowed built-ins only (generate_series in the select list streams, and the
+    volatile qual stays above it)."""
+    cols = ", ".join(columns) if columns else "''"
+    return (f"SELECT {cols} FROM (SELECT generate_series(1, 1000000000000) AS g) s "
+            f"WHERE clock_timestamp() >= statement_timestamp() + interval '{seconds} seconds' LIMIT 1")
+
+
 def active_queries(pg: PgServer, marker: str) -> int:
     """How many server sessions are running a statement containing `marker`."""
     out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "

@@ -182,7 +182,7 @@ def test_client_disconnect_mid_query_frees_backend(proxy, pg):
     marker = f"tg-vanish-{os.getpid()}-{time.monotonic_ns()}"
     env = dict(os.environ, PGCONNECT_TIMEOUT="10")
     client = subprocess.Popen([str(harness.PG_BIN / "psql"), "-X", proxy.dsn(), "-c",
-                               f"SELECT pg_sleep(30) /* {marker} */"], env=env,
+                               f"{harness.sleep_sql(30)} /* {marker} */"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         harness.wait_until(lambda: harness.active_queries(pg, marker) == 1, 10, "the query to run on the server")

@@ -152,9 +152,9 @@ def test_cancel_own_query_only(proxy):
         except Exception as e:  # noqa: BLE001 - recorded and asserted below
             results[name] = e
 
-    t1 = threading.Thread(target=run, args=("victim", victim, "SELECT pg_sleep(30) /* tg-cancel-victim */"))
+    t1 = threading.Thread(target=run, args=("victim", victim, harness.sleep_sql(30) + " /* tg-cancel-victim */"))
     t2 = threading.Thread(target=run, args=("bystander", bystander,
-                                            "SELECT pg_sleep(1.5), 'done' /* tg-cancel-bystander */"))
+                                            harness.sleep_sql(1.5, "''", "'done'") + " /* tg-cancel-bystander */"))
     t1.start()
     t2.start()
     harness.wait_until(lambda: harness.active_queries(proxy.pg, "tg-cancel-") == 2, 10, "both queries running")
@@ -180,7 +180,7 @@ def test_bogus_cancel_request_cancels_nothing(proxy):
 
     def run():
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_sleep(1), 'finished' /* tg-bogus-cancel */")
+            cur.execute(harness.sleep_sql(1, "''", "'finished'") + " /* tg-bogus-cancel */")
             result["row"] = cur.fetchone()
 
     t = threading.Thread(target=run)

@@ -29,7 +29,7 @@ def test_graceful_shutdown_lets_running_query_finish(start_proxy, pg):
     grace_ms = 4000
     proxy = start_proxy({"limits": {"shutdown_grace_ms": grace_ms}})
     conn = psycopg2.connect(proxy.dsn())
-    t, result = run_in_thread(conn, "SELECT pg_sleep(1.5), 'finished' /* tg-graceful */")
+    t, result = run_in_thread(conn, harness.sleep_sql(1.5, "''", "'finished'") + " /* tg-graceful */")
     harness.wait_until(lambda: harness.active_queries(pg, "tg-graceful") == 1, 10, "the query to run")
     start = time.monotonic()
     proxy.signal(signal.SIGTERM)
@@ -55,7 +55,7 @@ def test_shutdown_closes_sessions_after_grace(start_proxy, pg):
     grace_ms = 1000
     proxy = start_proxy({"limits": {"shutdown_grace_ms": grace_ms}})
     conn = psycopg2.connect(proxy.dsn())
-    t, result = run_in_thread(conn, "SELECT pg_sleep(30) /* tg-outlasts-grace */")
+    t, result = run_in_thread(conn, harness.sleep_sql(30) + " /* tg-outlasts-grace */")
     harness.wait_until(lambda: harness.active_queries(pg, "tg-outlasts-grace") == 1, 10, "the query to run")
     start = time.monotonic()
     proxy.signal(signal.SIGTERM)

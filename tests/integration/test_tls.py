@@ -132,7 +132,7 @@ def test_cancel_with_tls_listener(start_proxy, proxy_certs):
     def run():
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_sleep(30) /* tg-tls-cancel */")
+                cur.execute(harness.sleep_sql(30) + " /* tg-tls-cancel */")
         except Exception as e:  # noqa: BLE001 - asserted below
             result["error"] = e
 

@@ -33,7 +33,7 @@ TEST(PolicyLoaderTest, EmptyFileHasDefaults) {
   EXPECT_EQ(p->default_action, Scope::kDeny);
   EXPECT_EQ(p->search_path, std::vector<std::string>{"public"});
   EXPECT_TRUE(p->tables.empty());
-  EXPECT_EQ(p->function_mode, FunctionMode::kDenyList);
+  EXPECT_EQ(p->function_mode, FunctionMode::kAllowList);
   EXPECT_TRUE(p->denied_functions.contains("set_config"));
   EXPECT_TRUE(p->denied_functions.contains("crdb_internal.*"));
   EXPECT_TRUE(p->denied_catalog_relations.contains("pg_statistic"));
@@ -320,15 +320,29 @@ TEST(PolicyLoaderErrorTest, FunctionsAndCatalogPatterns) {
   expect_error("[functions]\ndeny = [\"pg_*x\"]\n", 2, "'*' may only end the last part");
   expect_error("[functions]\ndeny = [\"sch*.f\"]\n", 2, "'*' may only end the last part");
   expect_error("[functions]\ndeny = [\"f(int)\"]\n", 2, "unexpected character '('");
-  expect_error("[functions]\nallow = [\"lower\"]\n", 2,
-               "allow has no effect unless mode = \"allow_list\" (mode defaults to \"deny_list\")");
   expect_error("[functions]\nmode = \"deny_list\"\nallow = [\"lower\"]\n", 3,
-               "allow has no effect unless mode = \"allow_list\"");
+               "allow has no effect with mode = \"deny_list\"");
+  expect_error("[functions]\nmode = \"nope\"\n", 2,
+               "unknown functions mode \"nope\" (expected allow_list | deny_list)");
   expect_error(
       "[functions]\nmode = \"allow_list\"\nallow = [\"lower\",\n \"pg_catalog.set_config\"]\n", 4,
       "\"pg_catalog.set_config\" is on the built-in deny list and cannot be allowed");
   expect_error("[functions]\nmode = \"allow_list\"\nallow = [\"crdb_internal.f\"]\n", 3,
-               "built-in deny list");
+               "allow narrows the built-in allow-list; name an app function with "
+               "[functions.\"crdb_internal.f\"]");
+  expect_error("[functions]\nallow = [\"app.my_fn\"]\n", 2,
+               "allow narrows the built-in allow-list");
+  expect_error("[functions.\"public.f\"]\nreason = \"x\"\n", 1,
+               "[functions.\"public.f\"] has no reads (none | shared | rls)");
+  expect_error("[functions.public.f]\nreads = \"none\"\n", 1,
+               "a schema-qualified name is one quoted key: [functions.\"public.f\"]");
+  expect_error("[functions.\"public.f\"]\nreads = \"all\"\n", 2, "unknown reads \"all\"");
+  expect_error("[functions.\"public.f\"]\nreads = \"none\"\nwhy = 1\n", 3,
+               "unknown key \"why\" in [functions.\"public.f\"] (expected reads, reason)");
+  expect_error("[functions.\"pg_catalog.lower\"]\nreads = \"none\"\n", 1,
+               "built-in functions follow the built-in list");
+  expect_error("[functions.\"a.b.c\"]\nreads = \"none\"\n", 1, "at most schema.name");
+  expect_error("[functions]\nlimit = 3\n", 2, "unknown key \"limit\" in [functions]");
   expect_error("[catalogs]\ndeny = [1]\n", 2, "deny entries must be a string");
   expect_error("[catalogs]\ndeny = [\"a.b.c\"]\n", 2, "at most schema.name");
 }

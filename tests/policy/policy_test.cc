@@ -271,16 +271,96 @@ TEST(FunctionTest, BuiltinDenyList) {
            {"pg_catalog", "lower"},
            {"", "now"},
            {"", "current_setting"},
-           {"", "pg_sleep"},  // not built in: the example policy adds it
-           {"", "pg_advisory_lock"},
            {"", "txid_current"},
            {"", "xpath"},
            {"", "nextval"},
+           {"", "currval"},
+           {"", "lastval"},
            {"", "pg_get_viewdef"},
-           {"", "lower_bound"},
-           {"", "setseed"}}) {
+           {"information_schema", "_pg_expandarray"}}) {
     EXPECT_FALSE(p->function_denied(schema, name)) << schema << "." << name;
   }
+  // Denied by builtin_functions.tsv, not by a pattern.
+  for (const char* name : {"pg_sleep", "pg_advisory_lock", "pg_try_advisory_xact_lock", "setseed",
+                           "setval", "pg_relation_size", "pg_blocking_pids", "currtid2",
+                           "gin_clean_pending_list", "pg_mcv_list_items", "pg_cursor"}) {
+    EXPECT_TRUE(p->function_denied("", name)) << name;
+    EXPECT_TRUE(p->function_denied("pg_catalog", name)) << name;
+    EXPECT_EQ(p->function_rule("", name), FunctionRule::kDenied) << name;
+  }
+  // Neither a built-in nor named: refused in allow-list mode (the default).
+  EXPECT_EQ(p->function_rule("", "lower_bound"), FunctionRule::kNotListed);
+  EXPECT_TRUE(p->function_denied("", "lower_bound"));
+  EXPECT_TRUE(p->function_denied("public", "records_of"));
+  EXPECT_TRUE(p->function_denied("pg_catalog", "no_such_builtin"));
+  // A built-in name qualified with another schema is that schema's function.
+  EXPECT_EQ(p->function_rule("public", "lower"), FunctionRule::kNotListed);
+}
+
+TEST(FunctionTest, BuiltinTableIsSortedAndComplete) {
+  const auto all = builtin_functions();
+  ASSERT_GT(all.size(), 2500u);
+  std::size_t allowed = 0;
+  for (const BuiltinFunction& f : all) {
+    EXPECT_TRUE(f.schema == "pg_catalog" || f.schema == "information_schema") << f.name;
+    EXPECT_FALSE(f.reason.empty()) << f.name;
+    EXPECT_EQ(find_builtin_function(f.schema, f.name), &f) << f.name;
+    allowed += f.allowed ? 1 : 0;
+  }
+  EXPECT_GT(allowed, 2000u);
+  EXPECT_EQ(find_builtin_function("pg_catalog", "no_such_function"), nullptr);
+  EXPECT_EQ(find_builtin_function("public", "lower"), nullptr);
+  // No built-in pattern denies a name the table allows (the table says
+  // what happens to each built-in).
+  Policy p;
+  for (const BuiltinFunction& f : all) {
+    const FunctionRule expected = f.allowed ? FunctionRule::kAllowed : FunctionRule::kDenied;
+    EXPECT_EQ(p.function_rule(f.schema, f.name), expected) << f.schema << "." << f.name;
+  }
+  for (const char* name :
+       {"ts_stat", "ts_rewrite", "query_to_xml", "cursor_to_xml", "database_to_xml", "table_to_xml",
+        "schema_to_xml", "pg_read_file", "lo_import", "pg_ls_dir", "pg_stat_get_live_tuples",
+        "pg_terminate_backend", "pg_cancel_backend", "set_config"}) {
+    const BuiltinFunction* f = find_builtin_function("pg_catalog", name);
+    ASSERT_NE(f, nullptr) << name;
+    EXPECT_FALSE(f->allowed) << name;
+  }
+}
+
+TEST(FunctionTest, AppFunctionsNamedByThePolicy) {
+  auto p = parse_policy(R"(
+search_path = ["app", "public"]
+[functions."public.slugify"]
+reads = "none"
+[functions.count_mine]
+reads = "rls"
+reason = "SECURITY INVOKER over the RLS view public.my_records"
+)",
+                        "n.toml");
+  ASSERT_EQ(p->app_functions.size(), 2u);
+  const AppFunctionPolicy& f = p->app_functions.at({"app", "count_mine"});
+  EXPECT_EQ(f.reads, FunctionReads::kRls);
+  EXPECT_EQ(f.line, 5);
+  EXPECT_EQ(p->function_rule("public", "slugify"), FunctionRule::kAllowed);
+  EXPECT_EQ(p->function_rule("", "slugify"), FunctionRule::kAllowed);  // public is on the path
+  EXPECT_EQ(p->function_rule("app", "slugify"), FunctionRule::kNotListed);
+  EXPECT_EQ(p->function_rule("", "count_mine"), FunctionRule::kAllowed);
+  EXPECT_TRUE(p->function_denied("other", "count_mine"));
+  EXPECT_TRUE(p->app_function_named("public", "slugify"));
+  EXPECT_FALSE(p->app_function_named("public", "SLUGIFY"));
+}
+
+TEST(FunctionTest, DenyListModeIsAnOptIn) {
+  auto p = parse_policy("[functions]\nmode = \"deny_list\"\n", "d.toml");
+  EXPECT_EQ(p->function_mode, FunctionMode::kDenyList);
+  EXPECT_FALSE(p->function_denied("public", "records_of"));
+  EXPECT_FALSE(p->function_denied("", "anything"));
+  EXPECT_FALSE(p->function_denied("", "lower"));
+  // The built-in deny entries apply in both modes.
+  EXPECT_TRUE(p->function_denied("", "ts_stat"));
+  EXPECT_TRUE(p->function_denied("", "pg_sleep"));
+  EXPECT_TRUE(p->function_denied("", "setval"));
+  EXPECT_TRUE(p->function_denied("any", "dblink"));
 }
 
 TEST(FunctionTest, FileDenyPatterns) {
@@ -295,39 +375,41 @@ deny = ["pg_sleep", "Util.Danger*", "pg_catalog.md5", "other.f"]
   EXPECT_TRUE(p->function_denied("anyschema", "pg_sleep"));
   EXPECT_TRUE(p->function_denied("util", "danger"));
   EXPECT_TRUE(p->function_denied("util", "dangerous_thing"));
-  EXPECT_FALSE(p->function_denied("util", "safe"));
-  EXPECT_FALSE(p->function_denied("app", "danger"));
-  EXPECT_FALSE(p->function_denied("", "danger"));  // util is not on the search_path
+  EXPECT_EQ(p->function_rule("util", "safe"), FunctionRule::kNotListed);
+  EXPECT_EQ(p->function_rule("app", "danger"), FunctionRule::kNotListed);
+  EXPECT_EQ(p->function_rule("", "danger"), FunctionRule::kNotListed);  // util: not on the path
   EXPECT_TRUE(p->function_denied("pg_catalog", "md5"));
   EXPECT_TRUE(p->function_denied("", "md5"));  // pg_catalog is searched implicitly
-  EXPECT_FALSE(p->function_denied("app", "md5"));
-  EXPECT_FALSE(p->function_denied("", "f"));
-  EXPECT_TRUE(p->function_denied("other", "f"));
+  EXPECT_EQ(p->function_rule("app", "md5"), FunctionRule::kNotListed);
+  EXPECT_EQ(p->function_rule("", "f"), FunctionRule::kNotListed);
+  EXPECT_EQ(p->function_rule("other", "f"), FunctionRule::kDenied);
   EXPECT_TRUE(p->denied_functions.contains("util.danger*"));
   EXPECT_TRUE(p->denied_functions.contains("set_config"));  // built-ins are listed too
 
   auto q = parse_policy("search_path = [\"app\"]\n[functions]\ndeny = [\"app.f\"]\n", "g.toml");
-  EXPECT_TRUE(q->function_denied("", "f"));  // app is on the search_path
-  EXPECT_TRUE(q->function_denied("app", "f"));
-  EXPECT_FALSE(q->function_denied("x", "f"));
+  EXPECT_EQ(q->function_rule("", "f"), FunctionRule::kDenied);  // app is on the search_path
+  EXPECT_EQ(q->function_rule("app", "f"), FunctionRule::kDenied);
+  EXPECT_EQ(q->function_rule("x", "f"), FunctionRule::kNotListed);
 }
 
 TEST(FunctionTest, AllowListMode) {
   auto p = parse_policy(R"(
 [functions]
 mode = "allow_list"
-allow = ["lower", "count", "pg_catalog.now", "app.my_fn", "json_*"]
+allow = ["lower", "count", "pg_catalog.now", "json_*"]
+[functions."app.my_fn"]
+reads = "none"
 )",
                         "a.toml");
   EXPECT_EQ(p->function_mode, FunctionMode::kAllowList);
   EXPECT_FALSE(p->function_denied("", "lower"));
   EXPECT_FALSE(p->function_denied("pg_catalog", "lower"));
-  EXPECT_FALSE(p->function_denied("", "LOWER"));
+  EXPECT_TRUE(p->function_denied("", "LOWER"));  // quoted "LOWER": no such built-in
   EXPECT_TRUE(p->function_denied("evil", "lower"));
   EXPECT_FALSE(p->function_denied("", "now"));
   EXPECT_FALSE(p->function_denied("pg_catalog", "now"));
   EXPECT_FALSE(p->function_denied("app", "my_fn"));
-  EXPECT_TRUE(p->function_denied("", "my_fn"));
+  EXPECT_TRUE(p->function_denied("", "my_fn"));  // app is not on the search_path
   EXPECT_FALSE(p->function_denied("", "json_build_object"));
   EXPECT_TRUE(p->function_denied("", "upper"));
   EXPECT_TRUE(p->function_denied("", "set_config"));
