@@ -1,6 +1,8 @@
 #include "proxy/server.h"
 
+#include <fmt/ranges.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,14 +17,20 @@
 
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/connection_limits.h"
 #include "proxy/log.h"
+#include "proxy/messages.h"
 #include "proxy/policy_store.h"
+#include "proxy/principal_store.h"
+#include "proxy/scram.h"
 #include "proxy/session.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
 namespace tenantgate::proxy {
 namespace {
+
+using namespace asio::experimental::awaitable_operators;
 
 // Starts fn on a thread whose stack is large enough for the rewriter.
 pthread_t start_large_stack_thread(std::function<void()> fn) {
@@ -52,6 +60,70 @@ void log_server(spdlog::level::level_enum level, std::string_view message) {
   log_line(level, kNoContext, message);
 }
 
+// A message that can repeat thousands of times a second under attack (accept
+// failures, refused connections): logged at most once per interval, with the
+// number of occurrences that were not logged. Used from one thread.
+class ThrottledLog {
+ public:
+  explicit ThrottledLog(std::chrono::steady_clock::duration interval) : interval_(interval) {}
+
+  void note(spdlog::level::level_enum level, std::string_view message) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < interval_) {
+      ++suppressed_;
+      return;
+    }
+    if (suppressed_ > 0) {
+      log_server(level, fmt::format("{} (and {} more like it since the last such line)", message,
+                                    suppressed_));
+    } else {
+      log_server(level, message);
+    }
+    last_ = now;
+    suppressed_ = 0;
+  }
+
+ private:
+  const std::chrono::steady_clock::duration interval_;
+  std::chrono::steady_clock::time_point last_{};
+  uint64_t suppressed_ = 0;
+};
+
+// Servers raise the soft descriptor limit to the hard one: the default soft
+// limit (often 1024) is far below what max_client_connections needs (a
+// client and a backend socket per session).
+void raise_descriptor_limit(uint32_t max_client_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      limit = raised;
+      log_server(spdlog::level::info,
+                 fmt::format("raised the open-file limit (RLIMIT_NOFILE) from {} to {}", before,
+                             limit.rlim_cur));
+    }
+  }
+  const uint64_t needed = 2ull * max_client_connections + 64;
+  if (limit.rlim_cur != RLIM_INFINITY && (max_client_connections == 0 || limit.rlim_cur < needed)) {
+    log_server(spdlog::level::warn,
+               fmt::format("the open-file limit is {}, below the {} descriptors that "
+                           "limits.max_client_connections = {} can use (two per session): "
+                           "connections beyond it fail to be accepted until others close",
+                           limit.rlim_cur, needed, max_client_connections));
+  }
+}
+
+ConnectionLimits::Settings limit_settings(const config::Limits& limits) {
+  return {limits.max_client_connections, limits.max_startups, limits.max_startups_per_source,
+          limits.max_connections_per_tenant};
+}
+
+// Refused connections being closed gracefully at once; more are closed at once.
+constexpr int kMaxLingeringRefusals = 64;
+
 }  // namespace
 
 class Server::Impl {
@@ -59,6 +131,8 @@ class Server::Impl {
   Impl(std::shared_ptr<const config::Config> config, std::shared_ptr<const policy::Policy> policy)
       : config_(std::move(config)),
         policies_(std::move(policy)),
+        principals_(principals_of(config_)),
+        limits_(limit_settings(config_->limits)),
         rewriter_(rewriter::Options{config_->limits.max_statement_bytes}),
         rewrite_cache_(config_->limits.rewrite_cache_bytes) {
     unsigned threads = config_->listen.threads;
@@ -70,6 +144,8 @@ class Server::Impl {
     services_.config = config_;
     services_.cancels = &cancels_;
     services_.policies = &policies_;
+    services_.principals = &principals_;
+    services_.limits = &limits_;
     services_.rewriter = &rewriter_;
     services_.rewrite_cache = &rewrite_cache_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
@@ -90,6 +166,7 @@ class Server::Impl {
   }
 
   int run() {
+    raise_descriptor_limit(config_->limits.max_client_connections);
     auto& main_context = *contexts_.front();
     tcp::endpoint endpoint(asio::ip::make_address(config_->listen.host), config_->listen.port);
     acceptor_.emplace(main_context);
@@ -146,22 +223,39 @@ class Server::Impl {
 
   awaitable<void> accept_loop() {
     std::size_t next = 0;
+    ThrottledLog accept_errors(std::chrono::seconds(5));
+    ThrottledLog refusals(std::chrono::seconds(5));
+    auto backoff = std::chrono::milliseconds(10);
     for (;;) {
       auto& ctx = *contexts_[next];
       next = (next + 1) % contexts_.size();
       auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-        log_server(spdlog::level::warn, "accept failed: " + ec.message());
-        // Out of descriptors and similar: do not spin.
-        asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+        accept_errors.note(spdlog::level::warn,
+                           fmt::format("accept failed: {}; retrying in {} ms", ec.message(),
+                                       backoff.count()));
+        // Out of descriptors and similar: the pending connection stays in the
+        // backlog, so retrying at once would spin. Back off, up to 100 ms.
+        asio::steady_timer pause(co_await asio::this_coro::executor, backoff);
         co_await pause.async_wait(use_nothrow);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
         continue;
       }
+      backoff = std::chrono::milliseconds(10);
       error_code ignored;
+      const auto peer = socket.remote_endpoint(ignored);
+      ConnectionSlot slot;
+      if (auto refused = limits_.admit(peer.address().to_string(), slot)) {
+        refusals.note(spdlog::level::warn,
+                      fmt::format("refused a connection from {}: {}", peer.address().to_string(),
+                                  *refused));
+        refuse(std::move(socket), *refused);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true), ignored);
       const uint64_t id = ++next_session_id_;
-      auto session = std::make_shared<Session>(std::move(socket), services_, id);
+      auto session = std::make_shared<Session>(std::move(socket), services_, id, std::move(slot));
       {
         std::lock_guard lock(sessions_mutex_);
         sessions_.emplace(id, session);
@@ -180,12 +274,112 @@ class Server::Impl {
     }
   }
 
+  // Over a limit: FATAL 53300 at once, without reading the start-up packet
+  // (PostgreSQL's postmaster does the same when it cannot start a backend;
+  // libpq shows the message whether it sent an SSLRequest or a
+  // StartupMessage). The connection is then kept for up to a second, reading
+  // and dropping what the client sends, so that closing it does not reset it
+  // before the client has read the error; at most kMaxLingeringRefusals at a
+  // time, the rest are closed at once.
+  void refuse(tcp::socket socket, const std::string& message) {
+    error_code ignored;
+    socket.non_blocking(true, ignored);
+    const std::string reply = error_response("FATAL", "53300", message);
+    // A fresh socket's send buffer holds a short message: this does not block.
+    socket.write_some(asio::buffer(reply), ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    if (lingering_refusals_.fetch_add(1) >= kMaxLingeringRefusals) {
+      --lingering_refusals_;
+      char sink[4096];
+      socket.read_some(asio::buffer(sink), ignored);
+      socket.close(ignored);
+      return;
+    }
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, linger(std::move(socket)), asio::detached);
+  }
+
+  awaitable<void> linger(tcp::socket socket) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(1));
+    auto drain = [&]() -> awaitable<void> {
+      char sink[4096];
+      for (;;) {
+        auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), use_nothrow);
+        if (ec) co_return;
+      }
+    };
+    co_await (drain() || timer.async_wait(use_nothrow));
+    error_code ignored;
+    socket.close(ignored);
+    --lingering_refusals_;
+  }
+
   void wait_for_reload() {
     reload_signal_->async_wait([this](const error_code& ec, int) {
       if (ec) return;
+      reload_principals();
       reload_policy();
       wait_for_reload();
     });
+  }
+
+  // Reads the config file again and puts its principals in force; the rest of
+  // the file needs a restart (a change is logged). A file that does not load,
+  // or that changes how principals are read (auth.mode, [identity]), keeps
+  // the principals in force.
+  void reload_principals() {
+    const std::string& file = config_->source_file;
+    std::shared_ptr<const config::Config> next;
+    try {
+      next = std::make_shared<const config::Config>(config::load_config_file(file));
+    } catch (const std::exception& e) {
+      log_server(spdlog::level::err,
+                 fmt::format("principals reload failed, keeping the principals in force: {}",
+                             e.what()));
+      return;
+    }
+    if (next->auth_mode != config_->auth_mode || !(next->identity == config_->identity)) {
+      log_server(spdlog::level::err,
+                 fmt::format("principals reload refused, keeping the principals in force: {} "
+                             "changed in {}, which needs a restart",
+                             next->auth_mode != config_->auth_mode ? "auth.mode" : "[identity]",
+                             file));
+      return;
+    }
+    if (next->auth_mode == config::AuthMode::kScram) {
+      for (const auto& p : next->principals) {
+        if (!parse_scram_verifier(p.scram)) {
+          log_server(spdlog::level::err,
+                     fmt::format("principals reload failed, keeping the principals in force: "
+                                 "{}:{}: principal \"{}\": scram is not a valid SCRAM-SHA-256 "
+                                 "verifier",
+                                 file, p.line, p.name));
+          return;
+        }
+      }
+    }
+    std::vector<std::string> restart;
+    if (!(next->listen == config_->listen)) restart.emplace_back("[listen]");
+    if (!(next->backend == config_->backend)) restart.emplace_back("[backend]");
+    if (next->revoked_sessions != config_->revoked_sessions) restart.emplace_back("[auth]");
+    if (next->policy_file != config_->policy_file) restart.emplace_back("[policy]");
+    if (!(next->limits == config_->limits)) restart.emplace_back("[limits]");
+    if (!(next->log == config_->log)) restart.emplace_back("[log]");
+    if (!restart.empty()) {
+      log_server(spdlog::level::warn,
+                 fmt::format("{} changed in {}: only [[principals]] is reloaded, the rest needs "
+                             "a restart",
+                             fmt::join(restart, ", "), file));
+    }
+    const auto count = next->principals.size();
+    auto snapshot = principals_of(std::move(next));
+    principals_.set(snapshot);
+    log_server(spdlog::level::info,
+               fmt::format("principals reloaded from {} ({} principals)", file, count));
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) s->on_principals_reloaded(snapshot);
+    }
   }
 
   void reload_policy() {
@@ -267,6 +461,9 @@ class Server::Impl {
   ssl::context backend_tls_{ssl::context::tls_client};
   CancelRegistry cancels_;
   PolicyStore policies_;
+  PrincipalStore principals_;
+  ConnectionLimits limits_;
+  std::atomic<int> lingering_refusals_{0};
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
   ProxyServices services_;
