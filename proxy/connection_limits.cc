@@ -50,8 +50,7 @@ void ConnectionSlot::release() {
   limits_ = nullptr;
 }
 
-std::optional<std::string> ConnectionLimits::admit(std::string_view source,
-                                                    ConnectionSlot& slot) {
+std::optional<std::string> ConnectionLimits::admit(std::string_view source, ConnectionSlot& slot) {
   std::lock_guard lock(mutex_);
   const Settings& s = settings_;
   if (s.max_client_connections != 0 && connections_ >= s.max_client_connections) {
@@ -80,8 +79,7 @@ std::optional<std::string> ConnectionLimits::admit(std::string_view source,
   return std::nullopt;
 }
 
-std::optional<std::string> ConnectionLimits::claim(ConnectionSlot& slot,
-                                                   std::string_view principal,
+std::optional<std::string> ConnectionLimits::claim(ConnectionSlot& slot, std::string_view principal,
                                                    uint32_t principal_max,
                                                    std::optional<std::string_view> tenant) {
   std::lock_guard lock(mutex_);
@@ -92,8 +90,8 @@ std::optional<std::string> ConnectionLimits::claim(ConnectionSlot& slot,
   const uint32_t tenant_max = settings_.max_connections_per_tenant;
   if (tenant && tenant_max != 0 && count_of(by_tenant_, *tenant) >= tenant_max) {
     return fmt::format(
-        "too many connections for tenant \"{}\" (limits.max_connections_per_tenant = {})",
-        *tenant, tenant_max);
+        "too many connections for tenant \"{}\" (limits.max_connections_per_tenant = {})", *tenant,
+        tenant_max);
   }
   ++by_principal_[std::string(principal)];
   slot.principal_ = std::string(principal);

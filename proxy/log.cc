@@ -151,8 +151,8 @@ std::string text_escape(std::string_view s) {
 
 std::string text_value(std::string_view s) {
   std::string escaped = text_escape(s);
-  const bool quote = s.empty() || escaped.size() != s.size() ||
-                     s.find_first_of(" =\"") != std::string_view::npos;
+  const bool quote =
+      s.empty() || escaped.size() != s.size() || s.find_first_of(" =\"") != std::string_view::npos;
   if (!quote) return escaped;
   return "\"" + escaped + "\"";
 }

@@ -232,9 +232,8 @@ class Server::Impl {
       auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-        accept_errors.note(spdlog::level::warn,
-                           fmt::format("accept failed: {}; retrying in {} ms", ec.message(),
-                                       backoff.count()));
+        accept_errors.note(spdlog::level::warn, fmt::format("accept failed: {}; retrying in {} ms",
+                                                            ec.message(), backoff.count()));
         // Out of descriptors and similar: the pending connection stays in the
         // backlog, so retrying at once would spin. Back off, up to 100 ms.
         asio::steady_timer pause(co_await asio::this_coro::executor, backoff);
@@ -247,9 +246,8 @@ class Server::Impl {
       const auto peer = socket.remote_endpoint(ignored);
       ConnectionSlot slot;
       if (auto refused = limits_.admit(peer.address().to_string(), slot)) {
-        refusals.note(spdlog::level::warn,
-                      fmt::format("refused a connection from {}: {}", peer.address().to_string(),
-                                  *refused));
+        refusals.note(spdlog::level::warn, fmt::format("refused a connection from {}: {}",
+                                                       peer.address().to_string(), *refused));
         refuse(std::move(socket), *refused);
         continue;
       }
@@ -333,17 +331,17 @@ class Server::Impl {
     try {
       next = std::make_shared<const config::Config>(config::load_config_file(file));
     } catch (const std::exception& e) {
-      log_server(spdlog::level::err,
-                 fmt::format("principals reload failed, keeping the principals in force: {}",
-                             e.what()));
+      log_server(
+          spdlog::level::err,
+          fmt::format("principals reload failed, keeping the principals in force: {}", e.what()));
       return;
     }
     if (next->auth_mode != config_->auth_mode || !(next->identity == config_->identity)) {
-      log_server(spdlog::level::err,
-                 fmt::format("principals reload refused, keeping the principals in force: {} "
-                             "changed in {}, which needs a restart",
-                             next->auth_mode != config_->auth_mode ? "auth.mode" : "[identity]",
-                             file));
+      log_server(
+          spdlog::level::err,
+          fmt::format("principals reload refused, keeping the principals in force: {} "
+                      "changed in {}, which needs a restart",
+                      next->auth_mode != config_->auth_mode ? "auth.mode" : "[identity]", file));
       return;
     }
     if (next->auth_mode == config::AuthMode::kScram) {

@@ -399,8 +399,7 @@ awaitable<bool> Session::authenticate_client_scram() {
   }
   if (co_await client_.write(authentication_sasl_continue(step.message))) co_return false;
 
-  auto final_message =
-      co_await read_message(client_, client_buffer_, false, kMaxAuthMessage, true);
+  auto final_message = co_await read_message(client_, client_buffer_, false, kMaxAuthMessage, true);
   if (!final_message.ok) co_return false;
   if (final_message.type != 'p') {
     fail("08P01", "expected SASLResponse");
@@ -515,8 +514,8 @@ bool Session::claim_limits() {
   // Bypass sessions are not counted per tenant.
   std::optional<std::string_view> tenant;
   if (!bypass_ && !tenant_.empty()) tenant = tenant_;
-  if (auto refused = services_.limits->claim(slot_, principal_name_,
-                                             principal_->max_connections, tenant)) {
+  if (auto refused =
+          services_.limits->claim(slot_, principal_name_, principal_->max_connections, tenant)) {
     fail("53300", *refused);
     return false;
   }

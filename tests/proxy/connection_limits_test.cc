@@ -63,7 +63,8 @@ TEST(ConnectionLimits, PerPrincipal) {
   EXPECT_FALSE(limits.claim(slots[1], "app", 2, "globex"));
   auto refused = limits.claim(slots[2], "app", 2, "acme");
   ASSERT_TRUE(refused);
-  EXPECT_NE(refused->find("principal \"app\" (max_connections = 2)"), std::string::npos) << *refused;
+  EXPECT_NE(refused->find("principal \"app\" (max_connections = 2)"), std::string::npos)
+      << *refused;
   EXPECT_FALSE(limits.claim(slots[2], "other", 2, "acme"));
   slots[0] = ConnectionSlot();
   ConnectionSlot again;

@@ -12,7 +12,8 @@ namespace {
 TEST(TextEscape, PlainTextIsKept) {
   EXPECT_EQ(text_escape("app"), "app");
   EXPECT_EQ(text_escape("acme-42_x.y"), "acme-42_x.y");
-  EXPECT_EQ(text_escape("caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac"), "caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac");
+  EXPECT_EQ(text_escape("caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac"),
+            "caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac");
 }
 
 TEST(TextEscape, LineBreaksAndTabs) {
@@ -36,8 +37,8 @@ TEST(TextEscape, ControlBytesDelAndNul) {
 TEST(TextEscape, C1ControlsSeparatorsAndBidi) {
   EXPECT_EQ(text_escape("\xc2\x9b"
                         "31m"),
-            "\\xc2\\x9b31m");                               // C1 CSI
-  EXPECT_EQ(text_escape("\xc2\x85"), "\\xc2\\x85");         // NEL
+            "\\xc2\\x9b31m");                                 // C1 CSI
+  EXPECT_EQ(text_escape("\xc2\x85"), "\\xc2\\x85");           // NEL
   EXPECT_EQ(text_escape("\xe2\x80\xa8"), "\\xe2\\x80\\xa8");  // LINE SEPARATOR
   EXPECT_EQ(text_escape("\xe2\x80\xae"), "\\xe2\\x80\\xae");  // RIGHT-TO-LEFT OVERRIDE
   EXPECT_EQ(text_escape("\xe2\x81\xa6"), "\\xe2\\x81\\xa6");  // LEFT-TO-RIGHT ISOLATE
@@ -46,12 +47,12 @@ TEST(TextEscape, C1ControlsSeparatorsAndBidi) {
 
 TEST(TextEscape, InvalidUtf8) {
   EXPECT_EQ(text_escape("\xff"), "\\xff");
-  EXPECT_EQ(text_escape("a\xc3"), "a\\xc3");              // truncated sequence
-  EXPECT_EQ(text_escape("\xc3("), "\\xc3(");              // bad continuation
-  EXPECT_EQ(text_escape("\xc0\xaf"), "\\xc0\\xaf");       // overlong '/'
-  EXPECT_EQ(text_escape("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
+  EXPECT_EQ(text_escape("a\xc3"), "a\\xc3");                           // truncated sequence
+  EXPECT_EQ(text_escape("\xc3("), "\\xc3(");                           // bad continuation
+  EXPECT_EQ(text_escape("\xc0\xaf"), "\\xc0\\xaf");                    // overlong '/'
+  EXPECT_EQ(text_escape("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // surrogate
   EXPECT_EQ(text_escape("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
-  EXPECT_EQ(text_escape("\x80"), "\\x80");                // lone continuation
+  EXPECT_EQ(text_escape("\x80"), "\\x80");                             // lone continuation
 }
 
 TEST(TextValue, QuotedWhenNeeded) {
