@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -96,9 +97,19 @@ void raise_descriptor_limit(uint32_t max_client_connections) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
   const rlim_t before = limit.rlim_cur;
-  if (limit.rlim_cur < limit.rlim_max) {
+  rlim_t target = limit.rlim_max;
+  if (target == RLIM_INFINITY) {
+    // The kernel caps descriptors at fs.nr_open even without a hard limit.
+    unsigned long nr_open = 1048576;
+    if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "r")) {
+      if (std::fscanf(f, "%lu", &nr_open) != 1) nr_open = 1048576;
+      std::fclose(f);
+    }
+    target = nr_open;
+  }
+  if (limit.rlim_cur < target) {
     rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max;
+    raised.rlim_cur = target;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
       limit = raised;
       log_server(spdlog::level::info,
@@ -106,8 +117,16 @@ void raise_descriptor_limit(uint32_t max_client_connections) {
                              limit.rlim_cur));
     }
   }
+  if (limit.rlim_cur == RLIM_INFINITY) return;
+  if (max_client_connections == 0) {
+    log_server(spdlog::level::warn,
+               fmt::format("limits.max_client_connections = 0 (no limit): past the open-file "
+                           "limit of {}, connections fail to be accepted until others close",
+                           limit.rlim_cur));
+    return;
+  }
   const uint64_t needed = 2ull * max_client_connections + 64;
-  if (limit.rlim_cur != RLIM_INFINITY && (max_client_connections == 0 || limit.rlim_cur < needed)) {
+  if (limit.rlim_cur < needed) {
     log_server(spdlog::level::warn,
                fmt::format("the open-file limit is {}, below the {} descriptors that "
                            "limits.max_client_connections = {} can use (two per session): "

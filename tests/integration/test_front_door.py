@@ -271,6 +271,15 @@ def test_max_startups_counts_only_unauthenticated(start_proxy):
     harness.wait_until(lambda: _connects(proxy), 5, "a session once the idle start-ups closed")
 
 
+class RawConnFrom(harness.RawConn):
+    """A RawConn from a chosen loopback source address."""
+
+    def __init__(self, source: str, host: str, port: int, timeout: float = harness.DEFAULT_TIMEOUT) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=(source, 0))
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+
 def test_max_startups_per_source(start_proxy):
     proxy = start_proxy({"limits": {"max_startups_per_source": 3}})
     idle = open_idle(proxy, 3)
@@ -280,6 +289,9 @@ def test_max_startups_per_source(start_proxy):
         r = refusal_of(extra, 3)
         extra.close()
         assert r and r["C"] == "53300" and "max_startups_per_source = 3" in r["M"], r
+        # A client from another address is not affected.
+        with RawConnFrom("127.0.0.2", proxy.host, proxy.port) as c:
+            assert c.startup(proxy.startup_params(), APP_PW).ok
     finally:
         close_all(idle)
     harness.wait_until(lambda: _connects(proxy), 5, "a session once the idle start-ups closed")
