@@ -90,12 +90,18 @@ class ThrottledLog {
   uint64_t suppressed_ = 0;
 };
 
-// Servers raise the soft descriptor limit to the hard one: the default soft
-// limit (often 1024) is far below what max_client_connections needs (a
-// client and a backend socket per session).
-void raise_descriptor_limit(uint32_t max_client_connections) {
+// Refused connections being closed gracefully at once; more are closed at once.
+constexpr int kMaxLingeringRefusals = 64;
+// Descriptors that are not sessions': the listener, event loops, signals,
+// the log, cancel requests in flight.
+constexpr uint64_t kReservedDescriptors = 64;
+
+// The soft open-file limit after raising it to the hard limit, as servers do:
+// the default soft limit (often 1024) is far below what max_client_connections
+// needs. RLIM_INFINITY when there is none.
+rlim_t raise_descriptor_limit() {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return RLIM_INFINITY;
   const rlim_t before = limit.rlim_cur;
   rlim_t target = limit.rlim_max;
   if (target == RLIM_INFINITY) {
@@ -117,31 +123,34 @@ void raise_descriptor_limit(uint32_t max_client_connections) {
                              limit.rlim_cur));
     }
   }
-  if (limit.rlim_cur == RLIM_INFINITY) return;
-  if (max_client_connections == 0) {
-    log_server(spdlog::level::warn,
-               fmt::format("limits.max_client_connections = 0 (no limit): past the open-file "
-                           "limit of {}, connections fail to be accepted until others close",
-                           limit.rlim_cur));
-    return;
-  }
-  const uint64_t needed = 2ull * max_client_connections + 64;
-  if (limit.rlim_cur < needed) {
-    log_server(spdlog::level::warn,
-               fmt::format("the open-file limit is {}, below the {} descriptors that "
-                           "limits.max_client_connections = {} can use (two per session): "
-                           "connections beyond it fail to be accepted until others close",
-                           limit.rlim_cur, needed, max_client_connections));
-  }
+  return limit.rlim_cur;
 }
 
-ConnectionLimits::Settings limit_settings(const config::Limits& limits) {
-  return {limits.max_client_connections, limits.max_startups, limits.max_startups_per_source,
-          limits.max_connections_per_tenant};
+// The connection limits, with max_client_connections lowered to what the
+// open-file limit can hold (two descriptors per session: client and backend),
+// so that a flood is refused with 53300 instead of running out of
+// descriptors, which leaves every new client waiting in the listen backlog.
+ConnectionLimits::Settings fit_limits(const config::Limits& limits) {
+  ConnectionLimits::Settings settings{limits.max_client_connections, limits.max_startups,
+                                      limits.max_startups_per_source,
+                                      limits.max_connections_per_tenant};
+  const rlim_t descriptors = raise_descriptor_limit();
+  if (descriptors == RLIM_INFINITY) return settings;
+  const uint64_t reserved = kReservedDescriptors + kMaxLingeringRefusals;
+  const uint64_t fit = descriptors > reserved + 2 ? (descriptors - reserved) / 2 : 1;
+  if (settings.max_client_connections == 0 || settings.max_client_connections > fit) {
+    log_server(spdlog::level::warn,
+               fmt::format("limits.max_client_connections lowered from {} to {}: the open-file "
+                           "limit of {} holds no more sessions (two descriptors each); raise the "
+                           "limit (ulimit -n, LimitNOFILE=) to allow more",
+                           settings.max_client_connections == 0
+                               ? std::string("0 (no limit)")
+                               : std::to_string(settings.max_client_connections),
+                           fit, descriptors));
+    settings.max_client_connections = static_cast<uint32_t>(fit);
+  }
+  return settings;
 }
-
-// Refused connections being closed gracefully at once; more are closed at once.
-constexpr int kMaxLingeringRefusals = 64;
 
 }  // namespace
 
@@ -151,7 +160,7 @@ class Server::Impl {
       : config_(std::move(config)),
         policies_(std::move(policy)),
         principals_(principals_of(config_)),
-        limits_(limit_settings(config_->limits)),
+        limits_(fit_limits(config_->limits)),
         rewriter_(rewriter::Options{config_->limits.max_statement_bytes}),
         rewrite_cache_(config_->limits.rewrite_cache_bytes) {
     unsigned threads = config_->listen.threads;
@@ -185,7 +194,6 @@ class Server::Impl {
   }
 
   int run() {
-    raise_descriptor_limit(config_->limits.max_client_connections);
     auto& main_context = *contexts_.front();
     tcp::endpoint endpoint(asio::ip::make_address(config_->listen.host), config_->listen.port);
     acceptor_.emplace(main_context);
@@ -251,6 +259,7 @@ class Server::Impl {
       auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        short_of_descriptors_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         accept_errors.note(spdlog::level::warn, fmt::format("accept failed: {}; retrying in {} ms",
                                                             ec.message(), backoff.count()));
         // Out of descriptors and similar: the pending connection stays in the
@@ -305,8 +314,16 @@ class Server::Impl {
     // A fresh socket's send buffer holds a short message: this does not block.
     socket.write_some(asio::buffer(reply), ignored);
     socket.shutdown(tcp::socket::shutdown_send, ignored);
-    if (lingering_refusals_.fetch_add(1) >= kMaxLingeringRefusals) {
-      --lingering_refusals_;
+    // Short of descriptors (accept failed lately), nothing lingers.
+    bool linger_now = false;
+    if (std::chrono::steady_clock::now() >= short_of_descriptors_until_) {
+      if (lingering_refusals_.fetch_add(1) < kMaxLingeringRefusals) {
+        linger_now = true;
+      } else {
+        --lingering_refusals_;
+      }
+    }
+    if (!linger_now) {
       char sink[4096];
       socket.read_some(asio::buffer(sink), ignored);
       socket.close(ignored);
@@ -481,6 +498,8 @@ class Server::Impl {
   PrincipalStore principals_;
   ConnectionLimits limits_;
   std::atomic<int> lingering_refusals_{0};
+  // Used by the accept loop only.
+  std::chrono::steady_clock::time_point short_of_descriptors_until_{};
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
   ProxyServices services_;

@@ -7,11 +7,13 @@ for a 2-core machine.
 """
 
 import json
+import os
 import re
 import resource
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import psycopg2
@@ -63,7 +65,7 @@ def parse_text_log(text: str) -> list[dict]:
             assert f.group(1) not in fields, f"field {f.group(1)} twice in {line!r}"
             fields[f.group(1)] = _unescape(f.group(2))
             pos = f.end()
-        assert "msg" in fields and rest.split(" msg=")[-1] is not None, line
+        assert "msg" in fields, f"no msg field: {line!r}"
         assert list(fields)[-1] == "msg", f"msg is not the last field: {line!r}"
         lines.append(fields)
     return lines
@@ -379,13 +381,13 @@ def test_passthrough_backend_connections_bounded_by_max_startups(start_proxy, pg
 
 def test_descriptor_exhaustion_backs_off_and_recovers(proxy):
     pid = proxy.proc.pid
-    base = len(__import__("os").listdir(f"/proc/{pid}/fd"))
+    base = len(os.listdir(f"/proc/{pid}/fd"))
     limit = base + 20
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
 
     def cpu_seconds() -> float:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / __import__("os").sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     idle = open_idle(proxy, 60)  # far more than the proxy has descriptors for
     try:
@@ -415,6 +417,47 @@ def test_descriptor_limit_raised_at_start(pg, tmp_path):
     try:
         assert f"from {low} to {hard}" in p.log()
         assert resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        p.stop()
+
+
+def start_with_descriptor_limit(proxy, limit: int):
+    """Starts the proxy with RLIMIT_NOFILE = limit (soft and hard) set in the child only."""
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kw):
+        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        return real_popen(*args, **kw)
+
+    subprocess.Popen = popen
+    try:
+        return proxy.start()
+    finally:
+        subprocess.Popen = real_popen
+
+
+def test_client_limit_fitted_to_a_low_descriptor_limit(pg, tmp_path):
+    # Started with at most 300 descriptors, the proxy lowers max_client_connections
+    # to what they hold, so that a flood is refused with 53300 instead of
+    # exhausting descriptors (which leaves every new client in the backlog).
+    p = start_with_descriptor_limit(harness.Proxy(pg, tmp_path / "p"), 300)
+    try:
+        expected = (300 - 128) // 2
+        assert f"limits.max_client_connections lowered from 10000 to {expected}" in p.log()
+        idle = open_idle(p, expected)
+        try:
+            time.sleep(0.3)
+            flood = open_idle(p, 150)
+            try:
+                refusals = [refusal_of(s, 3) for s in flood]
+                assert all(r and r.get("C") == "53300" for r in refusals), refusals[:3]
+                assert f"max_client_connections = {expected}" in refusals[0]["M"]
+            finally:
+                close_all(flood)
+        finally:
+            close_all(idle)
+        assert "accept failed" not in p.log()
+        harness.wait_until(lambda: _connects(p), 5, "a session after the flood")
     finally:
         p.stop()
 
