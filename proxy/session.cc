@@ -509,6 +509,14 @@ bool Session::bind_identity() {
 }
 
 bool Session::claim_limits() {
+  // A reload during the login may have revoked what it was granted.
+  if (auto latest = services_.principals->get(); latest != principals_) {
+    if (auto why = revocation(*latest)) {
+      fail("28000", fmt::format("principal \"{}\" {} the tenantgate configuration during the login",
+                                principal_name_, *why));
+      return false;
+    }
+  }
   // Counted once authenticated, as PostgreSQL checks a role's connection
   // limit: a client without the password cannot use up a principal's slots.
   // Bypass sessions are not counted per tenant.
