@@ -165,14 +165,20 @@ def test_invalid_utf8_in_startup_user(proxy):
 
 def test_json_log_stays_valid(start_proxy):
     proxy = start_proxy({"log": {"format": "json"}})
-    r = startup_raw(proxy, {"user": FORGED + "\x1b[2J\xff", "database": harness.DATABASE}, "x")
+    r = startup_raw(proxy, {"user": FORGED + "\x1b[2J\u009b", "database": harness.DATABASE}, "x")
     assert r.error and r.error["C"] == "28000"
-    wait_log(proxy, "unknown principal")
+    # Bytes that are not UTF-8: JSON text must stay UTF-8.
+    with proxy.raw() as c:
+        body = struct.pack("!I", harness.PROTOCOL_3) + b"user\0bad\xff\xc3name\0database\0appdb\0\0"
+        c.send(struct.pack("!I", len(body) + 4) + body)
+        c.read_until_closed(5)
+    harness.wait_until(lambda: proxy.log().count("unknown principal") >= 2, 5, "two refusals in the log")
     raw = proxy.log_path.read_bytes()
-    assert b"\x1b" not in raw
-    records = [json.loads(line) for line in raw.decode().splitlines()]
+    assert b"\x1b" not in raw and b"\xc2\x9b" not in raw
+    records = [json.loads(line) for line in raw.decode().splitlines()]  # UTF-8, one object a line
     refused = [r for r in records if "unknown principal" in r["msg"]]
-    assert refused and refused[0]["principal"].startswith(FORGED), refused
+    assert refused[0]["principal"] == FORGED + "\x1b[2J\u009b", refused
+    assert refused[1]["principal"] == "bad\ufffd\ufffdname", refused
     assert not any(r.get("principal") == "admin" for r in records)
 
 
