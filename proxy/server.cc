@@ -19,12 +19,16 @@
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/connection_limits.h"
+#include "proxy/frame_decoder.h"
 #include "proxy/log.h"
 #include "proxy/messages.h"
 #include "proxy/policy_store.h"
 #include "proxy/principal_store.h"
+#include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/session.h"
+#include "proxy/startup_packet.h"
+#include "proxy/stream.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
@@ -90,7 +94,8 @@ class ThrottledLog {
   uint64_t suppressed_ = 0;
 };
 
-// Refused connections being closed gracefully at once; more are closed at once.
+// Refused connections answered after their TLS negotiation at a time; more
+// get the error at once.
 constexpr int kMaxLingeringRefusals = 64;
 // Descriptors that are not sessions': the listener, event loops, signals,
 // the log, cancel requests in flight.
@@ -300,52 +305,87 @@ class Server::Impl {
     }
   }
 
-  // Over a limit: FATAL 53300 at once, without reading the start-up packet
-  // (PostgreSQL's postmaster does the same when it cannot start a backend;
-  // libpq shows the message whether it sent an SSLRequest or a
-  // StartupMessage). The connection is then kept for up to a second, reading
-  // and dropping what the client sends, so that closing it does not reset it
-  // before the client has read the error; at most kMaxLingeringRefusals at a
-  // time, the rest are closed at once.
+  // Over a limit: FATAL 53300 and close. The client gets the error after its
+  // TLS negotiation, as PostgreSQL answers "too many clients": libpq does not
+  // show an error sent in reply to an SSLRequest (its default, sslmode=prefer,
+  // sends one). That exchange runs for at most kMaxLingeringRefusals
+  // connections at a time, each within 2 seconds; beyond that, or while short
+  // of descriptors, the error is written at once and the connection closed,
+  // as PostgreSQL's postmaster does when it cannot start a backend.
   void refuse(tcp::socket socket, const std::string& message) {
-    error_code ignored;
-    socket.non_blocking(true, ignored);
-    const std::string reply = error_response("FATAL", "53300", message);
-    // A fresh socket's send buffer holds a short message: this does not block.
-    socket.write_some(asio::buffer(reply), ignored);
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
-    // Short of descriptors (accept failed lately), nothing lingers.
-    bool linger_now = false;
+    std::string reply = error_response("FATAL", "53300", message);
+    bool answer_later = false;
     if (std::chrono::steady_clock::now() >= short_of_descriptors_until_) {
       if (lingering_refusals_.fetch_add(1) < kMaxLingeringRefusals) {
-        linger_now = true;
+        answer_later = true;
       } else {
         --lingering_refusals_;
       }
     }
-    if (!linger_now) {
-      char sink[4096];
-      socket.read_some(asio::buffer(sink), ignored);
-      socket.close(ignored);
+    if (answer_later) {
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, answer_refused(std::move(socket), std::move(reply)), asio::detached);
       return;
     }
-    auto executor = socket.get_executor();
-    asio::co_spawn(executor, linger(std::move(socket)), asio::detached);
+    error_code ignored;
+    socket.non_blocking(true, ignored);
+    // A fresh socket's send buffer holds a short message: this does not block.
+    socket.write_some(asio::buffer(reply), ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    // What already arrived is read so that closing does not reset the connection.
+    char sink[4096];
+    socket.read_some(asio::buffer(sink), ignored);
+    socket.close(ignored);
   }
 
-  awaitable<void> linger(tcp::socket socket) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(1));
-    auto drain = [&]() -> awaitable<void> {
-      char sink[4096];
-      for (;;) {
-        auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), use_nothrow);
-        if (ec) co_return;
-      }
-    };
-    co_await (drain() || timer.async_wait(use_nothrow));
-    error_code ignored;
-    socket.close(ignored);
+  awaitable<void> answer_refused(tcp::socket socket, std::string reply) {
+    Stream stream(std::move(socket));
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(2));
+    bool replied = false;
+    co_await (refusal_exchange(stream, reply, replied) || timer.async_wait(use_nothrow));
+    if (!replied && !stream.tls_active()) {
+      // A client that sent nothing usable still gets the reason, best effort.
+      std::string_view rest = reply;
+      error_code ignored;
+      stream.try_write(rest, ignored);
+    }
+    stream.close();
     --lingering_refusals_;
+  }
+
+  // Negotiates TLS (or declines it) as a session would, reads the
+  // StartupMessage, sends `reply`, and waits for the client to close.
+  awaitable<void> refusal_exchange(Stream& stream, const std::string& reply, bool& replied) {
+    ReadBuffer buffer;
+    for (int packets = 0; packets < 3; ++packets) {
+      DecodeResult decoded;
+      for (;;) {
+        decoded = decode_startup_packet(buffer.pending(), kMaxStartupPacketBytes);
+        if (decoded.status != DecodeStatus::kNeedMore) break;
+        auto space = buffer.prepare(ReadBuffer::kInitialSize);
+        auto [ec, n] = co_await stream.read_some(asio::buffer(space.data(), space.size()));
+        if (ec) co_return;
+        buffer.commit(n);
+      }
+      if (decoded.status == DecodeStatus::kError) break;
+      auto parsed = parse_startup_packet(decoded.frame.body);
+      buffer.consume(decoded.frame.total_size);
+      const auto* packet = std::get_if<StartupPacket>(&parsed);
+      if (!packet || packet->kind == StartupPacket::Kind::kStartup) break;
+      if (packet->kind == StartupPacket::Kind::kCancel) co_return;
+      if (packet->kind == StartupPacket::Kind::kSsl && client_tls_ && !stream.tls_active() &&
+          buffer.empty()) {
+        if (co_await stream.write("S")) co_return;
+        stream.start_tls(*client_tls_);
+        if (co_await stream.handshake(ssl::stream_base::server)) co_return;
+        continue;
+      }
+      if (co_await stream.write("N")) co_return;  // SSLRequest without TLS, GSSENCRequest
+    }
+    replied = true;
+    if (co_await stream.write(reply)) co_return;
+    char byte;
+    co_await stream.read_some(asio::buffer(&byte, 1));
   }
 
   void wait_for_reload() {

@@ -21,8 +21,6 @@ namespace {
 
 using namespace asio::experimental::awaitable_operators;
 
-// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
-constexpr std::size_t kMaxStartupPacket = 10000;
 // Every client message before authentication completes (SASL messages, a
 // password): nothing is allocated for more on behalf of a client that has not
 // proven who it is. PostgreSQL allows 1024 bytes for a SASL message and 65535
@@ -300,7 +298,7 @@ awaitable<bool> Session::startup() {
 awaitable<bool> Session::negotiate(StartupPacket& packet) {
   for (;;) {
     auto message = co_await read_message(client_, client_buffer_, /*startup=*/true,
-                                         kMaxStartupPacket, /*from_client=*/true);
+                                         kMaxStartupPacketBytes, /*from_client=*/true);
     if (!message.ok) co_return false;
     auto parsed = parse_startup_packet(message.body);
     client_buffer_.consume(message.total_size);

@@ -194,9 +194,18 @@ def open_idle(proxy, n: int) -> list[socket.socket]:
     return socks
 
 
-def refusal_of(sock: socket.socket, timeout: float) -> dict | None:
-    """The ErrorResponse the proxy sent at once, or None when it sent nothing within timeout."""
+STARTUP = harness.startup_packet({"user": "app", "database": harness.DATABASE})
+
+
+def refusal_of(sock: socket.socket, timeout: float, send_startup: bool = True) -> dict | None:
+    """The ErrorResponse the proxy answers a StartupMessage with (or, with send_startup=False,
+    sends unasked), or None when it sent nothing within timeout."""
     sock.settimeout(timeout)
+    if send_startup:
+        try:
+            sock.sendall(STARTUP)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed at once: the error is still there to read
     try:
         data = b""
         while len(data) < 5 or len(data) < 1 + struct.unpack("!I", data[1:5])[0]:
@@ -237,7 +246,7 @@ def test_max_client_connections_refuses_and_keeps_accepting(start_proxy):
         finally:
             close_all(flood)
         # None of the first 50 was refused: they are still waiting for a start-up packet.
-        assert all(refusal_of(s, 0.05) is None for s in admitted[:5])
+        assert all(refusal_of(s, 0.05, send_startup=False) is None for s in admitted[:5])
     finally:
         close_all(admitted)
     # Freed slots are reused: the listener kept accepting.
@@ -245,6 +254,41 @@ def test_max_client_connections_refuses_and_keeps_accepting(start_proxy):
     # The refusals were logged, but not once per connection.
     refused_lines = [x for x in proxy.log().splitlines() if "refused a connection" in x]
     assert 1 <= len(refused_lines) <= 3, refused_lines
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "prefer", "require"])
+def test_refused_libpq_client_sees_the_reason_with_tls(start_proxy, tmp_path, sslmode):
+    # libpq does not show an error sent in reply to its SSLRequest: the refusal
+    # comes after the TLS negotiation, as PostgreSQL's "too many clients" does.
+    certs = harness.make_certs(tmp_path / "certs", "proxy")
+    proxy = start_proxy({"limits": {"max_client_connections": 2},
+                         "listen": {"tls": "allow", "tls_cert": str(certs.server_cert),
+                                    "tls_key": str(certs.server_key)}})
+    time.sleep(0.3)  # the start-up probe's connection is gone
+    held = open_idle(proxy, 2)
+    try:
+        time.sleep(0.3)
+        with pytest.raises(psycopg2.OperationalError) as e:
+            psycopg2.connect(proxy.dsn(sslmode=sslmode))
+        assert "too many clients already (limits.max_client_connections = 2)" in str(e.value), str(e.value)
+    finally:
+        close_all(held)
+
+
+def test_refusal_without_a_startup_packet_still_says_why(start_proxy):
+    proxy = start_proxy({"limits": {"max_client_connections": 1}})
+    time.sleep(0.3)
+    held = open_idle(proxy, 1)
+    try:
+        time.sleep(0.3)
+        silent = socket.create_connection((proxy.host, proxy.port), timeout=5)
+        start = time.monotonic()
+        r = refusal_of(silent, 5, send_startup=False)
+        silent.close()
+        assert r and r["C"] == "53300", r
+        assert time.monotonic() - start < 4
+    finally:
+        close_all(held)
 
 
 def _connects(proxy) -> bool:
