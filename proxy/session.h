@@ -18,11 +18,13 @@
 #include "policy/identity.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/connection_limits.h"
 #include "proxy/copy_in_validator.h"
 #include "proxy/frame_decoder.h"
 #include "proxy/log.h"
 #include "proxy/messages.h"
 #include "proxy/policy_store.h"
+#include "proxy/principal_store.h"
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/startup_packet.h"
@@ -41,6 +43,8 @@ struct ProxyServices {
   ssl::context* backend_tls = nullptr;
   CancelRegistry* cancels = nullptr;
   PolicyStore* policies = nullptr;
+  PrincipalStore* principals = nullptr;
+  ConnectionLimits* limits = nullptr;
   const rewriter::Rewriter* rewriter = nullptr;
   rewriter::RewriteCache* rewrite_cache = nullptr;
   std::string backend_password;  // from backend.password_env at start-up
@@ -48,7 +52,9 @@ struct ProxyServices {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket client, const ProxyServices& services, uint64_t id);
+  // `slot` counts this connection against the connection limits; the
+  // session frees its start-up part once start-up is over.
+  Session(tcp::socket client, const ProxyServices& services, uint64_t id, ConnectionSlot slot);
   ~Session();
 
   // The whole life of the connection; returns when both sides are closed.
@@ -57,6 +63,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Asks the session to end (server shutdown after the grace period): the
   // client gets FATAL 57P01. Safe to call from any thread.
   void terminate();
+
+  // A reload replaced the principals: a session whose principal is gone, or
+  // whose bypass flag or claimable tenants no longer cover it, ends with
+  // FATAL 57P01 (auth.revoked_sessions = terminate). Safe from any thread.
+  void on_principals_reloaded(PrincipalSnapshot principals);
 
   // True once start-up is over and the session relays. Any thread.
   [[nodiscard]] bool started() const { return started_; }
@@ -79,6 +90,9 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<bool> negotiate(StartupPacket& packet);
   awaitable<bool> authenticate_client_scram();
   bool bind_identity();
+  bool claim_limits();
+  [[nodiscard]] std::optional<std::string> revocation(
+      const std::vector<config::Principal>& principals) const;
   void pin_backend_settings();
   // The policy snapshot for the next statement; nullptr (and fatal_ set) when
   // a reload changed the search_path pinned on the backend at login. Points
@@ -150,10 +164,12 @@ class Session : public std::enable_shared_from_this<Session> {
   LogContext log_context_;
   std::atomic<bool> terminating_{false};
   std::atomic<bool> started_{false};
+  ConnectionSlot slot_;
 
   // Bound at start-up.
   StartupParams client_params_;
   StartupParams backend_params_;
+  PrincipalSnapshot principals_;  // the snapshot principal_ points into
   const config::Principal* principal_ = nullptr;
   std::string principal_name_;
   std::string database_;
