@@ -982,6 +982,14 @@ awaitable<void> Session::backend_to_client() {
               replaced.append(pending.substr(copied, run - copied));
               replaced += *reply;
               copied = run + message.total_size;
+              break;
+            }
+          }
+          if (!bypass_) {
+            if (auto redacted = redact_exclusion_detail(message.body)) {
+              replaced.append(pending.substr(copied, run - copied));
+              replaced += *redacted;
+              copied = run + message.total_size;
             }
           }
           break;
@@ -1121,9 +1129,9 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       extended_open_ = true;
-      std::optional<std::string> refused;
+      std::optional<std::string> refused = StatementTracker::refuse_name(bind.statement);
       const auto checks = statements_.checks_for(bind.statement);
-      if (!checks.empty()) refused = check_bind_params(bind, checks, identity_);
+      if (!refused && !checks.empty()) refused = check_bind_params(bind, checks, identity_);
       // Keep the vectors of an ordinary Bind; give back those of a huge one.
       constexpr std::size_t kKeptBindParams = 64;
       if (bind.params.capacity() > kKeptBindParams) bind = BindMessage{};
@@ -1142,6 +1150,10 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       extended_open_ = true;
+      if (close->kind == 'S' && StatementTracker::refuse_name(close->name)) {
+        fail("08P01", "statement names longer than 63 bytes are not supported");
+        return false;
+      }
       if (!track(statements_.close_sent(close->kind, close->name))) return false;
       out.append(raw);
       return true;
@@ -1173,7 +1185,20 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       // Outside a checked COPY the backend ignores these (protocol 55.2.6).
       out.append(raw);
       return true;
-    case 'D':
+    case 'D': {
+      auto describe = parse_describe_or_close(body);
+      if (!describe) {
+        fail("08P01", "malformed Describe message");
+        return false;
+      }
+      if (describe->kind == 'S' && StatementTracker::refuse_name(describe->name)) {
+        fail("08P01", "statement names longer than 63 bytes are not supported");
+        return false;
+      }
+      extended_open_ = true;
+      out.append(raw);
+      return true;
+    }
     case 'E':
       extended_open_ = true;
       out.append(raw);

@@ -188,7 +188,7 @@ bool StatementWalker::guard_outputs(pg_query::SelectStmt* select) {
                    select->distinct_clause_size() > 0;
     for (const Node& target : select->target_list()) {
       if (target.has_res_target() && target.res_target().has_val() &&
-          calls_aggregate(target.res_target().val())) {
+          leak_rules_.calls_aggregate(target.res_target().val())) {
         grouped = true;
       }
     }
@@ -196,7 +196,10 @@ bool StatementWalker::guard_outputs(pg_query::SelectStmt* select) {
       if (!target.has_res_target() || !target.res_target().has_val()) continue;
       Node* value = target.mutable_res_target()->mutable_val();
       // Computed above the scan, and so is any condition on it.
-      if (!is_leaky(*value) || calls_aggregate(*value) || calls_window_function(*value)) continue;
+      if (!leak_rules_.is_leaky(*value) || leak_rules_.calls_aggregate(*value) ||
+          calls_window_function(*value)) {
+        continue;
+      }
       std::vector<const GuardItem*> items;
       resolve_guard_items(*value, 0, ClauseKind::kWhere, &items);
       if (items.empty()) continue;  // reads no scoped rows
@@ -229,12 +232,21 @@ bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseK
     if (level.items[i].table == nullptr) fence_candidates = true;
   }
   for (Node* conjunct : conjuncts(clause)) {
-    const bool leaky = is_leaky(*conjunct);
+    const bool leaky = leak_rules_.is_leaky(*conjunct);
     if (!leaky && !fence_candidates) continue;
     std::vector<const GuardItem*> items;
     resolve_guard_items(*conjunct, first_item, kind, &items);
     std::vector<const GuardItem*> scoped;
+    std::optional<std::string> app_op;
+    if (leaky) app_op = leak_rules_.app_operator(*conjunct);
     for (const GuardItem* item : items) {
+      if (item->table == nullptr && app_op) {
+        // Only a guard keeps the planner from running the operator on the
+        // statistics of every tenant's rows; a fence does not.
+        return refuse("0A000", "the application's operator " + *app_op +
+                                   " is not supported in a condition on a derived table or CTE "
+                                   "over scoped rows");
+      }
       if (item->table != nullptr) {
         scoped.push_back(item);
       } else if (leaky || !item->plain_outputs) {
@@ -247,7 +259,7 @@ bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseK
       }
     }
     if (!leaky || scoped.empty()) continue;
-    if (kind == ClauseKind::kHaving && calls_aggregate(*conjunct)) continue;
+    if (kind == ClauseKind::kHaving && leak_rules_.calls_aggregate(*conjunct)) continue;
     if (dialect_ == Dialect::kCockroachDB && kind != ClauseKind::kHaving) {
       // Next to the scope predicate CockroachDB folds the guard away: read
       // the table through a fence instead (the guard stays, harmless).

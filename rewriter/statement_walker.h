@@ -19,6 +19,7 @@
 #include "policy/policy.h"
 #include "rewriter/function_rules.h"
 #include "rewriter/identity_literal.h"
+#include "rewriter/leak_guard.h"
 #include "rewriter/pg_tree.h"
 #include "rewriter/rewriter.h"
 
@@ -62,7 +63,8 @@ class StatementWalker {
         shape_(shape),
         markers_(markers),
         dialect_(dialect),
-        functions_(policy, shape.catalog) {}
+        functions_(policy, shape.catalog),
+        leak_rules_(shape.catalog) {}
 
   // Rewrites one top-level statement in place. Returns a refusal, or nullopt
   // with changed() telling whether the tree was modified.
@@ -190,6 +192,7 @@ class StatementWalker {
   const Markers& markers_;
   const Dialect dialect_;
   FunctionRules functions_;
+  LeakRules leak_rules_;
   std::vector<std::set<std::string>> cte_scopes_;
   // Parallel to cte_scopes_: the CTEs of each WITH whose rows come from scoped tables.
   std::vector<std::map<std::string, pg_query::CommonTableExpr*>> tainted_ctes_;
