@@ -221,8 +221,17 @@ void Loader::load_backend(const toml::value& v) {
       backend_tls_ = value;
     } else if (key == "tls_ca") {
       b.tls_ca = path(*value, key);
+    } else if (key == "dialect") {
+      const std::string& s = str(*value, key);
+      if (s == "postgresql") {
+        b.dialect = BackendDialect::kPostgreSQL;
+      } else if (s == "cockroachdb") {
+        b.dialect = BackendDialect::kCockroachDB;
+      } else {
+        fail(*value, "unknown backend.dialect " + dq(s) + " (expected postgresql | cockroachdb)");
+      }
     } else {
-      unknown(key, *value, "[backend]", "host, port, user, password_env, tls, tls_ca");
+      unknown(key, *value, "[backend]", "host, port, user, password_env, tls, tls_ca, dialect");
     }
   }
   if (b.tls == BackendTls::kVerifyFull && b.tls_ca.empty()) {

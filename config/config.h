@@ -32,6 +32,10 @@ struct Listen {
   bool operator==(const Listen&) const = default;
 };
 
+// Which database the backend is, where the rewriter's constructions differ
+// (rewriter::Dialect). CockroachDB's is safe on both, so it is the default.
+enum class BackendDialect { kPostgreSQL, kCockroachDB };
+
 struct Backend {
   std::string host = "127.0.0.1";
   uint16_t port = 26257;
@@ -39,6 +43,7 @@ struct Backend {
   std::string password_env = "TENANTGATE_BACKEND_PASSWORD";  // empty: no password
   BackendTls tls = BackendTls::kDisable;
   std::string tls_ca;  // absolute path; required for verify-full
+  BackendDialect dialect = BackendDialect::kCockroachDB;
 
   bool operator==(const Backend&) const = default;
 };

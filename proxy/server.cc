@@ -33,6 +33,16 @@
 #include "rewriter/rewriter.h"
 
 namespace tenantgate::proxy {
+
+rewriter::Options rewriter_options(const config::Config& config) {
+  rewriter::Options options;
+  options.max_statement_bytes = config.limits.max_statement_bytes;
+  options.dialect = config.backend.dialect == config::BackendDialect::kPostgreSQL
+                        ? rewriter::Dialect::kPostgreSQL
+                        : rewriter::Dialect::kCockroachDB;
+  return options;
+}
+
 namespace {
 
 using namespace asio::experimental::awaitable_operators;
@@ -166,7 +176,7 @@ class Server::Impl {
         policies_(std::move(policy)),
         principals_(principals_of(config_)),
         limits_(fit_limits(config_->limits)),
-        rewriter_(rewriter::Options{config_->limits.max_statement_bytes}),
+        rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes) {
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());

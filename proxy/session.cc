@@ -786,6 +786,14 @@ awaitable<bool> Session::login_backend(bool passthrough) {
         // The backend's login is tenantgate's business: the client is told
         // it is its principal, and not a superuser.
         auto status = parse_parameter_status(body);
+        if (status && status->name == "crdb_version" && !bypass_ &&
+            config_.backend.dialect != config::BackendDialect::kCockroachDB) {
+          // The guards written for PostgreSQL do not hold on CockroachDB.
+          fail("08006",
+               "the backend is CockroachDB but backend.dialect = \"postgresql\": refusing to "
+               "rewrite for the wrong database");
+          co_return false;
+        }
         if (status && status->name == "session_authorization") {
           startup_replies_ += parameter_status(status->name, principal_name_);
         } else if (status && status->name == "is_superuser") {

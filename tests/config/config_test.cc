@@ -313,6 +313,17 @@ TEST(ConfigErrorTest, EnumValues) {
                "unknown log.format \"logfmt\" (expected text | json)");
 }
 
+TEST(ConfigTest, BackendDialect) {
+  // CockroachDB's constructions are safe on both databases: the default.
+  EXPECT_EQ(parse("").backend.dialect, BackendDialect::kCockroachDB);
+  EXPECT_EQ(parse("[backend]\ndialect = \"postgresql\"\n").backend.dialect,
+            BackendDialect::kPostgreSQL);
+  EXPECT_EQ(parse("[backend]\ndialect = \"cockroachdb\"\n").backend.dialect,
+            BackendDialect::kCockroachDB);
+  expect_error("[backend]\ndialect = \"mysql\"\n", 2,
+               "unknown backend.dialect \"mysql\" (expected postgresql | cockroachdb)");
+}
+
 TEST(ConfigErrorTest, TlsNeedsFiles) {
   expect_error("[listen]\ntls = \"require\"\ntls_key = \"k\"\n", 2,
                "listen.tls = \"require\" needs tls_cert");
