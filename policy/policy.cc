@@ -67,12 +67,12 @@ constexpr std::string_view kBuiltinDeniedRelations[] = {
                               // the definitions that psql's \d reads, stays readable)
     "pg_stats*",              // most common values and histograms
     "pg_stat_statements*",    // query text (with constants) of every session
-    "pg_stat_activity",       // other sessions' current query text
-    "pg_stat_replication",
-    "pg_stat_wal_receiver",  // primary's connection string
-    "pg_stat_ssl",           // other sessions' client certificates
-    "pg_stat_gssapi",
-    "pg_stat_subscription*",
+    // Every pg_stat_* and pg_statio_* view: other sessions' query text,
+    // connection strings and certificates, and every tenant's row counts and
+    // write activity (n_live_tup, n_tup_upd, ...).
+    "pg_stat_*",
+    "pg_statio_*",
+    "pg_backend_memory_contexts",
     "pg_subscription",  // subconninfo holds connection strings
     "pg_authid",        // password hashes
     "pg_shadow",

@@ -73,13 +73,19 @@ bool init_logging(std::string_view level, config::LogFormat format) {
   return true;
 }
 
-std::string json_escape(std::string_view s) {
+namespace {
+
+// Escapes `"`, `\\`, newline, CR and tab; `hidden(out, bytes)` writes a code
+// point that must not appear as it is (`bytes` empty: an invalid UTF-8 byte,
+// given as `invalid`).
+template <typename Hidden>
+std::string escape(std::string_view s, Hidden&& hidden) {
   std::string out;
   out.reserve(s.size() + 8);
   while (!s.empty()) {
     const CodePoint cp = decode_utf8(s);
     if (cp.length == 0) {
-      out += "\\ufffd";
+      hidden(out, s.substr(0, 1), /*invalid=*/true, cp.value);
       s.remove_prefix(1);
       continue;
     }
@@ -101,7 +107,7 @@ std::string json_escape(std::string_view s) {
         break;
       default:
         if (is_hidden(cp.value)) {
-          out += fmt::format("\\u{:04x}", static_cast<uint32_t>(cp.value));
+          hidden(out, s.substr(0, cp.length), /*invalid=*/false, cp.value);
         } else {
           out.append(s.substr(0, cp.length));
         }
@@ -111,42 +117,19 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
+}  // namespace
+
+std::string json_escape(std::string_view s) {
+  return escape(s, [](std::string& out, std::string_view, bool invalid, char32_t value) {
+    out +=
+        invalid ? std::string("\\ufffd") : fmt::format("\\u{:04x}", static_cast<uint32_t>(value));
+  });
+}
+
 std::string text_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  while (!s.empty()) {
-    const CodePoint cp = decode_utf8(s);
-    if (cp.length == 0) {
-      append_hex_bytes(out, s.substr(0, 1));
-      s.remove_prefix(1);
-      continue;
-    }
-    switch (cp.value) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (is_hidden(cp.value)) {
-          append_hex_bytes(out, s.substr(0, cp.length));
-        } else {
-          out.append(s.substr(0, cp.length));
-        }
-    }
-    s.remove_prefix(cp.length);
-  }
-  return out;
+  return escape(s, [](std::string& out, std::string_view bytes, bool, char32_t) {
+    append_hex_bytes(out, bytes);
+  });
 }
 
 std::string text_value(std::string_view s) {

@@ -239,6 +239,15 @@ bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseK
     std::vector<const GuardItem*> scoped;
     std::optional<std::string> app_op;
     if (leaky) app_op = leak_rules_.app_operator(*conjunct);
+    if (app_op && items.empty() && contains_node(*conjunct, [this](const Node& n) {
+          return n.has_sub_link() && scoped_sublinks_.count(&n.sub_link()) != 0;
+        })) {
+      // No table of this level to guard with, and the subquery may be
+      // pulled up into a join the planner estimates with the operator.
+      return refuse("0A000", "the application's operator " + *app_op +
+                                 " is not supported with a subquery in a condition that no "
+                                 "scoped table of its query guards");
+    }
     for (const GuardItem* item : items) {
       if (item->table == nullptr && app_op) {
         // Only a guard keeps the planner from running the operator on the

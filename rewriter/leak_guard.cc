@@ -121,6 +121,9 @@ LeakRules::LeakRules(const policy::AppCatalog* catalog) : catalog_(catalog) {
   for (std::string_view op : kComparisons) {
     if (catalog_->operators.count(std::string(op)) != 0) app_comparisons_ = true;
   }
+  // A value of an app type (or with an app cast) can reach a comparison
+  // through an implicit cast whose function is the app's.
+  if (!catalog_->types.empty()) app_comparisons_ = true;
 }
 
 bool LeakRules::any_child_leaky(const Node& node) const {
@@ -297,6 +300,17 @@ bool LeakRules::calls_aggregate(const Node& node) const {
   return found;
 }
 
+bool contains_node(const Node& node, const std::function<bool(const Node&)>& pred) {
+  if (pred(node)) return true;
+  const gp::Message* payload = node_payload(node);
+  if (payload == nullptr) return false;
+  bool found = false;
+  for_each_child(*payload, [&](const Node& child) {
+    if (!found) found = contains_node(child, pred);
+  });
+  return found;
+}
+
 bool calls_window_function(const Node& node) {
   if (node.has_func_call() && node.func_call().has_over()) return true;
   if (node.has_sub_link() || node.has_select_stmt()) return false;
@@ -310,21 +324,44 @@ bool calls_window_function(const Node& node) {
 }
 
 std::optional<std::string> LeakRules::app_operator(const Node& node) const {
-  if (catalog_ == nullptr || catalog_->operators.empty()) return std::nullopt;
+  if (catalog_ == nullptr || (catalog_->operators.empty() && !app_comparisons_)) {
+    return std::nullopt;
+  }
+  // An operator symbol the app implements, or a comparison when app
+  // comparisons (or app casts) exist.
+  auto app = [&](std::string op) -> std::optional<std::string> {
+    if (op == "!=") op = "<>";
+    if (catalog_->operators.count(op) != 0) return op;
+    if (app_comparisons_ &&
+        std::find(kComparisons.begin(), kComparisons.end(), op) != kComparisons.end()) {
+      return op;
+    }
+    return std::nullopt;
+  };
+  auto last_name = [](const gp::RepeatedPtrField<Node>& name) -> std::string {
+    return !name.empty() && name[name.size() - 1].has_string()
+               ? name[name.size() - 1].string().sval()
+               : std::string();
+  };
   if (node.has_a_expr()) {
-    const auto& name = node.a_expr().name();
-    if (!name.empty() && name[name.size() - 1].has_string()) {
-      std::string op = name[name.size() - 1].string().sval();
-      if (op == "!=") op = "<>";
-      const pg_query::A_Expr_Kind kind = node.a_expr().kind();
-      if (kind == pg_query::AEXPR_BETWEEN || kind == pg_query::AEXPR_NOT_BETWEEN ||
-          kind == pg_query::AEXPR_BETWEEN_SYM || kind == pg_query::AEXPR_NOT_BETWEEN_SYM) {
-        for (const char* implied : {">=", "<="}) {
-          if (catalog_->operators.count(implied) != 0) return std::string(implied);
-        }
-      } else if (catalog_->operators.count(op) != 0) {
-        return op;
+    const pg_query::A_Expr_Kind kind = node.a_expr().kind();
+    if (kind == pg_query::AEXPR_BETWEEN || kind == pg_query::AEXPR_NOT_BETWEEN ||
+        kind == pg_query::AEXPR_BETWEEN_SYM || kind == pg_query::AEXPR_NOT_BETWEEN_SYM) {
+      for (const char* implied : {">=", "<="}) {
+        if (auto op = app(implied)) return op;
       }
+    } else if (auto op = app(last_name(node.a_expr().name()))) {
+      return op;
+    }
+  }
+  if (node.has_sub_link()) {
+    // x IN (subquery) compares with =; x op ANY/ALL (subquery) with op.
+    const pg_query::SubLink& link = node.sub_link();
+    if (link.sub_link_type() == pg_query::ANY_SUBLINK ||
+        link.sub_link_type() == pg_query::ALL_SUBLINK ||
+        link.sub_link_type() == pg_query::ROWCOMPARE_SUBLINK) {
+      const std::string op = link.oper_name().empty() ? "=" : last_name(link.oper_name());
+      if (auto found = app(op)) return found;
     }
   }
   if (app_comparisons_ &&

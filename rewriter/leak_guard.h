@@ -20,6 +20,7 @@
 // large stack.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,9 +58,14 @@ class LeakRules {
   // aggregation, where every row is already in scope.
   [[nodiscard]] bool calls_aggregate(const pg_query::Node& expr) const;
 
+  // Whether the application implements a comparison symbol or defines types
+  // or casts: then no comparison is known leakproof, and the operators that
+  // JOIN ... USING / NATURAL imply could be the app's.
+  [[nodiscard]] bool app_comparisons() const { return app_comparisons_; }
+
   // The symbol of an operator in `expr` (subqueries included) that an app
-  // function implements, if any. The planner runs such an operator on the
-  // statistics of every tenant's rows to estimate a condition's selectivity
+  // function implements (or any comparison, when app_comparisons()), if any. The planner runs such
+  // an operator on the statistics of every tenant's rows to estimate a condition's selectivity
   // (selfuncs.c: var_eq_const on the most common values, the histogram in
   // scalarineqsel), unless the condition hides it inside a guard.
   [[nodiscard]] std::optional<std::string> app_operator(const pg_query::Node& expr) const;
@@ -81,6 +87,10 @@ struct ColumnQualifiers {
   bool unqualified = false;
 };
 void collect_column_qualifiers(const pg_query::Node& expr, ColumnQualifiers* out);
+
+// True when `pred` holds for `expr` or a node below it (subqueries included).
+[[nodiscard]] bool contains_node(const pg_query::Node& expr,
+                                 const std::function<bool(const pg_query::Node&)>& pred);
 
 // True when `expr` calls a window function (outside any subquery): it is
 // computed above the scan, and conditions on it stay above too.

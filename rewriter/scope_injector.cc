@@ -271,6 +271,13 @@ bool StatementWalker::walk_from_item(Node* item) {
       return walk_fields(item->mutable_range_table_func());
     case Node::kJoinExpr: {
       auto* join = item->mutable_join_expr();
+      if ((join->using_clause_size() > 0 || join->is_natural()) && leak_rules_.app_comparisons()) {
+        // The implied equality could be an app operator the planner runs on
+        // every tenant's statistics and index entries; write it out in ON.
+        return refuse("0A000",
+                      "JOIN ... USING and NATURAL JOIN are not supported where the application "
+                      "defines operators, types or casts: write the join condition in ON");
+      }
       const std::size_t first_item = guard_levels_.back().items.size();
       if (!walk_from_item(join->mutable_larg())) return false;
       const std::size_t first_right = guard_levels_.back().items.size();
@@ -557,7 +564,9 @@ bool StatementWalker::walk_node(Node* node) {
         if (!link->subselect().has_select_stmt()) {
           ok = refuse("0A000", "unsupported subquery");
         } else {
+          const int scoped_before = scoped_refs_;
           ok = walk_select(link->mutable_subselect()->mutable_select_stmt());
+          if (scoped_refs_ != scoped_before) scoped_sublinks_.insert(link);
         }
       }
       break;

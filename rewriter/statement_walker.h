@@ -200,6 +200,7 @@ class StatementWalker {
   int scoped_refs_ = 0;          // scoped tables and tainted CTEs referenced so far
   bool derived_select_ = false;  // the next walk_select is a derived table or CTE query
   std::set<const pg_query::SelectStmt*> unsafe_outputs_;
+  std::set<const pg_query::SubLink*> scoped_sublinks_;  // subqueries that read scoped rows
   bool changed_ = false;
   int tenant_markers_ = 0;
   int user_markers_ = 0;

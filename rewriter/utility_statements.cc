@@ -150,6 +150,7 @@ std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
   scoped_refs_ = 0;
   derived_select_ = false;
   unsafe_outputs_.clear();
+  scoped_sublinks_.clear();
   depth_ = 0;
   if (!walk_statement(stmt, true)) {
     if (!refusal_) refusal_ = Refusal{"0A000", "statement not supported"};
@@ -311,6 +312,14 @@ bool StatementWalker::check_set(const pg_query::VariableSetStmt& set) {
     if (!value || !setting_value_allowed(name, *value)) {
       return refuse("42501", "permission denied: " + name + " may only be set to " +
                                  (name == "client_encoding" ? "UTF8" : "on"));
+    }
+  }
+  if (name == "client_min_messages") {
+    const std::optional<std::string> value =
+        set.args_size() == 1 ? constant_text(set.args(0)) : std::nullopt;
+    if (!value || !setting_value_allowed(name, *value)) {
+      return refuse("42501",
+                    "permission denied: client_min_messages may not be set to a DEBUG level");
     }
   }
   for (const Node& arg : set.args()) {

@@ -23,7 +23,7 @@ ME = "acme"
 def _setup(pg: harness.PgServer) -> None:
     ensure_database(pg, DB)
     pg.psql(";\n".join([
-        "DROP TABLE IF EXISTS rt_customers, rt_emails, rt_bookings CASCADE",
+        "DROP TABLE IF EXISTS rt_customers, rt_emails, rt_bookings, rt_shared CASCADE",
         "DROP OPERATOR IF EXISTS public.= (text, integer)",
         "DROP OPERATOR IF EXISTS public.< (text, bigint)",
         "DROP OPERATOR IF EXISTS public.<<< (text, text)",
@@ -41,6 +41,8 @@ def _setup(pg: harness.PgServer) -> None:
         "during tstzrange NOT NULL, EXCLUDE USING gist (room WITH =, during WITH &&))",
         "INSERT INTO rt_bookings (tenant_id, room, during) VALUES "
         "('globex', 101, tstzrange('2026-05-01 10:00+00', '2026-05-01 12:00+00'))",
+        "CREATE TABLE rt_shared (k text NOT NULL)",
+        "INSERT INTO rt_shared VALUES ('S0'), ('S1'), ('cust-3')",
         "GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC",
         "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO PUBLIC",
         # Cheap app functions behind operators, named in the policy below.
@@ -65,7 +67,8 @@ def _setup(pg: harness.PgServer) -> None:
 def _policy() -> str:
     functions = "".join(f'\n[functions."public.{f}"]\nreads = "none"\n'
                         for f in ("noisy_ti", "failing_lt", "noisy_lt", "max"))
-    return policy_text({"rt_customers": "tenant", "rt_emails": "tenant", "rt_bookings": "tenant"},
+    return policy_text({"rt_customers": "tenant", "rt_emails": "tenant", "rt_bookings": "tenant",
+                        "rt_shared": "shared"},
                        extra=functions)
 
 
@@ -219,3 +222,42 @@ def test_long_statement_names_are_refused(tg, env):
         raw.close()
     rows = env.psql("SELECT count(*) FROM rt_emails WHERE email LIKE 'pwned%'", db=DB)
     assert rows.strip() == "0", rows
+
+
+# Round 2: operators nobody writes out. Where the application defines
+# comparison operators (or types and casts), JOIN ... USING / NATURAL imply an
+# equality that could be the app's, and a subquery pulled up into a semi-join
+# lets the planner run the app's operator on the scoped table's statistics or
+# derive a condition (equivalence classes) that runs next to the scope.
+@pytest.mark.parametrize("sql", [
+    "SELECT count(*) FROM rt_customers a JOIN rt_emails b USING (tenant_id)",
+    "SELECT count(*) FROM rt_customers NATURAL JOIN rt_emails",
+    "SELECT count(*) FROM rt_shared WHERE rt_shared.k IN (SELECT name FROM rt_customers)",
+    "SELECT count(*) FROM rt_shared WHERE rt_shared.k <<< ANY (SELECT name FROM rt_customers)",
+    "SELECT 1 FROM (SELECT name FROM rt_customers) x WHERE x.name IN (SELECT k FROM rt_shared)",
+])
+def test_implied_and_pulled_up_app_operators_are_refused(tg, sql):
+    conn = _conn(tg)
+    try:
+        rows, error, notices = _outcome(conn, sql)
+    finally:
+        conn.close()
+    assert error is not None and error[0] == "0A000", (sql, rows, error)
+    assert not notices, notices[:5]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT n_live_tup FROM pg_stat_user_tables",
+    "SELECT * FROM pg_catalog.pg_stat_all_tables",
+    "SELECT * FROM pg_statio_user_tables",
+    "SELECT * FROM pg_stat_database",
+    "SELECT * FROM pg_backend_memory_contexts",
+    "SET client_min_messages = debug5",
+])
+def test_statistics_views_and_debug_messages_are_refused(tg, sql):
+    conn = _conn(tg)
+    try:
+        rows, error, notices = _outcome(conn, sql)
+    finally:
+        conn.close()
+    assert error is not None and error[0] == "42501", (sql, rows, error)

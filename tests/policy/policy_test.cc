@@ -138,8 +138,7 @@ TEST(ResolveTest, CatalogsReadable) {
            {"information_schema", "columns"},
            {"", "pg_class"},
            {"", "pg_namespace"},
-           {"", "pg_settings"},
-           {"", "pg_stat_user_tables"}}) {
+           {"", "pg_settings"}}) {
     auto r = p->resolve("", schema, name, "appdb");
     ASSERT_TRUE(r) << schema << "." << name;
     EXPECT_EQ(r->kind, Kind::kCatalog) << schema << "." << name;
@@ -171,6 +170,9 @@ TEST(ResolveTest, DeniedCatalogs) {
            {"", "pg_stats"},
            {"", "pg_statistic"},
            {"", "pg_stat_activity"},
+           {"", "pg_stat_user_tables"},
+           {"pg_catalog", "pg_statio_user_tables"},
+           {"", "pg_backend_memory_contexts"},
            {"", "pg_stat_statements_info"},
            {"", "pg_authid"}}) {
     auto r = p->resolve("", schema, name, "appdb");
