@@ -224,6 +224,50 @@ bool StatementWalker::guard_outputs(pg_query::SelectStmt* select) {
   return true;
 }
 
+bool StatementWalker::gate_exists(Node* conjunct, const std::vector<const GuardItem*>& items) {
+  // A guarded EXISTS is no longer turned into a semi-join, and PostgreSQL
+  // then runs it as a subplan over the inner tables' whole scope. Instead the
+  // subquery gets the outer tables' scope as one more condition. It refers
+  // to outer columns only, so PostgreSQL evaluates it before anything else
+  // of the subquery when the EXISTS stays a subplan (a pseudoconstant qual:
+  // create_gating_plan in plan/createplan.c), and pushes it to the outer
+  // scan when the EXISTS becomes a join (convert_EXISTS_sublink_to_join in
+  // plan/subselect.c keeps the outer references of WHERE). The subquery's
+  // own conditions that read outer columns were guarded with its scoped
+  // tables (its level resolves outer names to all of them), so in a join
+  // they stay join conditions, on outer rows in scope.
+  if (dialect_ != Dialect::kPostgreSQL || items.empty()) return false;
+  Node* node = conjunct;
+  if (node->has_bool_expr() && node->bool_expr().boolop() == pg_query::NOT_EXPR &&
+      node->bool_expr().args_size() == 1) {
+    node = node->mutable_bool_expr()->mutable_args(0);
+  }
+  if (!node->has_sub_link() || node->sub_link().sub_link_type() != pg_query::EXISTS_SUBLINK ||
+      !node->sub_link().subselect().has_select_stmt()) {
+    return false;
+  }
+  pg_query::SelectStmt* sub = node->mutable_sub_link()->mutable_subselect()->mutable_select_stmt();
+  if (sub->op() != pg_query::SETOP_NONE) return false;
+  bool inner_scoped = false;
+  for (const Node& item : sub->from_clause()) {
+    inner_scoped = inner_scoped || contains_node(item, [&](const Node& n) {
+                     return n.has_range_subselect() &&
+                            n.range_subselect().subquery().has_select_stmt() &&
+                            wraps_.count(&n.range_subselect().subquery().select_stmt()) != 0;
+                   });
+  }
+  if (!inner_scoped) return false;
+  const std::vector<std::string> bound = from_names(*sub);
+  for (const GuardItem* item : items) {
+    if (item->table == nullptr || item->hidden || item->column_aliases) return false;
+    if (std::find(bound.begin(), bound.end(), item->alias) != bound.end()) return false;
+  }
+  Node gate;
+  if (!scope_guard(items, &gate)) return false;
+  and_into(sub->mutable_where_clause(), std::move(gate));
+  return true;
+}
+
 bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseKind kind) {
   if (clause == nullptr || clause->node_case() == Node::NODE_NOT_SET) return true;
   const GuardLevel& level = guard_levels_.back();
@@ -269,6 +313,10 @@ bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseK
     }
     if (!leaky || scoped.empty()) continue;
     if (kind == ClauseKind::kHaving && leak_rules_.calls_aggregate(*conjunct)) continue;
+    if (kind != ClauseKind::kHaving && !app_op && scoped.size() == items.size() &&
+        gate_exists(conjunct, scoped)) {
+      continue;
+    }
     if (dialect_ == Dialect::kCockroachDB && kind != ClauseKind::kHaving) {
       // Next to the scope predicate CockroachDB folds the guard away: read
       // the table through a fence instead (the guard stays, harmless).

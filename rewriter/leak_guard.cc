@@ -247,6 +247,7 @@ void add_from_names(const Node& item, std::vector<std::string>* names) {
 void collect(const Node& node, std::vector<std::string>* bound, ColumnQualifiers* out) {
   if (node.has_column_ref()) {
     const auto& fields = node.column_ref().fields();
+    if (fields.size() == 1 && fields[0].has_a_star()) return;  // SELECT *: its own FROM
     if (fields.size() >= 2 && fields[0].has_string()) {
       const std::string& qualifier = fields[0].string().sval();
       if (std::find(bound->begin(), bound->end(), qualifier) == bound->end()) {
@@ -271,6 +272,17 @@ void collect(const Node& node, std::vector<std::string>* bound, ColumnQualifiers
 }
 
 }  // namespace
+
+std::vector<std::string> from_names(const pg_query::SelectStmt& select) {
+  std::vector<std::string> names;
+  for (const Node& item : select.from_clause()) add_from_names(item, &names);
+  if (select.has_with_clause()) {
+    for (const Node& cte : select.with_clause().ctes()) {
+      if (cte.has_common_table_expr()) names.push_back(cte.common_table_expr().ctename());
+    }
+  }
+  return names;
+}
 
 void collect_column_qualifiers(const Node& node, ColumnQualifiers* out) {
   std::vector<std::string> bound;

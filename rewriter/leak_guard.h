@@ -88,6 +88,9 @@ struct ColumnQualifiers {
 };
 void collect_column_qualifiers(const pg_query::Node& expr, ColumnQualifiers* out);
 
+// The names the FROM items (and CTEs) of `select` bind.
+[[nodiscard]] std::vector<std::string> from_names(const pg_query::SelectStmt& select);
+
 // True when `pred` holds for `expr` or a node below it (subqueries included).
 [[nodiscard]] bool contains_node(const pg_query::Node& expr,
                                  const std::function<bool(const pg_query::Node&)>& pred);

@@ -414,6 +414,7 @@ bool StatementWalker::scope_range_var(Node* item) {
   }
   guard_levels_.back().items.back().wrap =
       item->mutable_range_subselect()->mutable_subquery()->mutable_select_stmt();
+  wraps_.insert(guard_levels_.back().items.back().wrap);
   changed_ = true;
   return true;
 }

@@ -181,6 +181,9 @@ class StatementWalker {
   // could substitute into its conditions; records a query whose outputs stay
   // unsafe (in unsafe_outputs_), so that conditions on it fence it.
   bool guard_outputs(pg_query::SelectStmt* select);
+  // EXISTS / NOT EXISTS whose subquery can carry the scope of the outer
+  // tables it reads as a gate, instead of being guarded as a whole.
+  bool gate_exists(pg_query::Node* conjunct, const std::vector<const GuardItem*>& items);
   void resolve_guard_items(const pg_query::Node& conjunct, std::size_t first_item, ClauseKind kind,
                            std::vector<const GuardItem*>* out) const;
   pg_query::CommonTableExpr* tainted_cte(const pg_query::RangeVar& rv) const;
@@ -201,6 +204,7 @@ class StatementWalker {
   bool derived_select_ = false;  // the next walk_select is a derived table or CTE query
   std::set<const pg_query::SelectStmt*> unsafe_outputs_;
   std::set<const pg_query::SubLink*> scoped_sublinks_;  // subqueries that read scoped rows
+  std::set<const pg_query::SelectStmt*> wraps_;         // the scoped tables' derived tables
   bool changed_ = false;
   int tenant_markers_ = 0;
   int user_markers_ = 0;

@@ -151,6 +151,7 @@ std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
   derived_select_ = false;
   unsafe_outputs_.clear();
   scoped_sublinks_.clear();
+  wraps_.clear();
   depth_ = 0;
   if (!walk_statement(stmt, true)) {
     if (!refusal_) refusal_ = Refusal{"0A000", "statement not supported"};

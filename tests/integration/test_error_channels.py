@@ -257,6 +257,15 @@ def attack_cases(table: str) -> list[tuple[str, str]]:
             (f"error function {victim}", f"SELECT id FROM {table} WHERE {w} AND ec_fail(body)"),
             (f"users email cast {victim}", f"SELECT id FROM ec_users WHERE {w} AND to_date(email, 'YYYY') IS NOT NULL"),
         ]
+        if victim != OWN_ID:
+            # Plans differ from RLS here (a gated or guarded subquery is not the
+            # semi-join RLS gets), so how often the caller's own row is
+            # evaluated differs; aimed at other tenants' rows only.
+            cases += [
+                (f"exists, outer-only condition {victim}", f"SELECT id FROM {table} t WHERE {w} AND EXISTS (SELECT 1 FROM ec_users u WHERE u.id = t.id AND t.body::int > 0)"),
+                (f"not exists, outer-only condition {victim}", f"SELECT id FROM {table} t WHERE {w} AND NOT EXISTS (SELECT 1 FROM ec_users u WHERE u.id = t.id AND ec_notice(t.body))"),
+                (f"exists over a shared table {victim}", f"SELECT id FROM {table} t WHERE {w} AND EXISTS (SELECT 1 FROM ec_log l WHERE l.seen = t.body::int::text)"),
+            ]
     # Without a point lookup: every row of the table is a target.
     cases += [
         ("notice function, whole table", f"SELECT id FROM {table} WHERE ec_notice(body)"),
