@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/log.h"
@@ -24,27 +25,15 @@
 namespace tenantgate::proxy {
 namespace {
 
-// Starts fn on a thread whose stack is large enough for the rewriter.
-pthread_t start_large_stack_thread(std::function<void()> fn) {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, rewriter::kRequiredStackBytes);
-  auto* heap_fn = new std::function<void()>(std::move(fn));
-  pthread_t thread;
-  int rc = pthread_create(
-      &thread, &attr,
-      [](void* arg) -> void* {
-        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-        (*f)();
-        return nullptr;
-      },
-      heap_fn);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    delete heap_fn;
-    throw std::runtime_error("could not start an event-loop thread");
-  }
-  return thread;
+AnalysisPool::Options analysis_options(const config::Limits& limits) {
+  AnalysisPool::Options options;
+  options.threads = limits.analysis_threads != 0
+                        ? limits.analysis_threads
+                        : std::max(1u, std::thread::hardware_concurrency());
+  options.limits.ms_per_second = limits.analysis_ms_per_second;
+  options.limits.queue_timeout = std::chrono::milliseconds(limits.analysis_queue_timeout_ms);
+  options.limits.max_pending_per_tenant = limits.max_pending_analyses;
+  return options;
 }
 
 void log_server(spdlog::level::level_enum level, std::string_view message) {
@@ -60,7 +49,8 @@ class Server::Impl {
       : config_(std::move(config)),
         policies_(std::move(policy)),
         rewriter_(rewriter::Options{config_->limits.max_statement_bytes}),
-        rewrite_cache_(config_->limits.rewrite_cache_bytes) {
+        rewrite_cache_(config_->limits.rewrite_cache_bytes),
+        analysis_pool_(analysis_options(config_->limits)) {
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -72,6 +62,7 @@ class Server::Impl {
     services_.policies = &policies_;
     services_.rewriter = &rewriter_;
     services_.rewrite_cache = &rewrite_cache_;
+    services_.analysis = &analysis_pool_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -80,6 +71,8 @@ class Server::Impl {
   }
 
   ~Impl() {
+    // Queued analyses hold timers of the loops: they go before the loops.
+    analysis_pool_.stop();
     // Sessions still on the loops are destroyed with them and unregister from
     // cancels_ and sessions_: the loops (and the I/O objects on them) go first.
     grace_timer_.reset();
@@ -120,7 +113,7 @@ class Server::Impl {
     work_guards_ = &guards;
     std::vector<pthread_t> threads;
     for (auto& ctx : contexts_) {
-      threads.push_back(start_large_stack_thread([ctx = ctx.get()] { ctx->run(); }));
+      threads.push_back(rewriter::start_large_stack_thread([ctx = ctx.get()] { ctx->run(); }));
     }
     for (auto t : threads) pthread_join(t, nullptr);
     log_server(spdlog::level::info, "tenantgate stopped");
@@ -269,6 +262,7 @@ class Server::Impl {
   PolicyStore policies_;
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
+  AnalysisPool analysis_pool_;
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;
