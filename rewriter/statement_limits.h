@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 #include "rewriter/rewriter.h"
@@ -21,10 +22,22 @@ struct NestingEstimate {
   std::size_t words = 0;           // identifiers and keywords
   std::size_t operator_chars = 0;  // each of + - * / < > = ~ ! @ # % ^ & | ` ? :
   std::size_t max_brackets = 0;    // deepest nesting of ( and [
+  // Counted by the same scan, for the caps below: the keywords UNION,
+  // INTERSECT and EXCEPT (unquoted, any case), and statements (runs of
+  // tokens between semicolons; an empty statement does not count).
+  std::size_t set_operations = 0;
+  std::size_t statements = 0;
   [[nodiscard]] std::size_t units() const { return words + operator_chars + max_brackets; }
 };
 
 [[nodiscard]] NestingEstimate estimate_nesting(std::string_view sql);
+
+// The 54001 refusal for a query string over one of Options' caps
+// (max_nesting_units, max_set_operations, max_statements), or nullopt.
+// Linear in the text and allocation-free unless it refuses: it runs before
+// the parse so that a refusal costs microseconds, not the parse's seconds.
+[[nodiscard]] std::optional<Refusal> check_statement_limits(std::string_view sql,
+                                                            const Options& options);
 
 // Measurements behind kMaxNestingUnits (rewriter.h), on this machine, with
 // /tmp throwaway drivers calling pg_query_parse_protobuf and Rewriter::rewrite
