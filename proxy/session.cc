@@ -1010,7 +1010,13 @@ awaitable<bool> Session::analyse(std::string_view sql) {
         if (refusal) {
           result = analysis_refusal(*refusal, limits, tenant);
         } else if (!wait->abandoned) {
-          result = cache->rewrite(*rewriter, sql, identity, policy);
+          try {
+            result = cache->rewrite(*rewriter, sql, identity, policy);
+          } catch (const std::exception& e) {
+            // On the loop this ended the session; here it must not end the pool.
+            result = rewriter::RewriteResult::refused(
+                "XX000", fmt::format("internal error while analysing the statement: {}", e.what()));
+          }
         }
         // The last reference may be the posted handler's: the timer is then
         // destroyed on its own loop.
