@@ -63,6 +63,7 @@ class Server::Impl {
     services_.rewriter = &rewriter_;
     services_.rewrite_cache = &rewrite_cache_;
     services_.analysis = &analysis_pool_;
+    services_.salted_passwords = &salted_passwords_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -263,6 +264,7 @@ class Server::Impl {
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
   AnalysisPool analysis_pool_;
+  SaltedPasswordCache salted_passwords_;
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;

@@ -692,6 +692,7 @@ awaitable<bool> Session::login_backend(bool passthrough) {
               co_return false;
             }
             scram.emplace(password, random_nonce());
+            scram->use_cache(services_.salted_passwords);
             reply = sasl_initial_response("SCRAM-SHA-256", scram->client_first());
             break;
           }

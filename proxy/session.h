@@ -46,7 +46,8 @@ struct ProxyServices {
   rewriter::RewriteCache* rewrite_cache = nullptr;
   // Where rewrites that miss the cache run; null: on the loop itself.
   AnalysisPool* analysis = nullptr;
-  std::string backend_password;  // from backend.password_env at start-up
+  SaltedPasswordCache* salted_passwords = nullptr;  // for the backend login
+  std::string backend_password;                     // from backend.password_env at start-up
 };
 
 class Session : public std::enable_shared_from_this<Session> {
