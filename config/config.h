@@ -66,7 +66,8 @@ struct Limits {
   uint32_t shutdown_grace_ms = 10000;
   uint64_t rewrite_cache_bytes = 64ull << 20;
   // Rewrites that miss the cache run on a pool of analysis threads, shared
-  // fairly between tenants (proxy/analysis_pool.h). 0: one per core.
+  // fairly between tenants (proxy/analysis_pool.h). 0: half the cores (at
+  // least one).
   uint32_t analysis_threads = 0;
   // Each tenant's analysis CPU budget: a token bucket refilled continuously
   // at this rate, holding at most one second's worth. 0: no budget.

@@ -27,9 +27,12 @@ namespace {
 
 AnalysisPool::Options analysis_options(const config::Limits& limits) {
   AnalysisPool::Options options;
+  // By default half the cores: the other half stays free for the event
+  // loops (and the clients and database on the same machine) however much
+  // analysis is waiting.
   options.threads = limits.analysis_threads != 0
                         ? limits.analysis_threads
-                        : std::max(1u, std::thread::hardware_concurrency());
+                        : std::max(1u, std::thread::hardware_concurrency() / 2);
   options.limits.ms_per_second = limits.analysis_ms_per_second;
   options.limits.queue_timeout = std::chrono::milliseconds(limits.analysis_queue_timeout_ms);
   options.limits.max_pending_per_tenant = limits.max_pending_analyses;
