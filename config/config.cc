@@ -33,6 +33,9 @@ constexpr std::string_view kReservedStartupParams[] = {
     "user", "database", "options", "replication", "application_name", "client_encoding",
 };
 
+// Connection counts above this are configuration mistakes, not limits.
+constexpr int64_t kMaxConnections = 10'000'000;
+
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
 
@@ -218,8 +221,17 @@ void Loader::load_backend(const toml::value& v) {
       backend_tls_ = value;
     } else if (key == "tls_ca") {
       b.tls_ca = path(*value, key);
+    } else if (key == "dialect") {
+      const std::string& s = str(*value, key);
+      if (s == "postgresql") {
+        b.dialect = BackendDialect::kPostgreSQL;
+      } else if (s == "cockroachdb") {
+        b.dialect = BackendDialect::kCockroachDB;
+      } else {
+        fail(*value, "unknown backend.dialect " + dq(s) + " (expected postgresql | cockroachdb)");
+      }
     } else {
-      unknown(key, *value, "[backend]", "host, port, user, password_env, tls, tls_ca");
+      unknown(key, *value, "[backend]", "host, port, user, password_env, tls, tls_ca, dialect");
     }
   }
   if (b.tls == BackendTls::kVerifyFull && b.tls_ca.empty()) {
@@ -242,8 +254,17 @@ void Loader::load_auth(const toml::value& v) {
         fail(*value, "unknown auth.mode " + dq(s) + " (expected scram | passthrough | trust)");
       }
       auth_mode_ = value;
+    } else if (key == "revoked_sessions") {
+      const std::string& s = str(*value, key);
+      if (s == "terminate") {
+        config_.revoked_sessions = RevokedSessions::kTerminate;
+      } else if (s == "finish") {
+        config_.revoked_sessions = RevokedSessions::kFinish;
+      } else {
+        fail(*value, "unknown auth.revoked_sessions " + dq(s) + " (expected terminate | finish)");
+      }
     } else {
-      unknown(key, *value, "[auth]", "mode");
+      unknown(key, *value, "[auth]", "mode, revoked_sessions");
     }
   }
 }
@@ -269,8 +290,10 @@ void Loader::load_principals(const toml::value& v) {
         }
       } else if (key == "bypass") {
         p.bypass = boolean(*value, key);
+      } else if (key == "max_connections") {
+        p.max_connections = static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
       } else {
-        unknown(key, *value, "[[principals]]", "name, scram, tenants, bypass");
+        unknown(key, *value, "[[principals]]", "name, scram, tenants, bypass, max_connections");
       }
     }
     if (p.name.empty()) fail(pv, "principal has no name");
@@ -359,11 +382,21 @@ void Loader::load_limits(const toml::value& v) {
       l.analysis_queue_timeout_ms = static_cast<uint32_t>(integer(*value, key, 1, kU32));
     } else if (key == "max_pending_analyses") {
       l.max_pending_analyses = static_cast<uint32_t>(integer(*value, key, 1, kU32));
+    } else if (key == "max_client_connections") {
+      l.max_client_connections = static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
+    } else if (key == "max_startups") {
+      l.max_startups = static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
+    } else if (key == "max_startups_per_source") {
+      l.max_startups_per_source = static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
+    } else if (key == "max_connections_per_tenant") {
+      l.max_connections_per_tenant =
+          static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
     } else {
       unknown(key, *value, "[limits]",
               "max_message_bytes, max_statement_bytes, startup_timeout_ms, shutdown_grace_ms, "
-              "rewrite_cache_bytes, analysis_threads, analysis_ms_per_second, "
-              "analysis_queue_timeout_ms, max_pending_analyses");
+              "rewrite_cache_bytes, max_client_connections, max_startups, "
+              "max_startups_per_source, max_connections_per_tenant, analysis_threads, "
+              "analysis_ms_per_second, analysis_queue_timeout_ms, max_pending_analyses");
     }
   }
   if (l.max_statement_bytes > l.max_message_bytes) {
@@ -539,11 +572,15 @@ Config Loader::load(std::string_view text) {
 
 }  // namespace
 
-const Principal* Config::find_principal(std::string_view name) const {
+const Principal* find_principal(const std::vector<Principal>& principals, std::string_view name) {
   for (const Principal& p : principals) {
     if (p.name == name) return &p;
   }
   return nullptr;
+}
+
+const Principal* Config::find_principal(std::string_view name) const {
+  return config::find_principal(principals, name);
 }
 
 Config parse_config(std::string_view toml_text, const std::string& file_name) {

@@ -28,7 +28,13 @@ struct Listen {
   std::string tls_cert;  // absolute path; required unless tls = disable
   std::string tls_key;
   unsigned threads = 0;  // event-loop threads; 0 means one per core
+
+  bool operator==(const Listen&) const = default;
 };
+
+// Which database the backend is, where the rewriter's constructions differ
+// (rewriter::Dialect). CockroachDB's is safe on both, so it is the default.
+enum class BackendDialect { kPostgreSQL, kCockroachDB };
 
 struct Backend {
   std::string host = "127.0.0.1";
@@ -37,6 +43,9 @@ struct Backend {
   std::string password_env = "TENANTGATE_BACKEND_PASSWORD";  // empty: no password
   BackendTls tls = BackendTls::kDisable;
   std::string tls_ca;  // absolute path; required for verify-full
+  BackendDialect dialect = BackendDialect::kCockroachDB;
+
+  bool operator==(const Backend&) const = default;
 };
 
 struct Principal {
@@ -49,7 +58,15 @@ struct Principal {
   // principal can use it.
   std::vector<std::string> tenants;
   bool bypass = false;
+  uint32_t max_connections = 0;  // open sessions of this principal; 0: no limit
   int line = 0;
+};
+
+// What happens to the open sessions of a principal that a reload (SIGHUP)
+// removed, or whose tenants or bypass flag it changed.
+enum class RevokedSessions {
+  kTerminate,  // they end with FATAL 57P01
+  kFinish,     // they go on until the client disconnects
 };
 
 struct Identity {
@@ -57,6 +74,8 @@ struct Identity {
   std::string user_param = "tenantgate.user";
   policy::ValueType tenant_type = policy::ValueType::kText;
   policy::ValueType user_type = policy::ValueType::kInt;
+
+  bool operator==(const Identity&) const = default;
 };
 
 struct Limits {
@@ -77,12 +96,22 @@ struct Limits {
   // Statements of one tenant waiting for analysis at once; more are refused
   // (53000).
   uint32_t max_pending_analyses = 64;
+  // Connection limits; 0 means no limit. A connection over one is refused
+  // with SQLSTATE 53300.
+  uint32_t max_client_connections = 10000;  // open client connections
+  uint32_t max_startups = 1000;             // connections not yet authenticated
+  uint32_t max_startups_per_source = 0;     // the same, per client address
+  uint32_t max_connections_per_tenant = 0;  // sessions per tenant
+
+  bool operator==(const Limits&) const = default;
 };
 
 struct Log {
   std::string level = "info";  // trace | debug | info | warn | error | critical | off
   LogFormat format = LogFormat::kText;
   bool log_statement_values = false;  // refusals log only a fingerprint unless set
+
+  bool operator==(const Log&) const = default;
 };
 
 struct Config {
@@ -90,6 +119,7 @@ struct Config {
   Listen listen;
   Backend backend;
   AuthMode auth_mode = AuthMode::kScram;
+  RevokedSessions revoked_sessions = RevokedSessions::kTerminate;
   std::vector<Principal> principals;
   Identity identity;
   std::string policy_file;   // absolute path, resolved relative to source_file
@@ -100,6 +130,10 @@ struct Config {
 
   [[nodiscard]] const Principal* find_principal(std::string_view name) const;
 };
+
+// The principal called `name` in `principals`, or nullptr.
+[[nodiscard]] const Principal* find_principal(const std::vector<Principal>& principals,
+                                              std::string_view name);
 
 class ConfigError : public std::runtime_error {
  public:

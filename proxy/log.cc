@@ -10,6 +10,51 @@ namespace {
 
 std::atomic<bool> g_json{false};
 
+// One UTF-8 sequence at the front of s: its code point and length, or a
+// length of 0 when the first byte does not start a valid sequence (overlong
+// forms, surrogates and values above U+10FFFF are invalid).
+struct CodePoint {
+  char32_t value = 0;
+  std::size_t length = 0;
+};
+
+CodePoint decode_utf8(std::string_view s) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  if (b0 < 0x80) return {b0, 1};
+  std::size_t length;
+  char32_t value;
+  char32_t min;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    length = 2, value = b0 & 0x1f, min = 0x80;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    length = 3, value = b0 & 0x0f, min = 0x800;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    length = 4, value = b0 & 0x07, min = 0x10000;
+  } else {
+    return {};
+  }
+  if (s.size() < length) return {};
+  for (std::size_t i = 1; i < length; ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if ((b & 0xc0) != 0x80) return {};
+    value = (value << 6) | (b & 0x3f);
+  }
+  if (value < min || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return {};
+  return {value, length};
+}
+
+// Code points that a terminal or an editor acts on instead of showing: C0 and
+// C1 controls, DEL, line and paragraph separators, bidirectional embeddings,
+// overrides and isolates, and the byte-order mark.
+bool is_hidden(char32_t c) {
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x200b && c <= 0x200f) ||
+         (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0xfeff;
+}
+
+void append_hex_bytes(std::string& out, std::string_view bytes) {
+  for (unsigned char b : bytes) out += fmt::format("\\x{:02x}", b);
+}
+
 }  // namespace
 
 bool init_logging(std::string_view level, config::LogFormat format) {
@@ -31,8 +76,14 @@ bool init_logging(std::string_view level, config::LogFormat format) {
 std::string json_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 8);
-  for (unsigned char c : s) {
-    switch (c) {
+  while (!s.empty()) {
+    const CodePoint cp = decode_utf8(s);
+    if (cp.length == 0) {
+      out += "\\ufffd";
+      s.remove_prefix(1);
+      continue;
+    }
+    switch (cp.value) {
       case '"':
         out += "\\\"";
         break;
@@ -49,24 +100,68 @@ std::string json_escape(std::string_view s) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
+        if (is_hidden(cp.value)) {
+          out += fmt::format("\\u{:04x}", static_cast<uint32_t>(cp.value));
         } else {
-          out += static_cast<char>(c);
+          out.append(s.substr(0, cp.length));
         }
     }
+    s.remove_prefix(cp.length);
   }
   return out;
 }
 
+std::string text_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  while (!s.empty()) {
+    const CodePoint cp = decode_utf8(s);
+    if (cp.length == 0) {
+      append_hex_bytes(out, s.substr(0, 1));
+      s.remove_prefix(1);
+      continue;
+    }
+    switch (cp.value) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (is_hidden(cp.value)) {
+          append_hex_bytes(out, s.substr(0, cp.length));
+        } else {
+          out.append(s.substr(0, cp.length));
+        }
+    }
+    s.remove_prefix(cp.length);
+  }
+  return out;
+}
+
+std::string text_value(std::string_view s) {
+  std::string escaped = text_escape(s);
+  const bool quote =
+      s.empty() || escaped.size() != s.size() || s.find_first_of(" =\"") != std::string_view::npos;
+  if (!quote) return escaped;
+  return "\"" + escaped + "\"";
+}
+
 void LogContext::set(std::string_view key, std::string_view value) {
   if (g_json) {
-    rendered_ += fmt::format("\"{}\":\"{}\",", key, json_escape(value));
+    rendered_ += fmt::format("\"{}\":\"{}\",", json_escape(key), json_escape(value));
   } else {
-    // Values are quoted when they could be confused with the separator.
-    const bool quote = value.empty() || value.find_first_of(" =\"") != std::string_view::npos;
-    rendered_ += quote ? fmt::format("{}=\"{}\" ", key, json_escape(value))
-                       : fmt::format("{}={} ", key, value);
+    rendered_ += fmt::format("{}={} ", text_escape(key), text_value(value));
   }
 }
 
@@ -76,7 +171,7 @@ void log_line(spdlog::level::level_enum level, const LogContext& context,
   if (g_json) {
     spdlog::log(level, "{}\"msg\":\"{}\"", context.rendered(), json_escape(message));
   } else {
-    spdlog::log(level, "{}{}", context.rendered(), message);
+    spdlog::log(level, "{}msg={}", context.rendered(), text_value(message));
   }
 }
 

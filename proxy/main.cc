@@ -33,7 +33,8 @@ constexpr const char* kUsage = R"(usage:
   tenantgate check --config FILE           validate the configuration and the policy
   tenantgate check --dsn CONNINFO [--config FILE]
                                            list the database's app functions and the policy's entries
-  tenantgate rewrite --config FILE --tenant T [--user U] [--principal P] [--database D] [SQL]
+  tenantgate rewrite --config FILE --tenant T [--user U] [--principal P] [--database D]
+                     [--dialect postgresql|cockroachdb] [SQL]
                                            print the rewritten SQL (reads stdin without SQL)
   tenantgate hash-password [--iterations N]
                                            read a password on stdin, print a SCRAM-SHA-256 verifier
@@ -197,7 +198,18 @@ int rewrite(const Args& args) {
     identity.database = d->second;
   }
 
-  tg::rewriter::Rewriter rewriter(tg::rewriter::Options{config->limits.max_statement_bytes});
+  tg::rewriter::Options options = tg::proxy::rewriter_options(*config);
+  if (auto d = args.options.find("dialect"); d != args.options.end()) {
+    if (d->second == "postgresql") {
+      options.dialect = tg::rewriter::Dialect::kPostgreSQL;
+    } else if (d->second == "cockroachdb") {
+      options.dialect = tg::rewriter::Dialect::kCockroachDB;
+    } else {
+      std::cerr << "unknown --dialect " << d->second << " (expected postgresql | cockroachdb)\n";
+      return 2;
+    }
+  }
+  tg::rewriter::Rewriter rewriter(options);
   int status = 0;
   tg::rewriter::run_with_large_stack([&] {
     auto result = rewriter.rewrite(sql, identity, *policy);

@@ -135,6 +135,35 @@ void append_query_message(std::string& out, std::string_view sql) {
 
 std::string terminate_message() { return MessageWriter('X').finish(); }
 
+std::optional<std::string> redact_exclusion_detail(std::string_view body) {
+  MessageReader r(body);
+  std::vector<std::pair<char, std::string_view>> fields;
+  bool exclusion = false;
+  for (;;) {
+    auto code = r.u8();
+    if (!code) return std::nullopt;
+    if (*code == 0) break;
+    auto value = r.cstr();
+    if (!value) return std::nullopt;
+    if (*code == 'C' && *value == "23P01") exclusion = true;
+    fields.emplace_back(static_cast<char>(*code), *value);
+  }
+  if (!exclusion || !r.at_end()) return std::nullopt;
+  std::string out_body;
+  for (const auto& [code, value] : fields) {
+    out_body += code;
+    out_body += code == 'D' ? std::string_view("Key conflicts with existing key.") : value;
+    out_body += '\0';
+  }
+  out_body += '\0';
+  std::string out;
+  out += 'E';
+  const auto length = static_cast<uint32_t>(out_body.size() + 4);
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((length >> shift) & 0xff);
+  out += out_body;
+  return out;
+}
+
 std::optional<ErrorFields> parse_error_fields(std::string_view body) {
   MessageReader r(body);
   ErrorFields out;

@@ -60,6 +60,14 @@ struct ErrorFields {
 // Parses an ErrorResponse or NoticeResponse body.
 [[nodiscard]] std::optional<ErrorFields> parse_error_fields(std::string_view body);
 
+// An exclusion-constraint violation (23P01) names the existing row it
+// conflicts with in its DETAIL, and that row may be another tenant's. For
+// such an ErrorResponse body: the whole message ('E', length, body) with the
+// DETAIL PostgreSQL itself sends when it may not show the key ("Key conflicts
+// with existing key.", as for a table with row-level security); nullopt for
+// any other body, or one that does not parse.
+[[nodiscard]] std::optional<std::string> redact_exclusion_detail(std::string_view body);
+
 // An Authentication ('R') request from the backend.
 struct AuthRequest {
   int32_t code = 0;       // 0 ok, 3 cleartext, 5 md5, 10 SASL, 11 SASL continue, 12 SASL final

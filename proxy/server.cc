@@ -1,10 +1,13 @@
 #include "proxy/server.h"
 
+#include <fmt/ranges.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -16,14 +19,34 @@
 #include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/connection_limits.h"
+#include "proxy/frame_decoder.h"
 #include "proxy/log.h"
+#include "proxy/messages.h"
 #include "proxy/policy_store.h"
+#include "proxy/principal_store.h"
+#include "proxy/read_buffer.h"
+#include "proxy/scram.h"
 #include "proxy/session.h"
+#include "proxy/startup_packet.h"
+#include "proxy/stream.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
 namespace tenantgate::proxy {
+
+rewriter::Options rewriter_options(const config::Config& config) {
+  rewriter::Options options;
+  options.max_statement_bytes = config.limits.max_statement_bytes;
+  options.dialect = config.backend.dialect == config::BackendDialect::kPostgreSQL
+                        ? rewriter::Dialect::kPostgreSQL
+                        : rewriter::Dialect::kCockroachDB;
+  return options;
+}
+
 namespace {
+
+using namespace asio::experimental::awaitable_operators;
 
 AnalysisPool::Options analysis_options(const config::Limits& limits) {
   AnalysisPool::Options options;
@@ -44,6 +67,98 @@ void log_server(spdlog::level::level_enum level, std::string_view message) {
   log_line(level, kNoContext, message);
 }
 
+// A message that can repeat thousands of times a second under attack (accept
+// failures, refused connections): logged at most once per interval, with the
+// number of occurrences that were not logged. Used from one thread.
+class ThrottledLog {
+ public:
+  explicit ThrottledLog(std::chrono::steady_clock::duration interval) : interval_(interval) {}
+
+  void note(spdlog::level::level_enum level, std::string_view message) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < interval_) {
+      ++suppressed_;
+      return;
+    }
+    if (suppressed_ > 0) {
+      log_server(level, fmt::format("{} (and {} more like it since the last such line)", message,
+                                    suppressed_));
+    } else {
+      log_server(level, message);
+    }
+    last_ = now;
+    suppressed_ = 0;
+  }
+
+ private:
+  const std::chrono::steady_clock::duration interval_;
+  std::chrono::steady_clock::time_point last_{};
+  uint64_t suppressed_ = 0;
+};
+
+// Refused connections answered after their TLS negotiation at a time; more
+// get the error at once.
+constexpr int kMaxLingeringRefusals = 64;
+// Descriptors that are not sessions': the listener, event loops, signals,
+// the log, cancel requests in flight.
+constexpr uint64_t kReservedDescriptors = 64;
+
+// The soft open-file limit after raising it to the hard limit, as servers do:
+// the default soft limit (often 1024) is far below what max_client_connections
+// needs. RLIM_INFINITY when there is none.
+rlim_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return RLIM_INFINITY;
+  const rlim_t before = limit.rlim_cur;
+  rlim_t target = limit.rlim_max;
+  if (target == RLIM_INFINITY) {
+    // The kernel caps descriptors at fs.nr_open even without a hard limit.
+    unsigned long nr_open = 1048576;
+    if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "r")) {
+      if (std::fscanf(f, "%lu", &nr_open) != 1) nr_open = 1048576;
+      std::fclose(f);
+    }
+    target = nr_open;
+  }
+  if (limit.rlim_cur < target) {
+    rlimit raised = limit;
+    raised.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      limit = raised;
+      log_server(spdlog::level::info,
+                 fmt::format("raised the open-file limit (RLIMIT_NOFILE) from {} to {}", before,
+                             limit.rlim_cur));
+    }
+  }
+  return limit.rlim_cur;
+}
+
+// The connection limits, with max_client_connections lowered to what the
+// open-file limit can hold (two descriptors per session: client and backend),
+// so that a flood is refused with 53300 instead of running out of
+// descriptors, which leaves every new client waiting in the listen backlog.
+ConnectionLimits::Settings fit_limits(const config::Limits& limits) {
+  ConnectionLimits::Settings settings{limits.max_client_connections, limits.max_startups,
+                                      limits.max_startups_per_source,
+                                      limits.max_connections_per_tenant};
+  const rlim_t descriptors = raise_descriptor_limit();
+  if (descriptors == RLIM_INFINITY) return settings;
+  const uint64_t reserved = kReservedDescriptors + kMaxLingeringRefusals;
+  const uint64_t fit = descriptors > reserved + 2 ? (descriptors - reserved) / 2 : 1;
+  if (settings.max_client_connections == 0 || settings.max_client_connections > fit) {
+    log_server(spdlog::level::warn,
+               fmt::format("limits.max_client_connections lowered from {} to {}: the open-file "
+                           "limit of {} holds no more sessions (two descriptors each); raise the "
+                           "limit (ulimit -n, LimitNOFILE=) to allow more",
+                           settings.max_client_connections == 0
+                               ? std::string("0 (no limit)")
+                               : std::to_string(settings.max_client_connections),
+                           fit, descriptors));
+    settings.max_client_connections = static_cast<uint32_t>(fit);
+  }
+  return settings;
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -51,7 +166,9 @@ class Server::Impl {
   Impl(std::shared_ptr<const config::Config> config, std::shared_ptr<const policy::Policy> policy)
       : config_(std::move(config)),
         policies_(std::move(policy)),
-        rewriter_(rewriter::Options{config_->limits.max_statement_bytes}),
+        principals_(principals_of(config_)),
+        limits_(fit_limits(config_->limits)),
+        rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
         analysis_pool_(analysis_options(config_->limits)) {
     unsigned threads = config_->listen.threads;
@@ -63,6 +180,8 @@ class Server::Impl {
     services_.config = config_;
     services_.cancels = &cancels_;
     services_.policies = &policies_;
+    services_.principals = &principals_;
+    services_.limits = &limits_;
     services_.rewriter = &rewriter_;
     services_.rewrite_cache = &rewrite_cache_;
     services_.analysis = &analysis_pool_;
@@ -143,22 +262,38 @@ class Server::Impl {
 
   awaitable<void> accept_loop() {
     std::size_t next = 0;
+    ThrottledLog accept_errors(std::chrono::seconds(5));
+    ThrottledLog refusals(std::chrono::seconds(5));
+    auto backoff = std::chrono::milliseconds(10);
     for (;;) {
       auto& ctx = *contexts_[next];
       next = (next + 1) % contexts_.size();
       auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-        log_server(spdlog::level::warn, "accept failed: " + ec.message());
-        // Out of descriptors and similar: do not spin.
-        asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+        short_of_descriptors_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        accept_errors.note(spdlog::level::warn, fmt::format("accept failed: {}; retrying in {} ms",
+                                                            ec.message(), backoff.count()));
+        // Out of descriptors and similar: the pending connection stays in the
+        // backlog, so retrying at once would spin. Back off, up to 100 ms.
+        asio::steady_timer pause(co_await asio::this_coro::executor, backoff);
         co_await pause.async_wait(use_nothrow);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
         continue;
       }
+      backoff = std::chrono::milliseconds(10);
       error_code ignored;
+      const auto peer = socket.remote_endpoint(ignored);
+      ConnectionSlot slot;
+      if (auto refused = limits_.admit(peer.address().to_string(), slot)) {
+        refusals.note(spdlog::level::warn, fmt::format("refused a connection from {}: {}",
+                                                       peer.address().to_string(), *refused));
+        refuse(std::move(socket), *refused);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true), ignored);
       const uint64_t id = ++next_session_id_;
-      auto session = std::make_shared<Session>(std::move(socket), services_, id);
+      auto session = std::make_shared<Session>(std::move(socket), services_, id, std::move(slot));
       {
         std::lock_guard lock(sessions_mutex_);
         sessions_.emplace(id, session);
@@ -177,12 +312,155 @@ class Server::Impl {
     }
   }
 
+  // Over a limit: FATAL 53300 and close. The client gets the error after its
+  // TLS negotiation, as PostgreSQL answers "too many clients": libpq does not
+  // show an error sent in reply to an SSLRequest (its default, sslmode=prefer,
+  // sends one). That exchange runs for at most kMaxLingeringRefusals
+  // connections at a time, each within 2 seconds; beyond that, or while short
+  // of descriptors, the error is written at once and the connection closed,
+  // as PostgreSQL's postmaster does when it cannot start a backend.
+  void refuse(tcp::socket socket, const std::string& message) {
+    std::string reply = error_response("FATAL", "53300", message);
+    bool answer_later = false;
+    if (std::chrono::steady_clock::now() >= short_of_descriptors_until_) {
+      if (lingering_refusals_.fetch_add(1) < kMaxLingeringRefusals) {
+        answer_later = true;
+      } else {
+        --lingering_refusals_;
+      }
+    }
+    if (answer_later) {
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, answer_refused(std::move(socket), std::move(reply)), asio::detached);
+      return;
+    }
+    error_code ignored;
+    socket.non_blocking(true, ignored);
+    // A fresh socket's send buffer holds a short message: this does not block.
+    socket.write_some(asio::buffer(reply), ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    // What already arrived is read so that closing does not reset the connection.
+    char sink[4096];
+    socket.read_some(asio::buffer(sink), ignored);
+    socket.close(ignored);
+  }
+
+  awaitable<void> answer_refused(tcp::socket socket, std::string reply) {
+    Stream stream(std::move(socket));
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(2));
+    bool replied = false;
+    co_await (refusal_exchange(stream, reply, replied) || timer.async_wait(use_nothrow));
+    if (!replied && !stream.tls_active()) {
+      // A client that sent nothing usable still gets the reason, best effort.
+      std::string_view rest = reply;
+      error_code ignored;
+      stream.try_write(rest, ignored);
+    }
+    stream.close();
+    --lingering_refusals_;
+  }
+
+  // Negotiates TLS (or declines it) as a session would, reads the
+  // StartupMessage, sends `reply`, and waits for the client to close.
+  awaitable<void> refusal_exchange(Stream& stream, const std::string& reply, bool& replied) {
+    ReadBuffer buffer;
+    for (int packets = 0; packets < 3; ++packets) {
+      DecodeResult decoded;
+      for (;;) {
+        decoded = decode_startup_packet(buffer.pending(), kMaxStartupPacketBytes);
+        if (decoded.status != DecodeStatus::kNeedMore) break;
+        auto space = buffer.prepare(ReadBuffer::kInitialSize);
+        auto [ec, n] = co_await stream.read_some(asio::buffer(space.data(), space.size()));
+        if (ec) co_return;
+        buffer.commit(n);
+      }
+      if (decoded.status == DecodeStatus::kError) break;
+      auto parsed = parse_startup_packet(decoded.frame.body);
+      buffer.consume(decoded.frame.total_size);
+      const auto* packet = std::get_if<StartupPacket>(&parsed);
+      if (!packet || packet->kind == StartupPacket::Kind::kStartup) break;
+      if (packet->kind == StartupPacket::Kind::kCancel) co_return;
+      if (packet->kind == StartupPacket::Kind::kSsl && client_tls_ && !stream.tls_active() &&
+          buffer.empty()) {
+        if (co_await stream.write("S")) co_return;
+        stream.start_tls(*client_tls_);
+        if (co_await stream.handshake(ssl::stream_base::server)) co_return;
+        continue;
+      }
+      if (co_await stream.write("N")) co_return;  // SSLRequest without TLS, GSSENCRequest
+    }
+    replied = true;
+    if (co_await stream.write(reply)) co_return;
+    char byte;
+    co_await stream.read_some(asio::buffer(&byte, 1));
+  }
+
   void wait_for_reload() {
     reload_signal_->async_wait([this](const error_code& ec, int) {
       if (ec) return;
+      reload_principals();
       reload_policy();
       wait_for_reload();
     });
+  }
+
+  // Reads the config file again and puts its principals in force; the rest of
+  // the file needs a restart (a change is logged). A file that does not load,
+  // or that changes how principals are read (auth.mode, [identity]), keeps
+  // the principals in force.
+  void reload_principals() {
+    const std::string& file = config_->source_file;
+    std::shared_ptr<const config::Config> next;
+    try {
+      next = std::make_shared<const config::Config>(config::load_config_file(file));
+    } catch (const std::exception& e) {
+      log_server(
+          spdlog::level::err,
+          fmt::format("principals reload failed, keeping the principals in force: {}", e.what()));
+      return;
+    }
+    if (next->auth_mode != config_->auth_mode || !(next->identity == config_->identity)) {
+      log_server(
+          spdlog::level::err,
+          fmt::format("principals reload refused, keeping the principals in force: {} "
+                      "changed in {}, which needs a restart",
+                      next->auth_mode != config_->auth_mode ? "auth.mode" : "[identity]", file));
+      return;
+    }
+    if (next->auth_mode == config::AuthMode::kScram) {
+      for (const auto& p : next->principals) {
+        if (!parse_scram_verifier(p.scram)) {
+          log_server(spdlog::level::err,
+                     fmt::format("principals reload failed, keeping the principals in force: "
+                                 "{}:{}: principal \"{}\": scram is not a valid SCRAM-SHA-256 "
+                                 "verifier",
+                                 file, p.line, p.name));
+          return;
+        }
+      }
+    }
+    std::vector<std::string> restart;
+    if (!(next->listen == config_->listen)) restart.emplace_back("[listen]");
+    if (!(next->backend == config_->backend)) restart.emplace_back("[backend]");
+    if (next->revoked_sessions != config_->revoked_sessions) restart.emplace_back("[auth]");
+    if (next->policy_file != config_->policy_file) restart.emplace_back("[policy]");
+    if (!(next->limits == config_->limits)) restart.emplace_back("[limits]");
+    if (!(next->log == config_->log)) restart.emplace_back("[log]");
+    if (!restart.empty()) {
+      log_server(spdlog::level::warn,
+                 fmt::format("{} changed in {}: only [[principals]] is reloaded, the rest needs "
+                             "a restart",
+                             fmt::join(restart, ", "), file));
+    }
+    const auto count = next->principals.size();
+    auto snapshot = principals_of(std::move(next));
+    principals_.set(snapshot);
+    log_server(spdlog::level::info,
+               fmt::format("principals reloaded from {} ({} principals)", file, count));
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_) {
+      if (auto s = weak.lock()) s->on_principals_reloaded(snapshot);
+    }
   }
 
   void reload_policy() {
@@ -264,6 +542,11 @@ class Server::Impl {
   ssl::context backend_tls_{ssl::context::tls_client};
   CancelRegistry cancels_;
   PolicyStore policies_;
+  PrincipalStore principals_;
+  ConnectionLimits limits_;
+  std::atomic<int> lingering_refusals_{0};
+  // Used by the accept loop only.
+  std::chrono::steady_clock::time_point short_of_descriptors_until_{};
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
   AnalysisPool analysis_pool_;

@@ -13,8 +13,12 @@
 
 #include "config/config.h"
 #include "policy/policy.h"
+#include "rewriter/rewriter.h"
 
 namespace tenantgate::proxy {
+
+// The rewriter's options the configuration sets (statement size, dialect).
+[[nodiscard]] rewriter::Options rewriter_options(const config::Config& config);
 
 class Server {
  public:

@@ -24,8 +24,11 @@ namespace {
 
 using namespace asio::experimental::awaitable_operators;
 
-// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
-constexpr std::size_t kMaxStartupPacket = 10000;
+// Every client message before authentication completes (SASL messages, a
+// password): nothing is allocated for more on behalf of a client that has not
+// proven who it is. PostgreSQL allows 1024 bytes for a SASL message and 65535
+// for a password; a SCRAM message is about 200 bytes.
+constexpr std::size_t kMaxAuthMessage = 8192;
 // The largest message PostgreSQL itself sends (a 1 GB field plus headers).
 constexpr std::size_t kMaxBackendMessage = (1u << 30) + 1024;
 constexpr std::size_t kReadChunk = ReadBuffer::kInitialSize;
@@ -102,8 +105,13 @@ std::string endpoint_text(const tcp::socket& socket) {
 
 }  // namespace
 
-Session::Session(tcp::socket client, const ProxyServices& services, uint64_t id)
-    : services_(services), config_(*services.config), id_(id), client_(std::move(client)) {
+Session::Session(tcp::socket client, const ProxyServices& services, uint64_t id,
+                 ConnectionSlot slot)
+    : services_(services),
+      config_(*services.config),
+      id_(id),
+      client_(std::move(client)),
+      slot_(std::move(slot)) {
   log_context_.set("session", std::to_string(id_));
   log_context_.set("peer", endpoint_text(client_.socket()));
   unsigned char token[8];
@@ -137,6 +145,7 @@ awaitable<void> Session::run() {
   asio::steady_timer deadline(co_await asio::this_coro::executor,
                               std::chrono::milliseconds(config_.limits.startup_timeout_ms));
   auto started = co_await (startup() || deadline.async_wait(use_nothrow));
+  slot_.end_startup();
   if (started.index() == 1) {
     if (phase_ == Phase::kBackendLogin) {
       fail("08001", "the backend did not complete the login within limits.startup_timeout_ms");
@@ -248,7 +257,8 @@ awaitable<bool> Session::startup() {
     fail("28000", "tenantgate requires TLS on this listener (listen.tls = \"require\")");
     co_return false;
   }
-  principal_ = config_.find_principal(principal_name_);
+  principals_ = services_.principals->get();
+  principal_ = config::find_principal(*principals_, principal_name_);
   if (!principal_) {
     fail("28000", fmt::format("unknown principal \"{}\": it is not listed in the tenantgate "
                               "configuration",
@@ -323,7 +333,7 @@ awaitable<bool> Session::startup() {
 awaitable<bool> Session::negotiate(StartupPacket& packet) {
   for (;;) {
     auto message = co_await read_message(client_, client_buffer_, /*startup=*/true,
-                                         kMaxStartupPacket, /*from_client=*/true);
+                                         kMaxStartupPacketBytes, /*from_client=*/true);
     if (!message.ok) co_return false;
     auto parsed = parse_startup_packet(message.body);
     client_buffer_.consume(message.total_size);
@@ -399,8 +409,7 @@ awaitable<bool> Session::authenticate_client_scram() {
   mechanisms.emplace_back("SCRAM-SHA-256");
   if (co_await client_.write(authentication_sasl(mechanisms))) co_return false;
 
-  auto first =
-      co_await read_message(client_, client_buffer_, false, config_.limits.max_message_bytes, true);
+  auto first = co_await read_message(client_, client_buffer_, false, kMaxAuthMessage, true);
   if (!first.ok) co_return false;
   if (first.type != 'p') {
     fail("08P01", fmt::format("expected SASLInitialResponse, got message type '{}'", first.type));
@@ -423,8 +432,7 @@ awaitable<bool> Session::authenticate_client_scram() {
   }
   if (co_await client_.write(authentication_sasl_continue(step.message))) co_return false;
 
-  auto final_message =
-      co_await read_message(client_, client_buffer_, false, config_.limits.max_message_bytes, true);
+  auto final_message = co_await read_message(client_, client_buffer_, false, kMaxAuthMessage, true);
   if (!final_message.ok) co_return false;
   if (final_message.type != 'p') {
     fail("08P01", "expected SASLResponse");
@@ -501,7 +509,7 @@ bool Session::bind_identity() {
   bypass_ = principal_->bypass;
   identity_.database = database_;
   if (!raw_tenant_) {
-    if (principal_->bypass) return true;
+    if (principal_->bypass) return claim_limits();
     fail("28000", fmt::format("no tenant given: set the start-up parameter \"{}\" (for example "
                               "options=-c {}=<tenant>)",
                               identity.tenant_param, identity.tenant_param));
@@ -530,7 +538,61 @@ bool Session::bind_identity() {
     identity_.user = policy::TypedValue{*user, identity.user_type};
   }
   identity_.tenant = policy::TypedValue{tenant_, identity.tenant_type};
+  return claim_limits();
+}
+
+bool Session::claim_limits() {
+  // A reload during the login may have revoked what it was granted.
+  if (auto latest = services_.principals->get(); latest != principals_) {
+    if (auto why = revocation(*latest)) {
+      fail("28000", fmt::format("principal \"{}\" {} the tenantgate configuration during the login",
+                                principal_name_, *why));
+      return false;
+    }
+  }
+  // Counted once authenticated, as PostgreSQL checks a role's connection
+  // limit: a client without the password cannot use up a principal's slots.
+  // Bypass sessions are not counted per tenant.
+  std::optional<std::string_view> tenant;
+  if (!bypass_ && !tenant_.empty()) tenant = tenant_;
+  if (auto refused =
+          services_.limits->claim(slot_, principal_name_, principal_->max_connections, tenant)) {
+    fail("53300", *refused);
+    return false;
+  }
   return true;
+}
+
+std::optional<std::string> Session::revocation(
+    const std::vector<config::Principal>& principals) const {
+  const config::Principal* now = config::find_principal(principals, principal_name_);
+  if (!now) return "was removed from";
+  if (now->bypass != principal_->bypass) return "changed its bypass flag in";
+  if (!now->bypass && !tenant_.empty() &&
+      !tenant_allowed(*now, tenant_, config_.identity.tenant_type)) {
+    return fmt::format("may no longer claim tenant \"{}\" in", tenant_);
+  }
+  return std::nullopt;
+}
+
+void Session::on_principals_reloaded(PrincipalSnapshot principals) {
+  asio::post(client_.socket().get_executor(), [self = shared_from_this(),
+                                               principals = std::move(principals)] {
+    if (!self->principal_ || self->fatal_) return;
+    auto why = self->revocation(*principals);
+    if (!why) return;
+    const std::string what = fmt::format("principal \"{}\" {} the tenantgate configuration",
+                                         self->principal_name_, *why);
+    if (self->config_.revoked_sessions == config::RevokedSessions::kFinish) {
+      self->log(spdlog::level::warn, what + ": the session goes on (auth.revoked_sessions)");
+      return;
+    }
+    self->terminating_ = true;
+    self->fail("57P01", "terminating connection: " + what);
+    error_code ignored;
+    self->client_.socket().cancel(ignored);
+    if (self->backend_) self->backend_->socket().cancel(ignored);
+  });
 }
 
 // ---- Backend ----------------------------------------------------------------
@@ -604,7 +666,7 @@ awaitable<bool> Session::login_backend(bool passthrough) {
     fail("08006", "the backend closed the connection during start-up");
     co_return false;
   }
-  const std::size_t client_max = config_.limits.max_message_bytes;
+  const std::size_t client_max = kMaxAuthMessage;
   std::optional<ScramClient> scram;
   bool authenticated = false;
 
@@ -754,7 +816,27 @@ awaitable<bool> Session::login_backend(bool passthrough) {
         co_await client_.write(raw);
         co_return false;
       }
-      case 'S':
+      case 'S': {
+        // The backend's login is tenantgate's business: the client is told
+        // it is its principal, and not a superuser.
+        auto status = parse_parameter_status(body);
+        if (status && status->name == "crdb_version" && !bypass_ &&
+            config_.backend.dialect != config::BackendDialect::kCockroachDB) {
+          // The guards written for PostgreSQL do not hold on CockroachDB.
+          fail("08006",
+               "the backend is CockroachDB but backend.dialect = \"postgresql\": refusing to "
+               "rewrite for the wrong database");
+          co_return false;
+        }
+        if (status && status->name == "session_authorization") {
+          startup_replies_ += parameter_status(status->name, principal_name_);
+        } else if (status && status->name == "is_superuser") {
+          startup_replies_ += parameter_status(status->name, "off");
+        } else {
+          startup_replies_ += raw;
+        }
+        continue;
+      }
       case 'N':
         startup_replies_ += raw;
         continue;
@@ -954,6 +1036,14 @@ awaitable<void> Session::backend_to_client() {
             if (auto reply = refusal_reply(message.body)) {
               replaced.append(pending.substr(copied, run - copied));
               replaced += *reply;
+              copied = run + message.total_size;
+              break;
+            }
+          }
+          if (!bypass_) {
+            if (auto redacted = redact_exclusion_detail(message.body)) {
+              replaced.append(pending.substr(copied, run - copied));
+              replaced += *redacted;
               copied = run + message.total_size;
             }
           }
@@ -1168,9 +1258,9 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       extended_open_ = true;
-      std::optional<std::string> refused;
+      std::optional<std::string> refused = StatementTracker::refuse_name(bind.statement);
       const auto checks = statements_.checks_for(bind.statement);
-      if (!checks.empty()) refused = check_bind_params(bind, checks, identity_);
+      if (!refused && !checks.empty()) refused = check_bind_params(bind, checks, identity_);
       // Keep the vectors of an ordinary Bind; give back those of a huge one.
       constexpr std::size_t kKeptBindParams = 64;
       if (bind.params.capacity() > kKeptBindParams) bind = BindMessage{};
@@ -1189,6 +1279,10 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
         return false;
       }
       extended_open_ = true;
+      if (close->kind == 'S' && StatementTracker::refuse_name(close->name)) {
+        fail("08P01", "statement names longer than 63 bytes are not supported");
+        return false;
+      }
       if (!track(statements_.close_sent(close->kind, close->name))) return false;
       out.append(raw);
       return true;
@@ -1220,7 +1314,20 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       // Outside a checked COPY the backend ignores these (protocol 55.2.6).
       out.append(raw);
       return true;
-    case 'D':
+    case 'D': {
+      auto describe = parse_describe_or_close(body);
+      if (!describe) {
+        fail("08P01", "malformed Describe message");
+        return false;
+      }
+      if (describe->kind == 'S' && StatementTracker::refuse_name(describe->name)) {
+        fail("08P01", "statement names longer than 63 bytes are not supported");
+        return false;
+      }
+      extended_open_ = true;
+      out.append(raw);
+      return true;
+    }
     case 'E':
       extended_open_ = true;
       out.append(raw);

@@ -19,11 +19,13 @@
 #include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/connection_limits.h"
 #include "proxy/copy_in_validator.h"
 #include "proxy/frame_decoder.h"
 #include "proxy/log.h"
 #include "proxy/messages.h"
 #include "proxy/policy_store.h"
+#include "proxy/principal_store.h"
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/startup_packet.h"
@@ -42,6 +44,8 @@ struct ProxyServices {
   ssl::context* backend_tls = nullptr;
   CancelRegistry* cancels = nullptr;
   PolicyStore* policies = nullptr;
+  PrincipalStore* principals = nullptr;
+  ConnectionLimits* limits = nullptr;
   const rewriter::Rewriter* rewriter = nullptr;
   rewriter::RewriteCache* rewrite_cache = nullptr;
   // Where rewrites that miss the cache run; null: on the loop itself.
@@ -52,7 +56,9 @@ struct ProxyServices {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket client, const ProxyServices& services, uint64_t id);
+  // `slot` counts this connection against the connection limits; the
+  // session frees its start-up part once start-up is over.
+  Session(tcp::socket client, const ProxyServices& services, uint64_t id, ConnectionSlot slot);
   ~Session();
 
   // The whole life of the connection; returns when both sides are closed.
@@ -61,6 +67,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Asks the session to end (server shutdown after the grace period): the
   // client gets FATAL 57P01. Safe to call from any thread.
   void terminate();
+
+  // A reload replaced the principals: a session whose principal is gone, or
+  // whose bypass flag or claimable tenants no longer cover it, ends with
+  // FATAL 57P01 (auth.revoked_sessions = terminate). Safe from any thread.
+  void on_principals_reloaded(PrincipalSnapshot principals);
 
   // True once start-up is over and the session relays. Any thread.
   [[nodiscard]] bool started() const { return started_; }
@@ -83,6 +94,9 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<bool> negotiate(StartupPacket& packet);
   awaitable<bool> authenticate_client_scram();
   bool bind_identity();
+  bool claim_limits();
+  [[nodiscard]] std::optional<std::string> revocation(
+      const std::vector<config::Principal>& principals) const;
   void pin_backend_settings();
   // The policy snapshot for the next statement; nullptr (and fatal_ set) when
   // a reload changed the search_path pinned on the backend at login. Points
@@ -168,10 +182,12 @@ class Session : public std::enable_shared_from_this<Session> {
   LogContext log_context_;
   std::atomic<bool> terminating_{false};
   std::atomic<bool> started_{false};
+  ConnectionSlot slot_;
 
   // Bound at start-up.
   StartupParams client_params_;
   StartupParams backend_params_;
+  PrincipalSnapshot principals_;  // the snapshot principal_ points into
   const config::Principal* principal_ = nullptr;
   std::string principal_name_;
   std::string database_;

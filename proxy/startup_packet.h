@@ -3,6 +3,7 @@
 // (protocol 55.7, "StartupMessage", "SSLRequest", "GSSENCRequest", "CancelRequest").
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +17,8 @@ inline constexpr int32_t kProtocolVersion3 = 196608;  // 3.0
 inline constexpr int32_t kCancelRequestCode = 80877102;
 inline constexpr int32_t kSslRequestCode = 80877103;
 inline constexpr int32_t kGssEncRequestCode = 80877104;
+// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
+inline constexpr std::size_t kMaxStartupPacketBytes = 10000;
 
 using StartupParams = std::vector<std::pair<std::string, std::string>>;
 

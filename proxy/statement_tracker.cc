@@ -27,7 +27,18 @@ std::optional<std::string> StatementTracker::refuse_execute(const std::string& n
   return std::nullopt;
 }
 
+std::optional<std::string> StatementTracker::refuse_name(std::string_view name) {
+  if (name.size() <= kMaxStatementNameBytes) return std::nullopt;
+  return fmt::format(
+      "permission denied: statement names longer than {} bytes are not supported (PostgreSQL "
+      "would truncate the name and use another statement)",
+      kMaxStatementNameBytes);
+}
+
 std::optional<std::string> StatementTracker::refuse_query(const Names& names) const {
+  for (const auto& use : names) {
+    if (auto why = refuse_name(use.name)) return why;
+  }
   // The names this query string prepares or deallocates before each EXECUTE.
   std::unordered_set<std::string> added;
   std::unordered_set<std::string> removed;
@@ -62,6 +73,10 @@ std::optional<std::string> StatementTracker::refuse_query(const Names& names) co
 std::optional<std::string> StatementTracker::refuse_parse(std::string_view statement,
                                                           const Checks& checks,
                                                           const Names& names) const {
+  if (auto why = refuse_name(statement)) return why;
+  for (const auto& use : names) {
+    if (auto why = refuse_name(use.name)) return why;
+  }
   const std::string name(statement);
   if (!checks.empty() && executed_by_parse_.contains(name)) {
     return fmt::format(

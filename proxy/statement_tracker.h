@@ -50,6 +50,12 @@ class StatementTracker {
 
   // ---- Decisions (no state change) ----
 
+  // PostgreSQL keeps statement names to NAMEDATALEN - 1 bytes: a longer name
+  // would reach another statement than the one tracked under it, so it is
+  // refused wherever it appears.
+  static constexpr std::size_t kMaxStatementNameBytes = 63;
+  [[nodiscard]] static std::optional<std::string> refuse_name(std::string_view name);
+
   // Why a Query whose statements use `names` must be refused (42501), or
   // nullopt. Names are taken in statement order: `PREPARE p ...; EXECUTE p`
   // is fine, `DEALLOCATE p; EXECUTE p` is not.

@@ -32,6 +32,8 @@ using pg_query::Node;
 
 namespace {
 
+constexpr std::string_view kFenceName = "tg_fence";
+
 // `<scope> OR ROW(alias.*) IS NULL`: true also for the all-NULL row an outer
 // join supplies. A stored row with every column NULL holds nothing to leak.
 Node or_null_extended(Node scope, const std::string& alias) {
@@ -53,11 +55,39 @@ Node or_null_extended(Node scope, const std::string& alias) {
 
 }  // namespace
 
-void StatementWalker::fence(pg_query::SelectStmt* select) {
-  if (select->has_limit_offset() || select->has_limit_count()) return;  // already one
-  select->mutable_limit_offset()->mutable_a_const()->mutable_ival();
-  select->set_limit_option(pg_query::LIMIT_OPTION_COUNT);
+bool StatementWalker::fence(pg_query::SelectStmt* select, bool lateral) {
+  if (dialect_ == Dialect::kPostgreSQL) {
+    if (select->has_limit_offset() || select->has_limit_count()) return true;  // already one
+    select->mutable_limit_offset()->mutable_a_const()->mutable_ival();
+    select->set_limit_option(pg_query::LIMIT_OPTION_COUNT);
+    mark_changed();
+    return true;
+  }
+  // CockroachDB removes OFFSET 0 (EliminateOffset) but never inlines a
+  // MATERIALIZED CTE (CanInlineWith): `WITH tg_fence AS MATERIALIZED
+  // (<select>) SELECT * FROM tg_fence`.
+  if (lateral) {
+    return refuse("0A000",
+                  "a LATERAL subquery over scoped rows that a condition could leak is not "
+                  "supported on CockroachDB");
+  }
+  if (select->has_with_clause() && select->with_clause().ctes_size() == 1 &&
+      select->with_clause().ctes(0).common_table_expr().ctename() == kFenceName) {
+    return true;  // already fenced
+  }
+  pg_query::SelectStmt inner = std::move(*select);
+  select->Clear();
+  init_select(select, /*star=*/true);
+  pg_query::RangeVar* from = select->add_from_clause()->mutable_range_var();
+  from->set_relname(std::string(kFenceName));
+  from->set_inh(true);
+  from->set_relpersistence("p");
+  auto* cte = select->mutable_with_clause()->add_ctes()->mutable_common_table_expr();
+  cte->set_ctename(std::string(kFenceName));
+  cte->set_ctematerialized(pg_query::CTEMaterializeAlways);
+  *cte->mutable_ctequery()->mutable_select_stmt() = std::move(inner);
   mark_changed();
+  return true;
 }
 
 pg_query::CommonTableExpr* StatementWalker::tainted_cte(const pg_query::RangeVar& rv) const {
@@ -158,7 +188,7 @@ bool StatementWalker::guard_outputs(pg_query::SelectStmt* select) {
                    select->distinct_clause_size() > 0;
     for (const Node& target : select->target_list()) {
       if (target.has_res_target() && target.res_target().has_val() &&
-          calls_aggregate(target.res_target().val())) {
+          leak_rules_.calls_aggregate(target.res_target().val())) {
         grouped = true;
       }
     }
@@ -166,11 +196,15 @@ bool StatementWalker::guard_outputs(pg_query::SelectStmt* select) {
       if (!target.has_res_target() || !target.res_target().has_val()) continue;
       Node* value = target.mutable_res_target()->mutable_val();
       // Computed above the scan, and so is any condition on it.
-      if (!is_leaky(*value) || calls_aggregate(*value) || calls_window_function(*value)) continue;
+      if (!leak_rules_.is_leaky(*value) || leak_rules_.calls_aggregate(*value) ||
+          calls_window_function(*value)) {
+        continue;
+      }
       std::vector<const GuardItem*> items;
       resolve_guard_items(*value, 0, ClauseKind::kWhere, &items);
       if (items.empty()) continue;  // reads no scoped rows
-      bool only_tables = !grouped;
+      // On CockroachDB a guarded output is folded like a guarded condition.
+      bool only_tables = !grouped && dialect_ == Dialect::kPostgreSQL;
       for (const GuardItem* item : items) {
         if (item->table == nullptr || item->hidden || item->column_aliases) only_tables = false;
       }
@@ -198,16 +232,25 @@ bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseK
     if (level.items[i].table == nullptr) fence_candidates = true;
   }
   for (Node* conjunct : conjuncts(clause)) {
-    const bool leaky = is_leaky(*conjunct);
+    const bool leaky = leak_rules_.is_leaky(*conjunct);
     if (!leaky && !fence_candidates) continue;
     std::vector<const GuardItem*> items;
     resolve_guard_items(*conjunct, first_item, kind, &items);
     std::vector<const GuardItem*> scoped;
+    std::optional<std::string> app_op;
+    if (leaky) app_op = leak_rules_.app_operator(*conjunct);
     for (const GuardItem* item : items) {
+      if (item->table == nullptr && app_op) {
+        // Only a guard keeps the planner from running the operator on the
+        // statistics of every tenant's rows; a fence does not.
+        return refuse("0A000", "the application's operator " + *app_op +
+                                   " is not supported in a condition on a derived table or CTE "
+                                   "over scoped rows");
+      }
       if (item->table != nullptr) {
         scoped.push_back(item);
       } else if (leaky || !item->plain_outputs) {
-        if (item->derived != nullptr) fence(item->derived);
+        if (item->derived != nullptr && !fence(item->derived)) return false;
         if (item->cte != nullptr &&
             item->cte->ctematerialized() != pg_query::CTEMaterializeAlways) {
           item->cte->set_ctematerialized(pg_query::CTEMaterializeAlways);
@@ -216,7 +259,19 @@ bool StatementWalker::guard_clause(Node* clause, std::size_t first_item, ClauseK
       }
     }
     if (!leaky || scoped.empty()) continue;
-    if (kind == ClauseKind::kHaving && calls_aggregate(*conjunct)) continue;
+    if (kind == ClauseKind::kHaving && leak_rules_.calls_aggregate(*conjunct)) continue;
+    if (dialect_ == Dialect::kCockroachDB && kind != ClauseKind::kHaving) {
+      // Next to the scope predicate CockroachDB folds the guard away: read
+      // the table through a fence instead (the guard stays, harmless).
+      for (const GuardItem* item : scoped) {
+        if (item->wrap == nullptr) {
+          return refuse("0A000", "a condition that can fail on column values of " +
+                                     policy::to_string(item->table->name) +
+                                     " is not supported here on CockroachDB");
+        }
+        if (!fence(item->wrap)) return false;
+      }
+    }
     Node guard;
     if (!scope_guard(scoped, &guard)) return false;
     if (kind == ClauseKind::kHaving) {

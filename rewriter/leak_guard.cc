@@ -54,55 +54,7 @@ bool contains_column_ref(const Node& node) {
   return found;
 }
 
-bool any_child_leaky(const Node& node) {
-  const gp::Message* payload = node_payload(node);
-  if (payload == nullptr) return false;
-  bool leaky = false;
-  for_each_child(*payload, [&](const Node& child) {
-    if (!leaky) leaky = is_leaky(child);
-  });
-  return leaky;
-}
-
-// The operator's name when it is a comparison PostgreSQL's and CockroachDB's
-// built-in types implement without failing on any value: unqualified or in
-// pg_catalog.
-bool is_comparison(const gp::RepeatedPtrField<Node>& name) {
-  static constexpr std::array<std::string_view, 7> kComparisons = {"=", "<>", "!=", "<",
-                                                                   ">", "<=", ">="};
-  if (name.empty() || name.size() > 2) return false;
-  if (name.size() == 2 && (!name[0].has_string() || name[0].string().sval() != "pg_catalog")) {
-    return false;
-  }
-  const Node& op = name[name.size() - 1];
-  return op.has_string() && std::find(kComparisons.begin(), kComparisons.end(),
-                                      op.string().sval()) != kComparisons.end();
-}
-
-bool is_leaky_a_expr(const Node& node) {
-  const pg_query::A_Expr& e = node.a_expr();
-  switch (e.kind()) {
-    case pg_query::AEXPR_OP:
-    case pg_query::AEXPR_OP_ANY:
-    case pg_query::AEXPR_OP_ALL:
-    case pg_query::AEXPR_DISTINCT:
-    case pg_query::AEXPR_NOT_DISTINCT:
-    case pg_query::AEXPR_NULLIF:
-    case pg_query::AEXPR_IN:
-      // A binary comparison (IN and IS DISTINCT FROM compare with = / <>).
-      if (!e.has_lexpr() || !is_comparison(e.name())) return contains_column_ref(node);
-      return any_child_leaky(node);
-    case pg_query::AEXPR_BETWEEN:
-    case pg_query::AEXPR_NOT_BETWEEN:
-    case pg_query::AEXPR_BETWEEN_SYM:
-    case pg_query::AEXPR_NOT_BETWEEN_SYM:
-      // x BETWEEN a AND b is x >= a AND x <= b.
-      return any_child_leaky(node);
-    default:
-      // LIKE, ILIKE, SIMILAR TO and anything added later.
-      return contains_column_ref(node);
-  }
-}
+constexpr std::array<std::string_view, 7> kComparisons = {"=", "<>", "!=", "<", ">", "<=", ">="};
 
 // Built-in aggregates by name (pg_proc.prokind = 'a' in PostgreSQL 15).
 constexpr std::array<std::string_view, 44> kAggregates = {"array_agg",
@@ -164,7 +116,64 @@ bool is_aggregate_call(const pg_query::FuncCall& call) {
 
 }  // namespace
 
-bool is_leaky(const Node& node) {
+LeakRules::LeakRules(const policy::AppCatalog* catalog) : catalog_(catalog) {
+  if (catalog_ == nullptr) return;
+  for (std::string_view op : kComparisons) {
+    if (catalog_->operators.count(std::string(op)) != 0) app_comparisons_ = true;
+  }
+}
+
+bool LeakRules::any_child_leaky(const Node& node) const {
+  const gp::Message* payload = node_payload(node);
+  if (payload == nullptr) return false;
+  bool leaky = false;
+  for_each_child(*payload, [&](const Node& child) {
+    if (!leaky) leaky = is_leaky(child);
+  });
+  return leaky;
+}
+
+// The operator's name when it is a comparison PostgreSQL's and CockroachDB's
+// built-in types implement without failing on any value: unqualified or in
+// pg_catalog, and no app function implements an operator of that symbol.
+bool LeakRules::is_comparison(const gp::RepeatedPtrField<Node>& name) const {
+  if (app_comparisons_) return false;
+  if (name.empty() || name.size() > 2) return false;
+  if (name.size() == 2 && (!name[0].has_string() || name[0].string().sval() != "pg_catalog")) {
+    return false;
+  }
+  const Node& op = name[name.size() - 1];
+  return op.has_string() && std::find(kComparisons.begin(), kComparisons.end(),
+                                      op.string().sval()) != kComparisons.end();
+}
+
+bool LeakRules::leaky_a_expr(const Node& node) const {
+  const pg_query::A_Expr& e = node.a_expr();
+  switch (e.kind()) {
+    case pg_query::AEXPR_OP:
+    case pg_query::AEXPR_OP_ANY:
+    case pg_query::AEXPR_OP_ALL:
+    case pg_query::AEXPR_DISTINCT:
+    case pg_query::AEXPR_NOT_DISTINCT:
+    case pg_query::AEXPR_NULLIF:
+    case pg_query::AEXPR_IN:
+      // A binary comparison (IN and IS DISTINCT FROM compare with = / <>).
+      if (!e.has_lexpr() || !is_comparison(e.name())) return contains_column_ref(node);
+      return any_child_leaky(node);
+    case pg_query::AEXPR_BETWEEN:
+    case pg_query::AEXPR_NOT_BETWEEN:
+    case pg_query::AEXPR_BETWEEN_SYM:
+    case pg_query::AEXPR_NOT_BETWEEN_SYM:
+      // x BETWEEN a AND b is x >= a AND x <= b.
+      if (app_comparisons_) return contains_column_ref(node);
+      return any_child_leaky(node);
+    default:
+      // LIKE, ILIKE, SIMILAR TO and anything added later.
+      return contains_column_ref(node);
+  }
+}
+
+bool LeakRules::is_leaky(const Node& node) const {
   switch (node.node_case()) {
     case Node::kColumnRef:
     case Node::kAConst:
@@ -175,17 +184,21 @@ bool is_leaky(const Node& node) {
     case Node::kBoolExpr:
     case Node::kNullTest:
     case Node::kBooleanTest:
-    case Node::kCaseExpr:
     case Node::kCaseWhen:
     case Node::kCoalesceExpr:
     case Node::kRowExpr:
     case Node::kAArrayExpr:
     case Node::kList:
     case Node::kCollateClause:
-    case Node::kMinMaxExpr:  // GREATEST / LEAST compare with the type's < and >
+      return any_child_leaky(node);
+    case Node::kCaseExpr:    // CASE x WHEN v compares with =
+    case Node::kMinMaxExpr:  // GREATEST / LEAST compare with < and >
+      if (app_comparisons_ && (node.has_min_max_expr() || node.case_expr().has_arg())) {
+        return contains_column_ref(node);
+      }
       return any_child_leaky(node);
     case Node::kAExpr:
-      return is_leaky_a_expr(node);
+      return leaky_a_expr(node);
     case Node::kSubLink:
       // As in PostgreSQL: a subquery is never known leakproof, and guarding
       // it also keeps it from being pulled up into a join whose conditions
@@ -261,8 +274,19 @@ void collect_column_qualifiers(const Node& node, ColumnQualifiers* out) {
   collect(node, &bound, out);
 }
 
-bool calls_aggregate(const Node& node) {
-  if (node.has_func_call() && is_aggregate_call(node.func_call())) return true;
+bool LeakRules::calls_aggregate(const Node& node) const {
+  if (node.has_func_call() && is_aggregate_call(node.func_call())) {
+    // An app function of that name may be what the call resolves to.
+    const std::string& name =
+        node.func_call().funcname(node.func_call().funcname_size() - 1).string().sval();
+    bool app_named = false;
+    if (catalog_ != nullptr) {
+      for (const policy::QualifiedName& f : catalog_->functions) {
+        if (f.name == name) app_named = true;
+      }
+    }
+    if (!app_named) return true;
+  }
   if (node.has_sub_link() || node.has_select_stmt()) return false;
   const gp::Message* payload = node_payload(node);
   if (payload == nullptr) return false;
@@ -281,6 +305,37 @@ bool calls_window_function(const Node& node) {
   bool found = false;
   for_each_child(*payload, [&](const Node& child) {
     if (!found) found = calls_window_function(child);
+  });
+  return found;
+}
+
+std::optional<std::string> LeakRules::app_operator(const Node& node) const {
+  if (catalog_ == nullptr || catalog_->operators.empty()) return std::nullopt;
+  if (node.has_a_expr()) {
+    const auto& name = node.a_expr().name();
+    if (!name.empty() && name[name.size() - 1].has_string()) {
+      std::string op = name[name.size() - 1].string().sval();
+      if (op == "!=") op = "<>";
+      const pg_query::A_Expr_Kind kind = node.a_expr().kind();
+      if (kind == pg_query::AEXPR_BETWEEN || kind == pg_query::AEXPR_NOT_BETWEEN ||
+          kind == pg_query::AEXPR_BETWEEN_SYM || kind == pg_query::AEXPR_NOT_BETWEEN_SYM) {
+        for (const char* implied : {">=", "<="}) {
+          if (catalog_->operators.count(implied) != 0) return std::string(implied);
+        }
+      } else if (catalog_->operators.count(op) != 0) {
+        return op;
+      }
+    }
+  }
+  if (app_comparisons_ &&
+      (node.has_min_max_expr() || (node.has_case_expr() && node.case_expr().has_arg()))) {
+    return std::string("=");
+  }
+  const gp::Message* payload = node_payload(node);
+  if (payload == nullptr) return std::nullopt;
+  std::optional<std::string> found;
+  for_each_child(*payload, [&](const Node& child) {
+    if (!found) found = app_operator(child);
   });
   return found;
 }

@@ -204,7 +204,7 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   }
 
   const Markers markers = make_markers(sql);
-  StatementWalker walker(policy, shape, markers);
+  StatementWalker walker(policy, shape, markers, options.dialect);
   walker.set_range_var_positions(&range_vars);
   RewriteTemplate out;
   std::vector<Replacement> replacements;

@@ -196,6 +196,14 @@ class [[nodiscard]] RewriteResult {
   std::optional<Refusal> refusal_;
 };
 
+// The database behind tenantgate, as far as the rewriter's constructions
+// differ. PostgreSQL honours the CASE guards of evaluation_guards.cc and
+// OFFSET 0 fences; CockroachDB's optimizer folds a CASE guard away next to the
+// scope predicate (it inlines `tenant_id = 'acme'` into the CASE and folds it
+// to true) and removes OFFSET 0, so there a table that a condition could leak
+// is read through a MATERIALIZED CTE, which it never inlines.
+enum class Dialect { kPostgreSQL, kCockroachDB };
+
 struct Options {
   // Longer query strings are refused with 54001 (config: limits.max_statement_bytes).
   std::size_t max_statement_bytes = 1u << 20;
@@ -212,6 +220,7 @@ struct Options {
   // client's text with the wraps edited in (skipping the deparse); false
   // deparses every changed statement. Both are verified against the tree.
   bool edit_client_text = true;
+  Dialect dialect = Dialect::kPostgreSQL;
 };
 
 class Rewriter {

@@ -256,7 +256,7 @@ bool StatementWalker::walk_from_item(Node* item) {
       if (sub->lateral() && scoped_refs_ != 0) {
         // Its conditions may read scoped rows of the items before it; merged
         // into this query they would run next to those items' scope.
-        fence(select);
+        if (!fence(select, /*lateral=*/true)) return false;
       }
       if (scoped_refs_ != scoped_before || sub->lateral()) {
         add_guard_item(GuardItem{.alias = sub->has_alias() ? sub->alias().aliasname() : "",
@@ -405,6 +405,8 @@ bool StatementWalker::scope_range_var(Node* item) {
     item->Swap(wrapped);
     delete wrapped;
   }
+  guard_levels_.back().items.back().wrap =
+      item->mutable_range_subselect()->mutable_subquery()->mutable_select_stmt();
   changed_ = true;
   return true;
 }

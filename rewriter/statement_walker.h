@@ -19,6 +19,7 @@
 #include "policy/policy.h"
 #include "rewriter/function_rules.h"
 #include "rewriter/identity_literal.h"
+#include "rewriter/leak_guard.h"
 #include "rewriter/pg_tree.h"
 #include "rewriter/rewriter.h"
 
@@ -56,8 +57,14 @@ struct TextEdit {
 
 class StatementWalker {
  public:
-  StatementWalker(const policy::Policy& policy, const IdentityShape& shape, const Markers& markers)
-      : policy_(policy), shape_(shape), markers_(markers), functions_(policy, shape.catalog) {}
+  StatementWalker(const policy::Policy& policy, const IdentityShape& shape, const Markers& markers,
+                  Dialect dialect = Dialect::kPostgreSQL)
+      : policy_(policy),
+        shape_(shape),
+        markers_(markers),
+        dialect_(dialect),
+        functions_(policy, shape.catalog),
+        leak_rules_(shape.catalog) {}
 
   // Rewrites one top-level statement in place. Returns a refusal, or nullopt
   // with changed() telling whether the tree was modified.
@@ -148,7 +155,8 @@ class StatementWalker {
     std::string alias;                           // how the query's columns name it
     const policy::TablePolicy* table = nullptr;  // a scoped table: guard with its predicate
     bool column_aliases = false;                 // `t AS x(a, b)`: its columns are renamed
-    pg_query::SelectStmt* derived = nullptr;     // a derived table: fence with OFFSET 0
+    pg_query::SelectStmt* wrap = nullptr;        // its wrap (CockroachDB fences it)
+    pg_query::SelectStmt* derived = nullptr;     // a derived table: fence it
     pg_query::CommonTableExpr* cte = nullptr;    // a CTE reference: fence with MATERIALIZED
     bool plain_outputs = true;  // derived/CTE: no output computes on scoped rows unguarded
     bool hidden = false;        // inside a join with an alias: its name is out of reach
@@ -160,8 +168,9 @@ class StatementWalker {
   enum class ClauseKind { kWhere, kOn, kHaving };
   void push_guard_level() { guard_levels_.emplace_back(); }
   void pop_guard_level() { guard_levels_.pop_back(); }
-  // Keeps PostgreSQL from merging `select` into the enclosing query.
-  void fence(pg_query::SelectStmt* select);
+  // Keeps the database from merging `select` into the enclosing query;
+  // `lateral`: it may refer to items before it (no CTE can hold it).
+  bool fence(pg_query::SelectStmt* select, bool lateral = false);
   void add_guard_item(GuardItem item) { guard_levels_.back().items.push_back(std::move(item)); }
   // Guards the conjuncts of `clause` of the innermost level; for ON, only
   // the items from `first_item` on (the join's own) are in reach.
@@ -181,7 +190,9 @@ class StatementWalker {
   const policy::Policy& policy_;
   const IdentityShape& shape_;
   const Markers& markers_;
+  const Dialect dialect_;
   FunctionRules functions_;
+  LeakRules leak_rules_;
   std::vector<std::set<std::string>> cte_scopes_;
   // Parallel to cte_scopes_: the CTEs of each WITH whose rows come from scoped tables.
   std::vector<std::map<std::string, pg_query::CommonTableExpr*>> tainted_ctes_;

@@ -38,6 +38,7 @@ stop
 mkdir -p "$run"
 
 if command -v cockroach >/dev/null 2>&1; then
+  dialect=cockroachdb
   echo "starting CockroachDB single node on 127.0.0.1:$db_port"
   rm -rf "$run/crdb"
   cockroach start-single-node --insecure --store="$run/crdb" --listen-addr="127.0.0.1:$db_port" \
@@ -46,6 +47,7 @@ if command -v cockroach >/dev/null 2>&1; then
   sql -e "CREATE USER IF NOT EXISTS tenantgate; CREATE DATABASE appdb; GRANT ALL ON DATABASE appdb TO tenantgate;"
   sql -d appdb -e "SET ROLE tenantgate" -f "$root/examples/schema.sql" >/dev/null
 else
+  dialect=postgresql
   echo "starting PostgreSQL 15 on 127.0.0.1:$db_port"
   rm -rf "$run/pg"
   "$root/scripts/pg_local.sh" start "$run/pg" "$db_port"
@@ -69,6 +71,7 @@ host = "127.0.0.1"
 port = $db_port
 user = "tenantgate"
 password_env = "TENANTGATE_BACKEND_PASSWORD"
+dialect = "$dialect"
 
 [auth]
 mode = "scram"

@@ -346,6 +346,7 @@ host = "127.0.0.1"
 port = {self.pg_port}
 user = "{SERVICE_ROLE}"
 password_env = "TENANTGATE_BACKEND_PASSWORD"
+dialect = "postgresql"
 
 [auth]
 mode = "scram"

@@ -55,6 +55,11 @@ TEST(ConfigTest, EmptyFileHasDefaults) {
   EXPECT_EQ(c.limits.startup_timeout_ms, 10000u);
   EXPECT_EQ(c.limits.shutdown_grace_ms, 10000u);
   EXPECT_EQ(c.limits.rewrite_cache_bytes, 64u << 20);
+  EXPECT_EQ(c.limits.max_client_connections, 10000u);
+  EXPECT_EQ(c.limits.max_startups, 1000u);
+  EXPECT_EQ(c.limits.max_startups_per_source, 0u);
+  EXPECT_EQ(c.limits.max_connections_per_tenant, 0u);
+  EXPECT_EQ(c.revoked_sessions, RevokedSessions::kTerminate);
   EXPECT_EQ(c.log.level, "info");
   EXPECT_EQ(c.log.format, LogFormat::kText);
   EXPECT_FALSE(c.log.log_statement_values);
@@ -80,10 +85,12 @@ tls_ca = "../ca/ca.crt"
 
 [auth]
 mode = "passthrough"
+revoked_sessions = "finish"
 
 [[principals]]
 name = "app"
 tenants = ["*"]
+max_connections = 25
 
 [[principals]]
 name = "reporting"
@@ -108,6 +115,10 @@ max_statement_bytes = 1000
 startup_timeout_ms = 1
 shutdown_grace_ms = 2
 rewrite_cache_bytes = 3
+max_client_connections = 4
+max_startups = 5
+max_startups_per_source = 6
+max_connections_per_tenant = 7
 
 [log]
 level = "debug"
@@ -129,7 +140,10 @@ log_statement_values = true
   EXPECT_EQ(c.auth_mode, AuthMode::kPassthrough);
   ASSERT_EQ(c.principals.size(), 3u);
   EXPECT_EQ(c.principals[0].tenants, std::vector<std::string>{"*"});
-  EXPECT_EQ(c.principals[0].line, 21);
+  EXPECT_EQ(c.principals[0].line, 22);
+  EXPECT_EQ(c.principals[0].max_connections, 25u);
+  EXPECT_EQ(c.principals[1].max_connections, 0u);
+  EXPECT_EQ(c.revoked_sessions, RevokedSessions::kFinish);
   EXPECT_EQ(c.principals[1].tenants, (std::vector<std::string>{"42", "7", "7"}));
   EXPECT_FALSE(c.principals[1].bypass);
   EXPECT_TRUE(c.principals[2].bypass);
@@ -144,6 +158,10 @@ log_statement_values = true
   EXPECT_EQ(c.limits.startup_timeout_ms, 1u);
   EXPECT_EQ(c.limits.shutdown_grace_ms, 2u);
   EXPECT_EQ(c.limits.rewrite_cache_bytes, 3u);
+  EXPECT_EQ(c.limits.max_client_connections, 4u);
+  EXPECT_EQ(c.limits.max_startups, 5u);
+  EXPECT_EQ(c.limits.max_startups_per_source, 6u);
+  EXPECT_EQ(c.limits.max_connections_per_tenant, 7u);
   EXPECT_EQ(c.log.level, "debug");
   EXPECT_EQ(c.log.format, LogFormat::kJson);
   EXPECT_TRUE(c.log.log_statement_values);
@@ -283,6 +301,19 @@ TEST(ConfigErrorTest, WrongTypes) {
                "max_message_bytes must be an integer");
 }
 
+TEST(ConfigErrorTest, ConnectionLimits) {
+  expect_error("[limits]\nmax_client_connections = -1\n", 2,
+               "max_client_connections = -1 is out of range (0..10000000)");
+  expect_error("[limits]\nmax_startups = \"many\"\n", 2, "max_startups must be an integer");
+  expect_error("[limits]\nmax_startups_per_source = 20000000\n", 2, "out of range");
+  expect_error("[limits]\nmax_connections_per_tenant = 1.5\n", 2,
+               "max_connections_per_tenant must be an integer");
+  expect_error(principal("a", "max_connections = -2\n"), 4,
+               "max_connections = -2 is out of range (0..10000000)");
+  expect_error("[auth]\nrevoked_sessions = \"kill\"\n", 2,
+               "unknown auth.revoked_sessions \"kill\" (expected terminate | finish)");
+}
+
 TEST(ConfigErrorTest, Ports) {
   expect_error("[listen]\nport = 65536\n", 2, "port = 65536 is out of range (0..65535)");
   expect_error("[listen]\nport = -1\n", 2, "out of range");
@@ -304,6 +335,17 @@ TEST(ConfigErrorTest, EnumValues) {
   expect_error("[log]\nlevel = \"warning\"\n", 2, "unknown log.level \"warning\"");
   expect_error("[log]\nformat = \"logfmt\"\n", 2,
                "unknown log.format \"logfmt\" (expected text | json)");
+}
+
+TEST(ConfigTest, BackendDialect) {
+  // CockroachDB's constructions are safe on both databases: the default.
+  EXPECT_EQ(parse("").backend.dialect, BackendDialect::kCockroachDB);
+  EXPECT_EQ(parse("[backend]\ndialect = \"postgresql\"\n").backend.dialect,
+            BackendDialect::kPostgreSQL);
+  EXPECT_EQ(parse("[backend]\ndialect = \"cockroachdb\"\n").backend.dialect,
+            BackendDialect::kCockroachDB);
+  expect_error("[backend]\ndialect = \"mysql\"\n", 2,
+               "unknown backend.dialect \"mysql\" (expected postgresql | cockroachdb)");
 }
 
 TEST(ConfigErrorTest, TlsNeedsFiles) {

@@ -355,7 +355,8 @@ class Proxy:
         base = {
             "listen": {"host": self.host, "port": self.port, "tls": "disable", "threads": 2},
             "backend": {"host": pg.host, "port": pg.port, "user": SERVICE_USER,
-                        "password_env": BACKEND_PASSWORD_ENV, "tls": "disable"},
+                        "password_env": BACKEND_PASSWORD_ENV, "tls": "disable",
+                        "dialect": "postgresql"},
             "auth": {"mode": auth_mode},
             "identity": {"tenant_param": "tenantgate.tenant", "user_param": "tenantgate.user",
                          "tenant_type": "text", "user_type": "int"},

@@ -342,3 +342,31 @@ TEST(ParseDescribeOrClose, Kinds) {
 
 }  // namespace
 }  // namespace tenantgate::proxy
+
+namespace tenantgate::proxy {
+namespace {
+
+TEST(RedactExclusionDetail, ReplacesTheConflictingKeyOnlyFor23P01) {
+  const std::string body =
+      error_response("ERROR", "23P01", "conflicting key value",
+                     "Key (room)=(101) conflicts with existing key (room)=(101).")
+          .substr(5);
+  auto redacted = redact_exclusion_detail(body);
+  ASSERT_TRUE(redacted.has_value());
+  auto fields = parse_error_fields(std::string_view(*redacted).substr(5));
+  ASSERT_TRUE(fields.has_value());
+  EXPECT_EQ(fields->sqlstate, "23P01");
+  EXPECT_EQ(fields->message, "conflicting key value");
+  EXPECT_EQ(fields->detail, "Key conflicts with existing key.");
+  // The length prefix covers the new body (and itself).
+  EXPECT_EQ(static_cast<unsigned char>((*redacted)[4]), redacted->size() - 1);
+
+  EXPECT_FALSE(
+      redact_exclusion_detail(
+          error_response("ERROR", "23505", "duplicate", "Key (id)=(1) already exists.").substr(5))
+          .has_value());
+  EXPECT_FALSE(redact_exclusion_detail("C23P01").has_value());  // no terminator
+}
+
+}  // namespace
+}  // namespace tenantgate::proxy

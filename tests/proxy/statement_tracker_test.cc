@@ -31,6 +31,13 @@ void query_done(StatementTracker& t, const Names& names) {
   ASSERT_TRUE(t.on_backend_ack('Z'));
 }
 
+TEST(StatementTrackerTest, NamesPostgreSQLWouldTruncateAreRefused) {
+  EXPECT_FALSE(StatementTracker::refuse_name(std::string(63, 'a')).has_value());
+  EXPECT_TRUE(StatementTracker::refuse_name(std::string(64, 'a')).has_value());
+  StatementTracker t;
+  EXPECT_TRUE(t.refuse_parse(std::string(63, 'a') + "Z", {}, {}).has_value());
+}
+
 TEST(StatementTrackerTest, UnknownNamesCannotBeExecuted) {
   StatementTracker t;
   EXPECT_TRUE(t.refuse_query(execute("p")));
