@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 #include <pg_query.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -31,6 +32,8 @@ scope = "tenant"
 [tables."public.records"]
 scope = "tenant_owner"
 owner_column = "created_by"
+[tables."public.secrets"]
+scope = "deny"
 )";
 
 // 41 bytes: a point lookup.
@@ -138,6 +141,84 @@ BENCHMARK(BM_RewriteCached)
     ->Threads(2)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// Hostile statements, one shape each, as an attacker would size them: the
+// whole pipeline on a large-stack thread (the process's own thread, as the
+// analysis pool does), from text to refusal or rewrite. Records what one
+// statement costs the proxy; statement_limits.h quotes the figures.
+std::string hostile(int shape, int n) {
+  std::string s;
+  auto repeat = [&](const char* piece) {
+    for (int i = 0; i < n; ++i) s += piece;
+  };
+  switch (shape) {
+    case 0:  // wide UNION ending in a denied table
+      s = "SELECT 0 AS c";
+      repeat(" UNION SELECT 1 AS c");
+      s += " UNION SELECT id FROM secrets";
+      break;
+    case 1:  // operator chain
+      s = "SELECT 1";
+      repeat("+1");
+      break;
+    case 2:  // OR chain on a scoped table
+      s = "SELECT id FROM users WHERE id = 0";
+      repeat(" OR id = 1");
+      break;
+    case 3:  // long IN list
+      s = "SELECT id FROM users WHERE id IN (0";
+      repeat(",1");
+      s += ")";
+      break;
+    case 4:  // many statements in one Query
+      s = "SELECT id FROM users";
+      repeat(";SELECT id FROM users");
+      break;
+    case 5:  // CASE with many arms
+      s = "SELECT CASE";
+      repeat(" WHEN id = 1 THEN 1");
+      s += " END FROM users";
+      break;
+    default:  // UNION ALL of scoped reads (rewritten, not refused)
+      s = "SELECT id FROM users";
+      repeat(" UNION ALL SELECT id FROM users");
+      break;
+  }
+  return s;
+}
+
+// Arguments: shape, n, and whether the caps on set operations and statements
+// apply (1, the default Options) or not (0, as before they existed).
+void BM_RewriteHostile(benchmark::State& state) {
+  const std::string sql =
+      hostile(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  const auto& policy = bench_policy();
+  const auto identity = bench_identity();
+  rewriter::Options options;
+  if (state.range(2) == 0) {
+    options.max_set_operations = SIZE_MAX;
+    options.max_statements = SIZE_MAX;
+  }
+  rewriter::Rewriter rw(options);
+  std::string outcome;
+  for (auto _ : state) {
+    rewriter::run_with_large_stack([&] {
+      auto r = rw.rewrite(sql, identity, policy);
+      outcome = r.is_ok() ? "ok" : r.refusal().sqlstate;
+    });
+  }
+  label(state, sql);
+  state.SetLabel(outcome);
+}
+BENCHMARK(BM_RewriteHostile)
+    ->ArgNames({"shape", "n", "capped"})
+    ->ArgsProduct({{0, 4, 6}, {500, 999, 4990}, {0, 1}})
+    ->ArgsProduct({{1, 2, 3, 5}, {1000, 4990, 19990}, {1}})
+    ->Args({3, 100000, 1})
+    ->Args({3, 500000, 1})
+    ->Iterations(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // pg_query_parse_protobuf alone (C parser plus protobuf-c packing).
 void BM_PgQueryParseProtobuf(benchmark::State& state) {

@@ -374,6 +374,14 @@ void Loader::load_limits(const toml::value& v) {
       l.shutdown_grace_ms = static_cast<uint32_t>(integer(*value, key, 1, kU32));
     } else if (key == "rewrite_cache_bytes") {
       l.rewrite_cache_bytes = static_cast<uint64_t>(integer(*value, key, 1, kI64));
+    } else if (key == "analysis_threads") {
+      l.analysis_threads = static_cast<uint32_t>(integer(*value, key, 0, 1024));
+    } else if (key == "analysis_ms_per_second") {
+      l.analysis_ms_per_second = static_cast<uint32_t>(integer(*value, key, 0, 1000000));
+    } else if (key == "analysis_queue_timeout_ms") {
+      l.analysis_queue_timeout_ms = static_cast<uint32_t>(integer(*value, key, 1, kU32));
+    } else if (key == "max_pending_analyses") {
+      l.max_pending_analyses = static_cast<uint32_t>(integer(*value, key, 1, kU32));
     } else if (key == "max_client_connections") {
       l.max_client_connections = static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
     } else if (key == "max_startups") {
@@ -387,7 +395,8 @@ void Loader::load_limits(const toml::value& v) {
       unknown(key, *value, "[limits]",
               "max_message_bytes, max_statement_bytes, startup_timeout_ms, shutdown_grace_ms, "
               "rewrite_cache_bytes, max_client_connections, max_startups, "
-              "max_startups_per_source, max_connections_per_tenant");
+              "max_startups_per_source, max_connections_per_tenant, analysis_threads, "
+              "analysis_ms_per_second, analysis_queue_timeout_ms, max_pending_analyses");
     }
   }
   if (l.max_statement_bytes > l.max_message_bytes) {

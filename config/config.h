@@ -84,6 +84,18 @@ struct Limits {
   uint32_t startup_timeout_ms = 10000;
   uint32_t shutdown_grace_ms = 10000;
   uint64_t rewrite_cache_bytes = 64ull << 20;
+  // Rewrites that miss the cache run on a pool of analysis threads, shared
+  // fairly between tenants (proxy/analysis_pool.h). 0: half the cores (at
+  // least one).
+  uint32_t analysis_threads = 0;
+  // Each tenant's analysis CPU budget: a token bucket refilled continuously
+  // at this rate, holding at most one second's worth. 0: no budget.
+  uint32_t analysis_ms_per_second = 1000;
+  // A statement still waiting for analysis after this long is refused (53000).
+  uint32_t analysis_queue_timeout_ms = 5000;
+  // Statements of one tenant waiting for analysis at once; more are refused
+  // (53000).
+  uint32_t max_pending_analyses = 64;
   // Connection limits; 0 means no limit. A connection over one is refused
   // with SQLSTATE 53300.
   uint32_t max_client_connections = 10000;  // open client connections

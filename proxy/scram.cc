@@ -379,7 +379,8 @@ ScramStep ScramClient::on_server_first(std::string_view message) {
   if (!iterations) return refuse("malformed SCRAM message: invalid iteration count");
   if (!r.at_end()) return refuse("malformed SCRAM message: garbage at end of server-first-message");
 
-  salted_password_ = salted_password(password_, *salt, *iterations);
+  salted_password_ = cache_ ? cache_->salted(password_, *salt, *iterations)
+                            : salted_password(password_, *salt, *iterations);
   const std::string client_key = hmac_sha256(salted_password_, "Client Key");
   const std::string stored_key = sha256(client_key);
   const std::string without_proof = "c=" + b64_encode("n,,") + ",r=" + std::string(*nonce);
@@ -407,6 +408,25 @@ ScramStep ScramClient::on_server_final(std::string_view message) {
     return refuse("invalid SCRAM server signature: the server does not know the password");
   }
   return send({});
+}
+
+std::string SaltedPasswordCache::salted(std::string_view password, std::string_view salt,
+                                        int iterations) {
+  auto key = std::make_tuple(std::string(password), std::string(salt), iterations);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(key); it != entries_.end()) return it->second;
+  }
+  std::string value = salted_password(password, salt, iterations);
+  std::lock_guard lock(mutex_);
+  if (entries_.size() >= kMaxEntries) entries_.clear();
+  entries_.emplace(std::move(key), value);
+  return value;
+}
+
+std::size_t SaltedPasswordCache::size() {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
 }
 
 std::string random_nonce() {

@@ -8,9 +8,13 @@
 // passwords this is what PostgreSQL does too.
 #pragma once
 
+#include <cstddef>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 namespace tenantgate::proxy {
 
@@ -62,6 +66,24 @@ class ScramServer {
   int state_ = 0;
 };
 
+// SaltedPassword = Hi(password, salt, iterations) (RFC 5802 section 3),
+// remembered. The backend answers every login of the service role with the
+// same salt and iteration count, so PBKDF2 (milliseconds of CPU at 4,096
+// iterations) runs once per process instead of once per connection on an
+// event loop: a storm of new connections costs HMACs only. Thread-safe;
+// holds a few entries (the table is emptied when it reaches kMaxEntries).
+class SaltedPasswordCache {
+ public:
+  static constexpr std::size_t kMaxEntries = 16;
+  [[nodiscard]] std::string salted(std::string_view password, std::string_view salt,
+                                   int iterations);
+  [[nodiscard]] std::size_t size();
+
+ private:
+  std::mutex mutex_;
+  std::map<std::tuple<std::string, std::string, int>, std::string> entries_;
+};
+
 // The client side. One object per authentication exchange.
 class ScramClient {
  public:
@@ -78,7 +100,12 @@ class ScramClient {
   // Checks the server signature in server-final-message.
   [[nodiscard]] ScramStep on_server_final(std::string_view message);
 
+  // Takes SaltedPassword from `cache` (which must outlive this object)
+  // rather than computing it.
+  void use_cache(SaltedPasswordCache* cache) { cache_ = cache; }
+
  private:
+  SaltedPasswordCache* cache_ = nullptr;
   std::string password_;
   std::string client_nonce_;
   std::string username_;

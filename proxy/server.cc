@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/connection_limits.h"
@@ -47,27 +48,18 @@ namespace {
 
 using namespace asio::experimental::awaitable_operators;
 
-// Starts fn on a thread whose stack is large enough for the rewriter.
-pthread_t start_large_stack_thread(std::function<void()> fn) {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, rewriter::kRequiredStackBytes);
-  auto* heap_fn = new std::function<void()>(std::move(fn));
-  pthread_t thread;
-  int rc = pthread_create(
-      &thread, &attr,
-      [](void* arg) -> void* {
-        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-        (*f)();
-        return nullptr;
-      },
-      heap_fn);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    delete heap_fn;
-    throw std::runtime_error("could not start an event-loop thread");
-  }
-  return thread;
+AnalysisPool::Options analysis_options(const config::Limits& limits) {
+  AnalysisPool::Options options;
+  // By default half the cores: the other half stays free for the event
+  // loops (and the clients and database on the same machine) however much
+  // analysis is waiting.
+  options.threads = limits.analysis_threads != 0
+                        ? limits.analysis_threads
+                        : std::max(1u, std::thread::hardware_concurrency() / 2);
+  options.limits.ms_per_second = limits.analysis_ms_per_second;
+  options.limits.queue_timeout = std::chrono::milliseconds(limits.analysis_queue_timeout_ms);
+  options.limits.max_pending_per_tenant = limits.max_pending_analyses;
+  return options;
 }
 
 void log_server(spdlog::level::level_enum level, std::string_view message) {
@@ -177,7 +169,8 @@ class Server::Impl {
         principals_(principals_of(config_)),
         limits_(fit_limits(config_->limits)),
         rewriter_(rewriter_options(*config_)),
-        rewrite_cache_(config_->limits.rewrite_cache_bytes) {
+        rewrite_cache_(config_->limits.rewrite_cache_bytes),
+        analysis_pool_(analysis_options(config_->limits)) {
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -191,6 +184,8 @@ class Server::Impl {
     services_.limits = &limits_;
     services_.rewriter = &rewriter_;
     services_.rewrite_cache = &rewrite_cache_;
+    services_.analysis = &analysis_pool_;
+    services_.salted_passwords = &salted_passwords_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -199,6 +194,8 @@ class Server::Impl {
   }
 
   ~Impl() {
+    // Queued analyses hold timers of the loops: they go before the loops.
+    analysis_pool_.stop();
     // Sessions still on the loops are destroyed with them and unregister from
     // cancels_ and sessions_: the loops (and the I/O objects on them) go first.
     grace_timer_.reset();
@@ -239,7 +236,7 @@ class Server::Impl {
     work_guards_ = &guards;
     std::vector<pthread_t> threads;
     for (auto& ctx : contexts_) {
-      threads.push_back(start_large_stack_thread([ctx = ctx.get()] { ctx->run(); }));
+      threads.push_back(rewriter::start_large_stack_thread([ctx = ctx.get()] { ctx->run(); }));
     }
     for (auto t : threads) pthread_join(t, nullptr);
     log_server(spdlog::level::info, "tenantgate stopped");
@@ -552,6 +549,8 @@ class Server::Impl {
   std::chrono::steady_clock::time_point short_of_descriptors_until_{};
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
+  AnalysisPool analysis_pool_;
+  SaltedPasswordCache salted_passwords_;
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;

@@ -5,7 +5,9 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <variant>
 
 #include "policy/identity.h"
@@ -61,6 +63,37 @@ bool tenant_allowed(const config::Principal& principal, const std::string& tenan
     if (canonical ? *canonical == tenant : allowed == tenant) return true;
   }
   return false;
+}
+
+// A rewrite on the analysis pool and the session waiting for it. The timer
+// never expires: the pool thread stores the result and cancels the timer
+// through the session's executor, which wakes the session. Shared by both,
+// so a session that ends first leaves the pool nothing dangling.
+struct AnalysisWait {
+  explicit AnalysisWait(const asio::any_io_executor& executor)
+      : timer(executor, asio::steady_timer::time_point::max()) {}
+  asio::steady_timer timer;
+  std::mutex mutex;
+  std::optional<rewriter::RewriteResult> result;  // under mutex
+  std::atomic<bool> abandoned{false};             // the session stopped waiting
+};
+
+rewriter::RewriteResult analysis_refusal(AnalysisPool::Refusal why, const config::Limits& limits,
+                                         const std::string& tenant) {
+  switch (why) {
+    case AnalysisPool::Refusal::kTimedOut:
+      return rewriter::RewriteResult::refused(
+          "53000",
+          fmt::format("tenant analysis budget exceeded: the statement waited {} ms for "
+                      "analysis (tenant {} is limited to {} ms of analysis per second)",
+                      limits.analysis_queue_timeout_ms, tenant, limits.analysis_ms_per_second));
+    case AnalysisPool::Refusal::kTooMany:
+      break;
+  }
+  return rewriter::RewriteResult::refused(
+      "53000", fmt::format("tenant analysis budget exceeded: tenant {} already has {} statements "
+                           "waiting for analysis",
+                           tenant, limits.max_pending_analyses));
 }
 
 std::string endpoint_text(const tcp::socket& socket) {
@@ -721,6 +754,7 @@ awaitable<bool> Session::login_backend(bool passthrough) {
               co_return false;
             }
             scram.emplace(password, random_nonce());
+            scram->use_cache(services_.salted_passwords);
             reply = sasl_initial_response("SCRAM-SHA-256", scram->client_first());
             break;
           }
@@ -919,6 +953,19 @@ awaitable<void> Session::client_to_backend() {
         co_await backend_->write(out);
         co_return;
       }
+      if (auto sql = needs_analysis(message.type, message.body)) {
+        // A cache miss: send what is batched, then let the loop serve other
+        // sessions while the pool analyses. The message stays in the buffer,
+        // which nothing else reads meanwhile.
+        if (!out.empty()) {
+          if (co_await backend_->write(out)) {
+            fail("08006", "the backend closed the connection");
+            co_return;
+          }
+          out.clear();
+        }
+        if (!co_await analyse(*sql)) co_return;
+      }
       if (!filter_frontend(message.type, message.body,
                            client_buffer_.pending().substr(0, message.total_size), out)) {
         co_return;
@@ -1023,6 +1070,81 @@ awaitable<void> Session::backend_to_client() {
 
 // ---- Enforcement ------------------------------------------------------------
 
+std::optional<std::string_view> Session::needs_analysis(char type, std::string_view body) {
+  if (bypass_ || copy_in_ || services_.analysis == nullptr) return std::nullopt;
+  std::optional<std::string_view> sql;
+  if (type == 'Q') {
+    if (extended_open_) return std::nullopt;
+    sql = parse_query(body);
+  } else if (type == 'P') {
+    if (auto parse = parse_parse(body)) sql = parse->query;
+  }
+  if (!sql) return std::nullopt;
+  auto policy = current_policy();
+  if (!policy) return std::nullopt;
+  if (auto hit = services_.rewrite_cache->lookup(*sql, identity_, *policy)) {
+    analysed_ = std::move(*hit);
+    analysed_sql_ = sql->data();
+    return std::nullopt;
+  }
+  return sql;
+}
+
+awaitable<bool> Session::analyse(std::string_view sql) {
+  auto wait = std::make_shared<AnalysisWait>(co_await asio::this_coro::executor);
+  services_.analysis->submit(
+      tenant_,
+      [wait, sql = std::string(sql), identity = identity_, policy = checked_policy_,
+       rewriter = services_.rewriter, cache = services_.rewrite_cache, limits = config_.limits,
+       tenant = tenant_](std::optional<AnalysisPool::Refusal> refusal) mutable {
+        std::optional<rewriter::RewriteResult> result;
+        if (refusal) {
+          result = analysis_refusal(*refusal, limits, tenant);
+        } else if (!wait->abandoned) {
+          try {
+            result = cache->rewrite(*rewriter, sql, identity, policy);
+          } catch (const std::exception& e) {
+            // On the loop this ended the session; here it must not end the pool.
+            result = rewriter::RewriteResult::refused(
+                "XX000", fmt::format("internal error while analysing the statement: {}", e.what()));
+          }
+        }
+        // The last reference may be the posted handler's: the timer is then
+        // destroyed on its own loop.
+        auto done = std::move(wait);
+        {
+          std::lock_guard lock(done->mutex);
+          done->result = std::move(result);
+        }
+        auto executor = done->timer.get_executor();
+        asio::post(executor, [done = std::move(done)] { done->timer.cancel(); });
+      });
+  co_await wait->timer.async_wait(use_nothrow);
+  std::optional<rewriter::RewriteResult> result;
+  {
+    std::lock_guard lock(wait->mutex);
+    result = std::move(wait->result);
+  }
+  if (!result) {
+    wait->abandoned = true;
+    co_return false;
+  }
+  analysed_ = std::move(*result);
+  analysed_sql_ = sql.data();
+  co_return true;
+}
+
+rewriter::RewriteResult Session::rewrite(std::string_view sql,
+                                         const std::shared_ptr<const policy::Policy>& policy) {
+  if (analysed_ && analysed_sql_ == sql.data()) {
+    auto result = std::move(*analysed_);
+    analysed_.reset();
+    return result;
+  }
+  analysed_.reset();
+  return services_.rewrite_cache->rewrite(*services_.rewriter, sql, identity_, policy);
+}
+
 bool Session::filter_frontend(char type, std::string_view body, std::string_view raw,
                               std::string& out) {
   if (bypass_) {
@@ -1054,7 +1176,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       }
       auto policy = current_policy();
       if (!policy) return false;
-      auto result = services_.rewrite_cache->rewrite(*services_.rewriter, *sql, identity_, *policy);
+      auto result = rewrite(*sql, *policy);
       if (result.is_ok()) {
         if (auto why = statements_.refuse_query(result.value().prepared_names)) {
           result = rewriter::RewriteResult::refused("42501", std::move(*why));
@@ -1088,8 +1210,7 @@ bool Session::filter_frontend(char type, std::string_view body, std::string_view
       extended_open_ = true;
       auto policy = current_policy();
       if (!policy) return false;
-      auto result =
-          services_.rewrite_cache->rewrite(*services_.rewriter, parse->query, identity_, *policy);
+      auto result = rewrite(parse->query, *policy);
       // The server must read a checked parameter as the Bind check does:
       // its type is declared in the Parse, never left to inference.
       std::vector<int32_t>& types = parse->param_types;

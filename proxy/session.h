@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "policy/identity.h"
+#include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/connection_limits.h"
@@ -47,7 +48,10 @@ struct ProxyServices {
   ConnectionLimits* limits = nullptr;
   const rewriter::Rewriter* rewriter = nullptr;
   rewriter::RewriteCache* rewrite_cache = nullptr;
-  std::string backend_password;  // from backend.password_env at start-up
+  // Where rewrites that miss the cache run; null: on the loop itself.
+  AnalysisPool* analysis = nullptr;
+  SaltedPasswordCache* salted_passwords = nullptr;  // for the backend login
+  std::string backend_password;                     // from backend.password_env at start-up
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -128,6 +132,20 @@ class Session : public std::enable_shared_from_this<Session> {
   static asio::mutable_buffer read_space(ReadBuffer& buffer);
   bool read_done(error_code ec, std::size_t n, ReadBuffer& buffer, bool from_client);
 
+  // A Query or Parse whose rewrite misses the cache: its SQL text (viewing
+  // `body`), to be analysed off the loop before filter_frontend sees the
+  // message. A cache hit is kept in analysed_ and gives nullopt, as does any
+  // message filter_frontend decides without the rewriter.
+  std::optional<std::string_view> needs_analysis(char type, std::string_view body);
+  // Runs the rewrite of `sql` on the analysis pool and keeps the result in
+  // analysed_ while the loop serves other sessions. False when the wait was
+  // cancelled (the session is ending); the pool then drops the result.
+  awaitable<bool> analyse(std::string_view sql);
+  // The rewrite for filter_frontend: analysed_ when it was made for `sql`,
+  // otherwise the cache (and on a miss the rewriter) on this thread.
+  rewriter::RewriteResult rewrite(std::string_view sql,
+                                  const std::shared_ptr<const policy::Policy>& policy);
+
   // Enforcement on the client-to-backend path: appends to `out` what to send
   // the backend in place of one client message. Returns false when the
   // session must end (fatal_ is set).
@@ -190,6 +208,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string startup_replies_;  // ParameterStatus/notices to pass on once ready
 
   // Relay state.
+  std::optional<rewriter::RewriteResult> analysed_;  // see needs_analysis
+  const char* analysed_sql_ = nullptr;               // the text it was made for
   BindMessage bind_;       // the Bind being checked; kept for its vectors' memory
   int pending_syncs_ = 0;  // Query/Sync sent whose ReadyForQuery has not come back
   char transaction_status_ = 'I';

@@ -192,11 +192,8 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   if (sql.find('\0') != std::string_view::npos) {
     return refused("42601", "statement contains a NUL byte");
   }
-  const NestingEstimate nesting = estimate_nesting(sql);
-  if (nesting.units() > options.max_nesting_units) {
-    return refused("54001", "statement is too complex to analyse safely (nesting estimate " +
-                                std::to_string(nesting.units()) + " > " +
-                                std::to_string(options.max_nesting_units) + ")");
+  if (std::optional<Refusal> r = check_statement_limits(sql, options)) {
+    return refused(r->sqlstate, r->message);
   }
   const std::string text(sql);
   google::protobuf::Arena arena(tree_arena_options());

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <memory>
 #include <stdexcept>
 
 #include "rewriter/rewrite_template.h"
@@ -47,6 +48,28 @@ void run_with_large_stack(const std::function<void()>& fn) {
   pthread_attr_destroy(&attr);
   if (rc != 0) throw std::runtime_error("cannot start a rewrite thread");
   pthread_join(thread, nullptr);
+}
+
+pthread_t start_large_stack_thread(std::function<void()> fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kRequiredStackBytes);
+  auto* heap_fn = new std::function<void()>(std::move(fn));
+  pthread_t thread;
+  const int rc = pthread_create(
+      &thread, &attr,
+      [](void* arg) -> void* {
+        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
+        (*f)();
+        return nullptr;
+      },
+      heap_fn);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete heap_fn;
+    throw std::runtime_error("cannot start a thread with a large stack");
+  }
+  return thread;
 }
 
 bool cast_fits_identity(std::string_view cast, policy::ValueType type) {

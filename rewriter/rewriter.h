@@ -57,6 +57,8 @@
 // run_with_large_stack() from threads you do not create yourself.
 #pragma once
 
+#include <pthread.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -81,8 +83,17 @@ inline constexpr std::size_t kRequiredStackBytes = 256u << 20;
 // fourfold margin within kRequiredStackBytes.
 inline constexpr std::size_t kMaxNestingUnits = 20000;
 
+// Defaults of Options::max_set_operations and max_statements (measured in
+// statement_limits.h).
+inline constexpr std::size_t kMaxSetOperations = 500;
+inline constexpr std::size_t kMaxStatements = 1000;
+
 // Runs fn on a fresh thread with kRequiredStackBytes of stack and waits for it.
 void run_with_large_stack(const std::function<void()>& fn);
+
+// Starts fn on a thread with kRequiredStackBytes of stack; the caller joins it
+// (pthread_join). Throws std::runtime_error when no thread can be started.
+pthread_t start_large_stack_thread(std::function<void()> fn);
 
 // A refusal: an ordinary PostgreSQL error the client will see.
 struct Refusal {
@@ -200,6 +211,11 @@ struct Options {
   // refused with 54001 before parsing. The default is what kRequiredStackBytes
   // supports with a wide margin; raising it needs a larger stack.
   std::size_t max_nesting_units = kMaxNestingUnits;
+  // Caps on the shapes whose analysis costs most per byte (statement_limits.h
+  // has the measurements), far above what applications send: UNION /
+  // INTERSECT / EXCEPT operations in a query string, and statements in one.
+  std::size_t max_set_operations = kMaxSetOperations;
+  std::size_t max_statements = kMaxStatements;
   // A statement whose only changes are scoped-table wraps is written as the
   // client's text with the wraps edited in (skipping the deparse); false
   // deparses every changed statement. Both are verified against the tree.

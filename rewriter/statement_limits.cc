@@ -1,6 +1,7 @@
 #include "rewriter/statement_limits.h"
 
 #include <algorithm>
+#include <string>
 
 namespace tenantgate::rewriter {
 namespace {
@@ -59,6 +60,16 @@ std::size_t skip_quoted(std::string_view s, std::size_t i, char quote, bool back
   return s.size();
 }
 
+bool equals_keyword(std::string_view word, std::string_view upper) {
+  if (word.size() != upper.size()) return false;
+  for (std::size_t k = 0; k < word.size(); ++k) {
+    char c = word[k];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != upper[k]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 NestingEstimate estimate_nesting(std::string_view s) {
@@ -66,8 +77,18 @@ NestingEstimate estimate_nesting(std::string_view s) {
   std::size_t depth = 0;
   std::size_t i = 0;
   const std::size_t n = s.size();
+  bool in_statement = false;  // a token seen since the last semicolon
   while (i < n) {
     const auto c = static_cast<unsigned char>(s[i]);
+    const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    const bool comment =
+        (c == '-' && i + 1 < n && s[i + 1] == '-') || (c == '/' && i + 1 < n && s[i + 1] == '*');
+    if (c == ';') {
+      in_statement = false;
+    } else if (!space && !comment && !in_statement) {
+      in_statement = true;
+      ++e.statements;
+    }
     if (c == '-' && i + 1 < n && s[i + 1] == '-') {
       while (i < n && s[i] != '\n' && s[i] != '\r') ++i;
       continue;
@@ -128,7 +149,13 @@ NestingEstimate estimate_nesting(std::string_view s) {
     }
     if (is_ident_start(c)) {
       ++e.words;
+      const std::size_t start = i;
       while (i < n && is_ident_cont(static_cast<unsigned char>(s[i]))) ++i;
+      const std::string_view word = s.substr(start, i - start);
+      if (equals_keyword(word, "UNION") || equals_keyword(word, "INTERSECT") ||
+          equals_keyword(word, "EXCEPT")) {
+        ++e.set_operations;
+      }
       continue;
     }
     if (c >= '0' && c <= '9') {
@@ -156,6 +183,27 @@ NestingEstimate estimate_nesting(std::string_view s) {
     ++i;
   }
   return e;
+}
+
+std::optional<Refusal> check_statement_limits(std::string_view sql, const Options& options) {
+  const NestingEstimate e = estimate_nesting(sql);
+  if (e.units() > options.max_nesting_units) {
+    return Refusal{"54001", "statement is too complex to analyse safely (nesting estimate " +
+                                std::to_string(e.units()) + " > " +
+                                std::to_string(options.max_nesting_units) + ")"};
+  }
+  if (e.set_operations > options.max_set_operations) {
+    return Refusal{"54001", "statement is too complex to analyse safely (" +
+                                std::to_string(e.set_operations) +
+                                " UNION/INTERSECT/EXCEPT operations > " +
+                                std::to_string(options.max_set_operations) + ")"};
+  }
+  if (e.statements > options.max_statements) {
+    return Refusal{"54001", "too many statements in one query string to analyse safely (" +
+                                std::to_string(e.statements) + " > " +
+                                std::to_string(options.max_statements) + ")"};
+  }
+  return std::nullopt;
 }
 
 }  // namespace tenantgate::rewriter

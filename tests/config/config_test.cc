@@ -174,6 +174,30 @@ log_statement_values = true
   EXPECT_EQ(c.find_principal(""), nullptr);
 }
 
+TEST(ConfigTest, AnalysisLimits) {
+  Config defaults = parse("");
+  EXPECT_EQ(defaults.limits.analysis_threads, 0u);
+  EXPECT_EQ(defaults.limits.analysis_ms_per_second, 1000u);
+  EXPECT_EQ(defaults.limits.analysis_queue_timeout_ms, 5000u);
+  EXPECT_EQ(defaults.limits.max_pending_analyses, 64u);
+  Config c = parse(R"(
+[limits]
+analysis_threads = 3
+analysis_ms_per_second = 0
+analysis_queue_timeout_ms = 250
+max_pending_analyses = 2
+)");
+  EXPECT_EQ(c.limits.analysis_threads, 3u);
+  EXPECT_EQ(c.limits.analysis_ms_per_second, 0u);
+  EXPECT_EQ(c.limits.analysis_queue_timeout_ms, 250u);
+  EXPECT_EQ(c.limits.max_pending_analyses, 2u);
+  expect_error("[limits]\nanalysis_threads = 2000\n", 2, "out of range (0..1024)");
+  expect_error("[limits]\nanalysis_queue_timeout_ms = 0\n", 2,
+               "analysis_queue_timeout_ms = 0 is out of range");
+  expect_error("[limits]\nmax_pending_analyses = 0\n", 2,
+               "max_pending_analyses = 0 is out of range");
+}
+
 TEST(ConfigTest, RelativeConfigPathBecomesAbsolute) {
   Config c = parse_config("[policy]\nfile = \"p.toml\"\n", "conf/t.toml");
   const auto cwd = std::filesystem::current_path();

@@ -99,6 +99,28 @@ TEST(ScramClientSide, Rfc7677Vector) {
   EXPECT_TRUE(done.ok) << done.message;
 }
 
+TEST(ScramClientSide, SaltedPasswordCacheGivesTheSameExchange) {
+  SaltedPasswordCache cache;
+  for (int login = 0; login < 3; ++login) {
+    ScramClient client(std::string(kPassword), std::string(kClientNonce), "user");
+    client.use_cache(&cache);
+    EXPECT_EQ(client.client_first(), kClientFirst);
+    auto final_msg = client.on_server_first(kServerFirst);
+    ASSERT_TRUE(final_msg.ok) << final_msg.message;
+    EXPECT_EQ(final_msg.message, kClientFinal);
+    EXPECT_TRUE(client.on_server_final(kServerFinal).ok);
+  }
+  EXPECT_EQ(cache.size(), 1u);  // one PBKDF2 for three logins
+  // Another password (or salt, or count) is another entry, never a stale one.
+  ScramClient other("other password", std::string(kClientNonce), "user");
+  other.use_cache(&cache);
+  (void)other.client_first();
+  auto step = other.on_server_first(kServerFirst);
+  ASSERT_TRUE(step.ok);
+  EXPECT_NE(step.message, kClientFinal);
+  EXPECT_EQ(cache.size(), 2u);
+}
+
 TEST(ScramClientSide, SendsAnEmptyUserNameLikeLibpq) {
   ScramClient client("pw", "abc");
   EXPECT_EQ(client.client_first(), "n,,n=,r=abc");

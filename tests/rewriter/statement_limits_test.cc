@@ -62,6 +62,46 @@ std::string chain(const std::string& head, const std::string& link, int n,
   return s + tail;
 }
 
+TEST(EstimateNesting, CountsSetOperationsAndStatements) {
+  const NestingEstimate e = estimate_nesting(
+      "SELECT 1 union SELECT 2 INTERSECT SELECT 3 Except SELECT 4;; SELECT 'UNION' ; -- x\n"
+      "SELECT \"union\" FROM unions; /* ; */ ;  ");
+  EXPECT_EQ(e.set_operations, 3u);  // not the string, the quoted name or `unions`
+  EXPECT_EQ(e.statements, 3u);      // empty statements and comments do not count
+  EXPECT_EQ(estimate_nesting("").statements, 0u);
+  EXPECT_EQ(estimate_nesting("  ;  ").statements, 0u);
+  EXPECT_EQ(estimate_nesting("SELECT ';'").statements, 1u);
+}
+
+TEST(StatementLimits, WideSetOperationsAreRefusedBeforeParsing) {
+  // 4,990 arms fit the nesting estimate but cost the parse about 0.2 s.
+  const std::string wide = chain("SELECT 0 AS c", " UNION SELECT 1 AS c", 4990, "");
+  ASSERT_LE(estimate_nesting(wide).units(), kMaxNestingUnits);
+  const RewriteResult r = rewrite(wide, identity("acme"), *golden_policy());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.refusal().sqlstate, "54001");
+  EXPECT_NE(r.refusal().message.find("UNION/INTERSECT/EXCEPT"), std::string::npos)
+      << r.refusal().message;
+  // At the cap the statement is analysed as usual.
+  const std::string at_cap =
+      chain("SELECT 0 AS c", " UNION SELECT 1 AS c", static_cast<int>(kMaxSetOperations), "");
+  const RewriteResult ok = rewrite(at_cap, identity("acme"), *golden_policy());
+  EXPECT_TRUE(ok.is_ok()) << ok.refusal().message;
+}
+
+TEST(StatementLimits, ManyStatementsAreRefusedBeforeParsing) {
+  const std::string many =
+      chain("SELECT 1", "; SELECT 1", static_cast<int>(kMaxStatements), "");  // one too many
+  const RewriteResult r = rewrite(many, identity("acme"), *golden_policy());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.refusal().sqlstate, "54001");
+  EXPECT_NE(r.refusal().message.find("too many statements"), std::string::npos);
+  const std::string at_cap =
+      chain("SELECT 1", "; SELECT 1", static_cast<int>(kMaxStatements) - 1, ";");
+  const RewriteResult ok = rewrite(at_cap, identity("acme"), *golden_policy());
+  EXPECT_TRUE(ok.is_ok()) << ok.refusal().message;
+}
+
 TEST(StatementLimits, TooLongIsRefused) {
   Options options;
   options.max_statement_bytes = 100;
