@@ -99,6 +99,15 @@ def _outcome(conn, sql):
             return None, (e.pgcode, e.diag.message_primary, e.diag.message_detail), list(conn.notices)
 
 
+def _once(proxy, sql):
+    """_outcome on a fresh connection of acme, closed afterwards."""
+    conn = _conn(proxy)
+    try:
+        return _outcome(conn, sql)
+    finally:
+        conn.close()
+
+
 def _other_tenant_values(text: str) -> list[str]:
     return [t for t in ("globex", "initech") if t in text]
 
@@ -115,11 +124,7 @@ def _other_tenant_values(text: str) -> list[str]:
     "UPDATE rt_customers SET name = 'x' WHERE id = 2 AND secret < 5::bigint",
 ])
 def test_app_comparison_operator_runs_only_on_own_rows(tg, sql):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(conn, sql)
-    finally:
-        conn.close()
+    rows, error, notices = _once(tg, sql)
     assert not _other_tenant_values(repr((rows, error, notices))), (sql, rows, error, notices[:5])
     # It did run on the caller's own rows (the test can see a leak).
     if "id = 2" not in sql:
@@ -132,11 +137,7 @@ def test_app_comparison_operator_runs_only_on_own_rows(tg, sql):
     "SELECT count(*) FROM (SELECT max(secret, 1) AS m FROM rt_customers) s WHERE s.m",
 ])
 def test_app_function_named_like_an_aggregate(tg, sql):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(conn, sql)
-    finally:
-        conn.close()
+    rows, error, notices = _once(tg, sql)
     assert not _other_tenant_values(repr((rows, error, notices))), (sql, error, notices[:5])
     assert error is None and any("acme" in n for n in notices), (sql, error, notices[:3])
 
@@ -149,33 +150,20 @@ def test_app_function_named_like_an_aggregate(tg, sql):
     "ON a.name <<< b.name",
 ])
 def test_app_operator_on_derived_table_is_refused(tg, sql):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(conn, sql)
-    finally:
-        conn.close()
+    rows, error, notices = _once(tg, sql)
     assert error is not None and error[0] == "0A000", (sql, rows, error)
     assert not notices, notices[:5]
 
 
 def test_app_operator_on_a_table_is_guarded_also_from_the_planner(tg):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(conn, "EXPLAIN SELECT count(*) FROM rt_customers WHERE secret <<< 'zzzz'")
-    finally:
-        conn.close()
+    rows, error, notices = _once(tg, "EXPLAIN SELECT count(*) FROM rt_customers WHERE secret <<< 'zzzz'")
     assert error is None and not notices, (error, notices[:5])
 
 
 # F5: an exclusion violation's DETAIL names the other tenant's booking.
 def test_exclusion_violation_detail_is_redacted(tg):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(
-            conn, "INSERT INTO rt_bookings (room, during) VALUES "
+    rows, error, notices = _once(tg, "INSERT INTO rt_bookings (room, during) VALUES "
                   "(101, tstzrange('2026-05-01 00:00+00', '2026-05-02 00:00+00'))")
-    finally:
-        conn.close()
     assert error is not None and error[0] == "23P01", error
     assert error[2] == "Key conflicts with existing key.", error
 
@@ -237,11 +225,7 @@ def test_long_statement_names_are_refused(tg, env):
     "SELECT 1 FROM (SELECT name FROM rt_customers) x WHERE x.name IN (SELECT k FROM rt_shared)",
 ])
 def test_implied_and_pulled_up_app_operators_are_refused(tg, sql):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(conn, sql)
-    finally:
-        conn.close()
+    rows, error, notices = _once(tg, sql)
     assert error is not None and error[0] == "0A000", (sql, rows, error)
     assert not notices, notices[:5]
 
@@ -255,9 +239,5 @@ def test_implied_and_pulled_up_app_operators_are_refused(tg, sql):
     "SET client_min_messages = debug5",
 ])
 def test_statistics_views_and_debug_messages_are_refused(tg, sql):
-    conn = _conn(tg)
-    try:
-        rows, error, notices = _outcome(conn, sql)
-    finally:
-        conn.close()
+    rows, error, notices = _once(tg, sql)
     assert error is not None and error[0] == "42501", (sql, rows, error)
