@@ -6,6 +6,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 shift || true
 export CCACHE_BASEDIR=$root
+# Debug info would otherwise put the build directory into every hash, and a
+# fresh clone (as CI makes) would never hit the cache.
+export CCACHE_NOHASHDIR=1
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/tenantgate-ccache}
 jobs=${TENANTGATE_JOBS:-$(nproc)}
 if [ ! -f "$build/CMakeCache.txt" ]; then
