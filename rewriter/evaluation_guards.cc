@@ -144,8 +144,6 @@ void StatementWalker::resolve_guard_items(const Node& conjunct, std::size_t firs
 
 bool StatementWalker::scope_guard(const std::vector<const GuardItem*>& scoped, Node* out) {
   Node guard;
-  auto* all = guard.mutable_bool_expr();
-  all->set_boolop(pg_query::AND_EXPR);
   for (const GuardItem* item : scoped) {
     if (item->hidden) {
       return refuse("0A000", "a condition that can fail on column values of " +
@@ -160,17 +158,7 @@ bool StatementWalker::scope_guard(const std::vector<const GuardItem*>& scoped, N
     }
     Node predicate = scope_predicate(*item->table, item->alias);
     if (item->nullable) predicate = or_null_extended(std::move(predicate), item->alias);
-    if (predicate.has_bool_expr() && predicate.bool_expr().boolop() == pg_query::AND_EXPR) {
-      for (Node& arg : *predicate.mutable_bool_expr()->mutable_args()) {
-        *all->add_args() = std::move(arg);
-      }
-    } else {
-      *all->add_args() = std::move(predicate);
-    }
-  }
-  if (all->args_size() == 1) {
-    Node single = std::move(*all->mutable_args(0));
-    guard = std::move(single);
+    and_into(&guard, std::move(predicate));  // one flat AND, as the parser builds it
   }
   *out = std::move(guard);
   return true;
