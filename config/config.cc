@@ -30,7 +30,13 @@ std::string dq(std::string_view s) { return "\"" + std::string(s) + "\""; }
 // parameter with one of these names would let the client's own login choose
 // its tenant.
 constexpr std::string_view kReservedStartupParams[] = {
-    "user", "database", "options", "replication", "application_name", "client_encoding",
+    "user",
+    "database",
+    "options",
+    "replication",
+    "application_name",
+    "client_encoding",
+    "tenantgate.token",  // the signed identity token
 };
 
 // Connection counts above this are configuration mistakes, not limits.

@@ -11,10 +11,9 @@
 #include <string>
 #include <string_view>
 
-namespace tenantgate::proxy {
+#include "proxy/startup_identity.h"  // kTokenSetting
 
-// The setting a client sets to present a signed identity token.
-inline constexpr std::string_view kTokenSetting = "tenantgate.token";
+namespace tenantgate::proxy {
 
 enum class CallerStatementKind {
   kNone,        // nothing about the caller: the query goes to the rewriter
