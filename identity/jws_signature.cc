@@ -79,9 +79,18 @@ bool verify_signature(const VerificationKey& key, Algorithm alg, std::string_vie
   if (!key_allows(key.kind, alg)) return false;
   switch (key.kind) {
     case KeyKind::kHmac: {
-      const auto tag = hmac_sign(alg, key.secret, signing_input);
-      return tag && tag->size() == signature.size() &&
-             CRYPTO_memcmp(tag->data(), signature.data(), tag->size()) == 0;
+      const int index = alg == Algorithm::kHS256 ? 0 : alg == Algorithm::kHS384 ? 1 : 2;
+      if (!key.hmac[index]) return false;
+      EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(key.hmac[index].get());
+      unsigned char tag[EVP_MAX_MD_SIZE];
+      size_t len = 0;
+      const bool ok =
+          ctx &&
+          EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(signing_input.data()),
+                         signing_input.size()) == 1 &&
+          EVP_MAC_final(ctx, tag, &len, sizeof tag) == 1;
+      EVP_MAC_CTX_free(ctx);
+      return ok && len == signature.size() && CRYPTO_memcmp(tag, signature.data(), len) == 0;
     }
     case KeyKind::kEcP256: {
       const auto der = ecdsa_raw_to_der(signature);

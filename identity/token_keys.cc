@@ -119,6 +119,7 @@ std::variant<Pkey, std::string> rsa_from_jwk(const nlohmann::json& jwk) {
 }  // namespace
 
 void PkeyDeleter::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+void MacCtxDeleter::operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
 
 std::optional<Algorithm> parse_algorithm(std::string_view name) {
   if (name == "HS256") return Algorithm::kHS256;
@@ -178,6 +179,22 @@ std::variant<KeySet, KeyError> KeySet::from_secret(std::string secret) {
   VerificationKey key;
   key.kind = KeyKind::kHmac;
   key.secret = std::move(secret);
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (!mac) return KeyError{"OpenSSL has no HMAC"};
+  const char* digests[3] = {"SHA256", "SHA384", "SHA512"};
+  for (int i = 0; i < 3; ++i) {
+    key.hmac[i].reset(EVP_MAC_CTX_new(mac));
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>(digests[i]), 0),
+        OSSL_PARAM_construct_end()};
+    if (!key.hmac[i] ||
+        EVP_MAC_init(key.hmac[i].get(), reinterpret_cast<const unsigned char*>(key.secret.data()),
+                     key.secret.size(), params) != 1) {
+      EVP_MAC_free(mac);
+      return KeyError{std::string("OpenSSL cannot key HMAC-") + digests[i]};
+    }
+  }
+  EVP_MAC_free(mac);
   set.keys_.push_back(std::move(key));
   return set;
 }

@@ -42,11 +42,18 @@ inline constexpr size_t kMinSecretBytes = 32;
 struct PkeyDeleter {
   void operator()(EVP_PKEY* key) const;
 };
+struct MacCtxDeleter {
+  void operator()(EVP_MAC_CTX* ctx) const;
+};
 
 struct VerificationKey {
   std::string kid;  // empty: the key has no id (a secret or a PEM file)
   KeyKind kind = KeyKind::kHmac;
-  std::string secret;                           // kHmac only
+  std::string secret;  // kHmac only
+  // kHmac: HMAC contexts keyed with `secret` for HS256, HS384, HS512, which
+  // each verification copies (EVP_MAC_CTX_dup) instead of fetching the
+  // digest and setting the key again. Read-only after loading.
+  std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter> hmac[3];
   std::unique_ptr<EVP_PKEY, PkeyDeleter> pkey;  // kEcP256 and kRsa
 };
 
