@@ -508,3 +508,38 @@ def test_es256_public_key_and_hmac_confusion(start_proxy, seeded, tmp_path):
         cur.execute(f"SET tenantgate.token = '{es_token(key, claims('acme'))}'")
         assert ids(cur, table) == ids_for("acme")
     conn.close()
+
+
+# --------------------------------------------------------------------------
+# tenantgate token: minted tokens are accepted; misuse is refused.
+
+
+def test_token_subcommand_mints_what_the_proxy_accepts(tp):
+    import os
+    import subprocess
+    proxy, table = tp
+    env = dict(os.environ, **{SECRET_ENV: SECRET})
+    cmd = [str(harness.tenantgate_bin()), "token", "--config", str(proxy.config_path), "--tenant", "globex",
+           "--user", "9", "--ttl", "120", "--claim", "plan=gold"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert payload["tenant"] == "globex" and payload["sub"] == "9" and payload["plan"] == "gold"
+    assert payload["iss"] == "it-issuer" and payload["aud"] == "tenantgate-it"
+    assert 0 < payload["exp"] - payload["iat"] <= 120
+    conn = connect(proxy, token=token)
+    with conn.cursor() as cur:
+        assert ids(cur, table) == ids_for("globex")
+        assert show(cur, "user") == "9"
+    conn.close()
+
+    no_secret = dict(os.environ)
+    no_secret.pop(SECRET_ENV, None)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=no_secret, timeout=30)
+    assert r.returncode == 1 and SECRET_ENV in r.stderr
+    r = subprocess.run(cmd[:-2] + ["--ttl", "999999"], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 2 and "max_lifetime_s" in r.stderr
+    r = subprocess.run(cmd[:5] + ["--tenant", "x", "--user", "not-an-int"], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert r.returncode == 2 and "identity.user_type" in r.stderr
