@@ -540,6 +540,6 @@ def test_token_subcommand_mints_what_the_proxy_accepts(tp):
     assert r.returncode == 1 and SECRET_ENV in r.stderr
     r = subprocess.run(cmd[:-2] + ["--ttl", "999999"], capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode == 2 and "max_lifetime_s" in r.stderr
-    r = subprocess.run(cmd[:5] + ["--tenant", "x", "--user", "not-an-int"], capture_output=True, text=True,
+    r = subprocess.run(cmd[:4] + ["--tenant", "x", "--user", "not-an-int"], capture_output=True, text=True,
                        env=env, timeout=30)
     assert r.returncode == 2 and "identity.user_type" in r.stderr
