@@ -96,11 +96,19 @@ CallerAction decide_caller_statement(const CallerStatement& statement,
     action.refusal = refuse(std::move(sqlstate), std::move(message));
     return action;
   };
+  if (statement.kind == CallerStatementKind::kNone) {
+    return refused("XX000", "not a caller statement");
+  }
+  if (statement.kind == CallerStatementKind::kMisplaced) {
+    return refused("42501", "tenantgate.token: " + statement.problem);
+  }
+  // Answered by tenantgate, so the answer must follow everything asked before.
+  if (!context.backend_idle) {
+    return refused("42501",
+                   "tenantgate.token, tenantgate.tenant and tenantgate.user are answered after the "
+                   "previous query's result only (not pipelined)");
+  }
   switch (statement.kind) {
-    case CallerStatementKind::kNone:
-      return refused("XX000", "not a caller statement");
-    case CallerStatementKind::kMisplaced:
-      return refused("42501", "tenantgate.token: " + statement.problem);
     case CallerStatementKind::kShowTenant:
     case CallerStatementKind::kShowUser: {
       const bool tenant = statement.kind == CallerStatementKind::kShowTenant;
@@ -118,11 +126,6 @@ CallerAction decide_caller_statement(const CallerStatement& statement,
     }
     default:
       break;
-  }
-  // SET / SET LOCAL / RESET: their answer must follow everything asked before.
-  if (!context.backend_idle) {
-    return refused("42501",
-                   "tenantgate.token: send it after the previous query's result (not pipelined)");
   }
   if (context.transaction_status == 'E') {
     return refused("25P02",

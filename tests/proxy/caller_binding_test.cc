@@ -137,8 +137,9 @@ TEST_F(CallerBindingTest, Statements) {
   EXPECT_FALSE(show_none.show_value);
   policy::Identity who;
   who.tenant = {"acme", policy::ValueType::kText};
-  auto show = decide("SHOW tenantgate.tenant", 'E', false, &who);  // SHOW needs no idle backend
+  auto show = decide("SHOW tenantgate.tenant", 'E', true, &who);
   EXPECT_EQ(show.show_value, "acme");
+  EXPECT_EQ(decide("SHOW tenantgate.tenant", 'I', false, &who).kind, K::kRefuse);  // pipelined
   EXPECT_FALSE(decide("SHOW tenantgate.user", 'I', true, &who).show_value);
 }
 
