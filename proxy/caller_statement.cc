@@ -128,6 +128,17 @@ CallerStatement classify_caller_statement(std::string_view query) {
         if (names_setting(s, 1, "user")) return {CallerStatementKind::kShowUser, "", ""};
       }
     }
+    // The setting named anywhere else (PREPARE ... AS SET, SHOW, ALTER ROLE
+    // ... SET, a SET inside another statement) is an attempt to reach it
+    // another way.
+    for (const Statement& s : *stmts) {
+      for (size_t i = 0; i + 3 <= s.size(); ++i) {
+        if (names_setting(s, i, "token")) {
+          return misplaced(
+              "tenantgate.token is set only by SET, SET LOCAL or RESET as a statement of its own");
+        }
+      }
+    }
     return {};
   }
   if (stmts->size() != 1) {
