@@ -31,7 +31,9 @@ TEST(CallerStatementTest, Table) {
       {"SET LOCAL tenantgate.token = DEFAULT", K::kReset},
       {"SHOW tenantgate.tenant", K::kShowTenant},
       {"show TENANTGATE.USER;", K::kShowUser},
-      {"SHOW tenantgate.token", K::kNone},             // the rewriter refuses it
+      {"SHOW tenantgate.token", K::kMisplaced},
+      {"PREPARE p AS SET tenantgate.token = 'x'", K::kMisplaced},
+      {"ALTER ROLE app SET tenantgate.token = 'x'", K::kMisplaced},
       {"SET tenantgate.tenant = 'globex'", K::kNone},  // the rewriter refuses it
       // Misplaced: refused, and the connection is left with no caller.
       {"SET tenantgate.token = 'x'; SELECT 1", K::kMisplaced},
