@@ -48,6 +48,7 @@ import harness  # noqa: E402
 SECRET = "bench-token-secret-0123456789abcdef-0123456789"
 SECRET_ENV = "TG_BENCH_TOKEN_SECRET"
 TENANTS = [f"t{i}" for i in range(10)]
+TABLE = "tg_token_bench_items"
 
 
 def b64(data: bytes) -> str:
@@ -74,16 +75,16 @@ def main() -> int:
     proxy = None
     try:
         pg.start()
-        pg.psql("CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, tenant_id text NOT NULL, body text);"
-                "TRUNCATE items;"
-                "INSERT INTO items SELECT g, 't' || (g % 10), 'item ' || g FROM generate_series(1, 10000) g;"
-                "GRANT ALL ON items TO PUBLIC")
+        pg.psql(f"DROP TABLE IF EXISTS {TABLE};"
+                f"CREATE TABLE {TABLE} (id int PRIMARY KEY, tenant_id text NOT NULL, body text);"
+                f"INSERT INTO {TABLE} SELECT g, 't' || (g % 10), 'item ' || g FROM generate_series(1, 10000) g;"
+                f"GRANT ALL ON {TABLE} TO PUBLIC")
         principals = [{"name": "app", "scram": harness.scram_verifier("app-secret"), "tenants": ["*"],
                        "identity": "either"}]
         proxy = harness.Proxy(pg, work / "proxy", {"principals": principals, "log": {"level": "warn"}},
                               extra_env={SECRET_ENV: SECRET})
         (proxy.dir / "policy.toml").write_text(
-            'default_action = "deny"\n[tables."public.items"]\nscope = "tenant"\ntenant_column = "tenant_id"\n')
+            f'default_action = "deny"\n[tables."public.{TABLE}"]\nscope = "tenant"\ntenant_column = "tenant_id"\n')
         proxy.config_path.write_text(proxy.config_path.read_text() +
                                      f'\n[identity.token]\nsecret_env = "{SECRET_ENV}"\n')
         proxy.start()
@@ -97,7 +98,7 @@ def main() -> int:
         tokens = [token(t, u) for t, u in callers]
         fresh = iter([token(callers[i % 50][0], i, nonce=i)
                       for i in range(args.rounds * args.requests + 10)])
-        query = "SELECT id, body FROM items WHERE id = %s"
+        query = f"SELECT id, body FROM {TABLE} WHERE id = %s"
 
         pooled = psycopg2.connect(dsn(tokens[0]))
         pooled.autocommit = True
@@ -137,7 +138,7 @@ def main() -> int:
         # Correctness before speed: a switched connection sees its caller's rows only.
         cur = shared.cursor()
         cur.execute("SET tenantgate.token = %s", (tokens[3],))
-        cur.execute("SELECT DISTINCT tenant_id FROM items")
+        cur.execute(f"SELECT DISTINCT tenant_id FROM {TABLE}")
         assert cur.fetchall() == [(callers[3][0],)], "switch did not scope"
 
         run_pooled(50), run_switch(50), run_connect(5)  # warm-up
@@ -165,6 +166,10 @@ def main() -> int:
     finally:
         if proxy is not None:
             proxy.stop()
+        try:
+            pg.psql(f"DROP TABLE IF EXISTS {TABLE}")
+        except Exception:
+            pass
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
