@@ -10,8 +10,8 @@ Per request, three ways for an app to reach tenantgate as a caller:
   connect     a new connection per request with the token at start-up,
               the query, and close (what an app without tokens must do)
 
-Rounds are interleaved (pooled, switch, connect, pooled, ...) so that load on
-the shared machine hits all three alike; each round's mean per-request time is
+Rounds are interleaved (pooled, switch, switch-fresh in alternating chunks of
+20 requests, then connect) so that load on the shared machine hits all alike; each round's mean per-request time is
 recorded and the medians of the rounds are compared. Tokens of 50 callers are
 minted before timing, so `switch` measures the cached verification an app
 that reuses its callers' tokens sees; `switch-fresh` mints nothing either but
@@ -143,10 +143,18 @@ def main() -> int:
 
         run_pooled(50), run_switch(50), run_connect(5)  # warm-up
         samples: dict[str, list[float]] = {"pooled": [], "switch": [], "switch-fresh": [], "connect": []}
+        # Within a round the modes alternate in chunks of 20 requests, so that
+        # a burst of load from elsewhere on the machine hits all of them.
+        chunk = 20
         for r in range(args.rounds):
-            samples["pooled"].append(run_pooled(args.requests))
-            samples["switch"].append(run_switch(args.requests))
-            samples["switch-fresh"].append(run_switch(args.requests, fresh_tokens=True))
+            totals = {k: 0.0 for k in samples}
+            for _ in range(max(1, args.requests // chunk)):
+                totals["pooled"] += run_pooled(chunk)
+                totals["switch"] += run_switch(chunk)
+                totals["switch-fresh"] += run_switch(chunk, fresh_tokens=True)
+            chunks = max(1, args.requests // chunk)
+            for k in ("pooled", "switch", "switch-fresh"):
+                samples[k].append(totals[k] / chunks)
             samples["connect"].append(run_connect(args.connect_requests))
         med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
         print(f"rounds={args.rounds} requests/round={args.requests} (connect {args.connect_requests}); "
