@@ -1147,10 +1147,14 @@ awaitable<Session::CallerStep> Session::filter_caller(char type, std::string_vie
       auto outcome = caller_->on_query(*sql, tracker_->transaction_status(), idle,
                                        static_cast<int64_t>(std::time(nullptr)));
       if (!outcome.log.empty()) {
+        // The log names the caller in force; a refusal is logged (warn) with
+        // the caller it left, none.
         const auto* now = caller_->has_caller() ? &caller_->identity() : nullptr;
         log_context_.set("tenant", now ? now->tenant.value : std::string("(none)"));
         log_context_.set("user", now && now->user ? now->user->value : std::string("(none)"));
-        log(spdlog::level::info, outcome.log);
+        if (outcome.kind != ClientCaller::QueryOutcome::Kind::kRefuse) {
+          log(spdlog::level::debug, outcome.log);
+        }
       }
       switch (outcome.kind) {
         case ClientCaller::QueryOutcome::Kind::kRewrite:
