@@ -1174,7 +1174,6 @@ awaitable<Session::CallerStep> Session::filter_caller(char type, std::string_vie
       auto parse = parse_parse(body);
       if (!parse) co_return CallerStep::kPass;  // the filter ends the session
       if (auto refusal = caller_->on_parse(parse->statement, parse->query)) {
-        log(spdlog::level::warn, "caller cleared: " + refusal->message);
         if (!substitute_caller_refusal(*refusal, 'P', parse->statement, out)) {
           co_return CallerStep::kEnd;
         }
