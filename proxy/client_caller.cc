@@ -51,7 +51,7 @@ ClientCaller::QueryOutcome ClientCaller::on_query(std::string_view sql, char tra
   QueryOutcome out;
   const CallerStatement statement = classify_caller_statement(sql);
   if (statement.kind == CallerStatementKind::kNone) {
-    if (ends_caller(sql) && state_.current()) {
+    if (takes_tokens() && ends_caller(sql) && state_.current()) {
       clear("RESET ALL / DISCARD ALL");
       out.log = "caller ended by RESET ALL or DISCARD ALL";
     }
@@ -112,7 +112,7 @@ std::optional<CallerRefusal> ClientCaller::on_parse(std::string_view statement,
                          "tenantgate.token is set with a simple Query, not through the extended "
                          "protocol; the connection has no caller now"};
   }
-  if (ends_caller(sql) && state_.current()) clear("DISCARD ALL");
+  if (takes_tokens() && ends_caller(sql) && state_.current()) clear("DISCARD ALL");
   statements_[std::string(statement)] = state_.generation();
   return std::nullopt;
 }

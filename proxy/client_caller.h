@@ -1,6 +1,7 @@
 // The client connection's caller, whole: the caller bound at start-up, the
 // caller statements tenantgate answers itself (SET / SET LOCAL / RESET
-// tenantgate.token, SHOW tenantgate.tenant / user, RESET ALL, DISCARD ALL),
+// tenantgate.token, SHOW tenantgate.tenant / user; RESET ALL and DISCARD ALL,
+// forwarded, end the caller of a principal that takes tokens),
 // the identity and policy the rewriter is given, and the guard that keeps a
 // statement or portal prepared under one caller from running under another
 // (its rewritten SQL embeds that caller's values).
@@ -87,6 +88,11 @@ class ClientCaller {
   void on_ready_for_query(char status);
 
  private:
+  // Principals with identity = "claimed" keep the caller they started with
+  // for the connection's life: RESET ALL and DISCARD ALL do not end it.
+  [[nodiscard]] bool takes_tokens() const {
+    return principal_.identity != config::IdentitySource::kClaimed;
+  }
   void refresh();
   void clear(std::string_view why);
   std::optional<std::string> stale(const std::unordered_map<std::string, uint64_t>& map,

@@ -63,6 +63,13 @@ TEST_F(ClientCallerTest, SetShowReset) {
 
   EXPECT_EQ(query("DISCARD ALL").kind, K::kRewrite);  // forwarded, and the caller ends
   EXPECT_FALSE(caller_.has_caller());
+  // A principal that only claims keeps its caller: RESET ALL is a server reset.
+  config::Principal claimed = principal_;
+  claimed.identity = config::IdentitySource::kClaimed;
+  ClientCaller fixed(config_, claimed, &tokens_);
+  fixed.bind(policy::Identity{{"acme", policy::ValueType::kText}, {}, "", nullptr, {}});
+  EXPECT_EQ(fixed.on_query("RESET ALL", 'I', true, now_).kind, K::kRewrite);
+  EXPECT_TRUE(fixed.has_caller());
   EXPECT_EQ(caller_.identity().tenant.value, "");
   EXPECT_EQ(caller_.identity().database, "appdb");
   EXPECT_EQ(query("SHOW tenantgate.tenant").answer, show_result("tenantgate.tenant", std::nullopt));
