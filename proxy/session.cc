@@ -34,7 +34,6 @@ constexpr std::size_t kMaxAuthMessage = 8192;
 constexpr std::size_t kMaxBackendMessage = (1u << 30) + 1024;
 constexpr std::size_t kReadChunk = ReadBuffer::kInitialSize;
 
-
 // A rewrite on the analysis pool and the session waiting for it. The timer
 // never expires: the pool thread stores the result and cancels the timer
 // through the session's executor, which wakes the session. Shared by both,
@@ -953,6 +952,23 @@ awaitable<void> Session::client_to_backend() {
           if (next.status != DecodeStatus::kMessage) break;
           message = ReadResult{true, next.frame.type, next.frame.body, next.frame.total_size};
           continue;
+        }
+      } else if (message.type == 'Q' || message.type == 'P') {
+        // Bypass sessions are relayed unread, but a token never reaches a
+        // backend (where it would sit in a setting and in pg_stat_activity).
+        std::optional<std::string_view> sql;
+        if (message.type == 'Q') {
+          sql = parse_query(message.body);
+        } else if (auto parse = parse_parse(message.body)) {
+          sql = parse->query;
+        }
+        if (sql) {
+          const CallerStatementKind kind = classify_caller_statement(*sql).kind;
+          if (kind != CallerStatementKind::kNone && kind != CallerStatementKind::kShowTenant &&
+              kind != CallerStatementKind::kShowUser) {
+            fail("42501", "bypass principals do not take tenantgate.token");
+            co_return;
+          }
         }
       }
       if (auto sql = needs_analysis(message.type, message.body)) {

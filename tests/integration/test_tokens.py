@@ -543,3 +543,22 @@ def test_token_subcommand_mints_what_the_proxy_accepts(tp):
     r = subprocess.run(cmd[:4] + ["--tenant", "x", "--user", "not-an-int"], capture_output=True, text=True,
                        env=env, timeout=30)
     assert r.returncode == 2 and "identity.user_type" in r.stderr
+
+
+def test_bypass_principal_never_forwards_a_token(tp):
+    proxy, _ = tp
+    dsn = harness.conninfo(host=proxy.host, port=proxy.port, user="admin",
+                           password=harness.PRINCIPALS["admin"]["password"], dbname=harness.DATABASE,
+                           sslmode="disable")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    token = hs_token(good("globex"))
+    with conn.cursor() as cur:
+        with pytest.raises(psycopg2.Error):
+            cur.execute(f"SET tenantgate.token = '{token}'")
+    assert "FATAL 42501 bypass principals do not take tenantgate.token" in proxy.log()
+    assert token not in proxy.log()
+    # The backend never held it.
+    rows = proxy.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%" + token[-20:] + "%' "
+                         "AND pid <> pg_backend_pid()")
+    assert rows.strip() == "0", rows
