@@ -1,0 +1,295 @@
+// Row policies (policy::Scope::kPolicies): the predicate a table's policies
+// make for a command, and the WITH CHECK verification of written rows.
+//
+// Reads and UPDATE/DELETE targets get the USING predicate the way scoped
+// tables get theirs (scope_injector.cc, write_checks.cc). Written rows are
+// verified in the statement itself: an INSERT or UPDATE becomes a
+// data-modifying CTE whose RETURNING rows pass through a CASE that fails the
+// statement for a row the check expressions do not accept, so nothing is
+// written (the statement is atomic), as with row-level security.
+#include <utility>
+
+#include "policy/policy_expression.h"
+#include "rewriter/statement_walker.h"
+
+namespace tenantgate::rewriter {
+namespace {
+
+namespace gp = google::protobuf;
+using pg_query::Node;
+
+Node bool_const(bool value) {
+  Node n;
+  n.mutable_a_const()->mutable_boolval()->set_boolval(value);
+  return n;
+}
+
+Node combine(pg_query::BoolExprType op, std::vector<Node> args) {
+  if (args.size() == 1) return std::move(args.front());
+  Node n;
+  auto* b = n.mutable_bool_expr();
+  b->set_boolop(op);
+  for (Node& a : args) {
+    // Flat, as the parser builds `a AND b AND c`.
+    if (a.has_bool_expr() && a.bool_expr().boolop() == op) {
+      for (Node& inner : *a.mutable_bool_expr()->mutable_args()) *b->add_args() = std::move(inner);
+    } else {
+      *b->add_args() = std::move(a);
+    }
+  }
+  return n;
+}
+
+bool applies(const policy::RowPolicy& p, policy::PolicyCommand command) {
+  return p.command == policy::PolicyCommand::kAll || p.command == command;
+}
+
+// Whether `msg` holds a column reference (an UPDATE SET value that reads the
+// table needs SELECT rights, which bring in the SELECT policies).
+bool has_column_ref(const gp::Message& msg) {
+  if (msg.GetDescriptor() == pg_query::ColumnRef::descriptor()) return true;
+  const gp::Reflection* r = msg.GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  r->ListFields(msg, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(msg, f); ++i) {
+        if (has_column_ref(r->GetRepeatedMessage(msg, f, i))) return true;
+      }
+    } else if (has_column_ref(r->GetMessage(msg, f))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string sql_string(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    out += c;
+    if (c == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+bool update_reads_target(const pg_query::UpdateStmt& update) {
+  if (update.has_where_clause() || update.returning_list_size() > 0 ||
+      update.from_clause_size() > 0) {
+    return true;
+  }
+  for (const Node& t : update.target_list()) {
+    if (has_column_ref(t)) return true;
+  }
+  return false;
+}
+
+bool StatementWalker::instantiate_expression(Node* node, const policy::TablePolicy& table,
+                                             const std::string& qualifier, int subquery_depth) {
+  switch (node->node_case()) {
+    case Node::kFuncCall: {
+      const auto& call = node->func_call();
+      const int n = call.funcname_size();
+      if (n == 2 && call.funcname(0).has_string() &&
+          call.funcname(0).string().sval() == "tenantgate") {
+        const std::string& name = call.funcname(1).string().sval();
+        if (name == "tenant") {
+          *node = marker_const(IdentityField::kTenant);
+          return true;
+        }
+        if (name == "user_id") {
+          if (!shape_.has_user) {
+            return refuse("42501", "permission denied for table " + policy::to_string(table.name) +
+                                       ": its policy needs the caller's user and the connection "
+                                       "has no user identity");
+          }
+          *node = marker_const(IdentityField::kUser);
+          return true;
+        }
+        if (name == "claim") {
+          const std::size_t k = claims_.size();
+          claims_.push_back(call.args(0).a_const().sval().sval());
+          Node cast;
+          auto* tc = cast.mutable_type_cast();
+          tc->mutable_arg()->mutable_a_const()->mutable_sval()->set_sval(claim_marker(markers_, k));
+          auto* type = tc->mutable_type_name();
+          type->add_names()->mutable_string()->set_sval("text");
+          type->set_typemod(-1);
+          *node = std::move(cast);
+          return true;
+        }
+        return refuse("42501", "unknown function tenantgate." + name);
+      }
+      break;
+    }
+    case Node::kColumnRef: {
+      auto* ref = node->mutable_column_ref();
+      if (ref->fields_size() == 1 && subquery_depth == 0 && ref->fields(0).has_string()) {
+        Node column = ref->fields(0);
+        ref->clear_fields();
+        ref->add_fields()->mutable_string()->set_sval(qualifier);
+        *ref->add_fields() = std::move(column);
+      } else if (ref->fields_size() == 2 && ref->fields(0).has_string() &&
+                 ref->fields(0).string().sval() == table.name.name) {
+        ref->mutable_fields(0)->mutable_string()->set_sval(qualifier);
+      }
+      return true;
+    }
+    case Node::kSelectStmt:
+      return instantiate_expression_fields(node->mutable_select_stmt(), table, qualifier,
+                                           subquery_depth + 1);
+    default:
+      break;
+  }
+  return instantiate_expression_fields(node, table, qualifier, subquery_depth);
+}
+
+bool StatementWalker::instantiate_expression_fields(gp::Message* msg,
+                                                    const policy::TablePolicy& table,
+                                                    const std::string& qualifier,
+                                                    int subquery_depth) {
+  const gp::Reflection* r = msg->GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  r->ListFields(*msg, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    auto visit = [&](gp::Message* child) {
+      if (child->GetDescriptor() == Node::descriptor()) {
+        return instantiate_expression(static_cast<Node*>(child), table, qualifier, subquery_depth);
+      }
+      return instantiate_expression_fields(child, table, qualifier, subquery_depth);
+    };
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(*msg, f); ++i) {
+        if (!visit(r->MutableRepeatedMessage(msg, f, i))) return false;
+      }
+    } else if (!visit(r->MutableMessage(msg, f))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Node StatementWalker::policy_predicate(const policy::TablePolicy& table,
+                                       const std::string& qualifier,
+                                       policy::PolicyCommand command, bool check) {
+  std::vector<const policy::PolicyExpression*> permissive;
+  std::vector<const policy::PolicyExpression*> restrictive;
+  for (const policy::RowPolicy& p : table.policies) {
+    if (!applies(p, command)) continue;
+    const policy::PolicyExpression* e =
+        check && p.check_expr != nullptr ? p.check_expr.get() : p.using_expr.get();
+    if (e == nullptr) continue;
+    (p.permissive ? permissive : restrictive).push_back(e);
+  }
+  if (permissive.empty()) return bool_const(false);
+  auto build = [&](const policy::PolicyExpression* e) {
+    Node n = e->tree;
+    if (!instantiate_expression(&n, table, qualifier, 0)) return bool_const(false);
+    // The expression's subqueries read other policy tables: walk them like
+    // client subqueries so that each gets its own policies. What the walker
+    // keeps per query level is saved around it: this runs in the middle of
+    // the walk of the client's statement.
+    const int scoped_refs = scoped_refs_;
+    const bool derived = derived_select_;
+    derived_select_ = false;
+    push_guard_level();
+    if (!walk_node(&n)) n = bool_const(false);
+    pop_guard_level();
+    scoped_refs_ = scoped_refs;
+    derived_select_ = derived;
+    return n;
+  };
+  std::vector<Node> any;
+  for (const auto* e : permissive) any.push_back(build(e));
+  std::vector<Node> all;
+  Node disjunction = combine(pg_query::OR_EXPR, std::move(any));
+  // A bare OR inside an AND keeps its parentheses in the deparse; the tree
+  // holds it as one argument either way.
+  all.push_back(std::move(disjunction));
+  for (const auto* e : restrictive) all.push_back(build(e));
+  return combine(pg_query::AND_EXPR, std::move(all));
+}
+
+bool StatementWalker::add_write_check(Node* stmt) {
+  const PendingCheck pending = std::move(*pending_check_);
+  pending_check_.reset();
+  const policy::TablePolicy& table = *pending.table;
+  const std::string q = pending.qualifier;
+
+  Node check;
+  {
+    std::vector<Node> parts;
+    parts.push_back(policy_predicate(table, q, pending.command, true));
+    if (pending.on_conflict) {
+      parts.push_back(policy_predicate(table, q, policy::PolicyCommand::kUpdate, true));
+    }
+    if (pending.reads) {
+      parts.push_back(policy_predicate(table, q, policy::PolicyCommand::kSelect, false));
+    }
+    check = combine(pg_query::AND_EXPR, std::move(parts));
+  }
+  if (refusal_) return false;
+
+  const std::string message =
+      "new row violates row-level security policy for table " + policy::to_string(table.name);
+  const std::string qi = policy::quote_identifier(q);
+  const std::string text =
+      "WITH tg_written AS (DELETE FROM tg_written RETURNING " + qi +
+      ".*) SELECT FROM tg_written AS " + qi +
+      " WHERE CASE WHEN true THEN true ELSE pg_catalog.int4(pg_catalog.concat(" +
+      sql_string(message) + ", pg_catalog.left(pg_catalog.concat(" + qi + "), 0))) = 0 END";
+  pg_query::ParseResult parsed;
+  if (auto r = parse_sql(text, &parsed)) return refuse("0A000", "cannot build the policy check");
+  Node outer = parsed.stmts(0).stmt();
+  auto* select = outer.mutable_select_stmt();
+
+  // The client's own WITH goes to the outer statement, ahead of tg_written.
+  gp::RepeatedPtrField<Node>* returning = nullptr;
+  pg_query::WithClause* client_with = nullptr;
+  if (stmt->has_insert_stmt()) {
+    auto* ins = stmt->mutable_insert_stmt();
+    returning = ins->mutable_returning_list();
+    if (ins->has_with_clause()) client_with = ins->mutable_with_clause();
+  } else {
+    auto* upd = stmt->mutable_update_stmt();
+    returning = upd->mutable_returning_list();
+    if (upd->has_with_clause()) client_with = upd->mutable_with_clause();
+  }
+  gp::RepeatedPtrField<Node> client_returning = *returning;
+  returning->Clear();
+  for (const Node& r : select->with_clause().ctes(0).common_table_expr().ctequery()
+                           .delete_stmt()
+                           .returning_list()) {
+    *returning->Add() = r;
+  }
+  pg_query::WithClause with = select->with_clause();
+  if (client_with != nullptr) {
+    for (const Node& cte : client_with->ctes()) {
+      if (cte.common_table_expr().ctename() == "tg_written") {
+        return refuse("0A000", "the CTE name tg_written is reserved by tenantgate");
+      }
+    }
+    pg_query::WithClause merged = *client_with;
+    *merged.add_ctes() = with.ctes(0);
+    with = std::move(merged);
+    if (stmt->has_insert_stmt()) {
+      stmt->mutable_insert_stmt()->clear_with_clause();
+    } else {
+      stmt->mutable_update_stmt()->clear_with_clause();
+    }
+  }
+  auto* cte = with.mutable_ctes(with.ctes_size() - 1)->mutable_common_table_expr();
+  *cte->mutable_ctequery() = *stmt;
+  *select->mutable_with_clause() = std::move(with);
+  for (const Node& r : client_returning) *select->add_target_list() = r;
+  auto* when = select->mutable_where_clause()->mutable_case_expr()->mutable_args(0)->mutable_case_when();
+  *when->mutable_expr() = std::move(check);
+  *stmt = std::move(outer);
+  mark_changed();
+  return true;
+}
+
+}  // namespace tenantgate::rewriter
