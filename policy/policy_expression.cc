@@ -17,12 +17,24 @@ constexpr std::size_t kMaxExpressionBytes = 16384;
 // Built-ins whose value changes from one call to the next or that read
 // session state: a policy must give the same answer for the same row and
 // caller, and identity comes only from the tenantgate.* functions.
-constexpr std::array<std::string_view, 18> kVolatile = {
-    "random",         "random_normal",      "setseed",       "clock_timestamp",
-    "timeofday",      "gen_random_uuid",    "nextval",       "currval",
-    "lastval",        "setval",             "current_setting", "set_config",
-    "txid_current",   "txid_current_if_assigned", "pg_current_xact_id",
-    "pg_current_xact_id_if_assigned", "uuid_generate_v1", "uuid_generate_v4"};
+constexpr std::array<std::string_view, 18> kVolatile = {"random",
+                                                        "random_normal",
+                                                        "setseed",
+                                                        "clock_timestamp",
+                                                        "timeofday",
+                                                        "gen_random_uuid",
+                                                        "nextval",
+                                                        "currval",
+                                                        "lastval",
+                                                        "setval",
+                                                        "current_setting",
+                                                        "set_config",
+                                                        "txid_current",
+                                                        "txid_current_if_assigned",
+                                                        "pg_current_xact_id",
+                                                        "pg_current_xact_id_if_assigned",
+                                                        "uuid_generate_v1",
+                                                        "uuid_generate_v4"};
 
 std::string field_string(const Node& n) { return n.has_string() ? n.string().sval() : ""; }
 
@@ -133,8 +145,8 @@ class Validator {
 
   void range_var(const pg_query::RangeVar& rv) {
     std::optional<Resolution> r = policy_.resolve("", rv.schemaname(), rv.relname(), "");
-    const std::string written = rv.schemaname().empty() ? rv.relname()
-                                                        : rv.schemaname() + "." + rv.relname();
+    const std::string written =
+        rv.schemaname().empty() ? rv.relname() : rv.schemaname() + "." + rv.relname();
     if (!rv.catalogname().empty() || !r || r->kind != Resolution::Kind::kTable) {
       fail("relation " + written + " is not a table of this policy");
     }
@@ -200,8 +212,8 @@ bool boolean_shape(const Node& n) {
       if (e.name_size() == 0) return false;
       const std::string op = field_string(e.name(e.name_size() - 1));
       static constexpr std::array<std::string_view, 16> kBoolOps = {
-          "=", "<>", "!=", "<", ">", "<=", ">=", "~~", "!~~", "~~*", "!~~*", "~", "~*", "!~",
-          "@>", "<@"};
+          "=",   "<>",  "!=",   "<", ">",  "<=", ">=", "~~",
+          "!~~", "~~*", "!~~*", "~", "~*", "!~", "@>", "<@"};
       for (std::string_view b : kBoolOps) {
         if (op == b) return true;
       }
@@ -252,8 +264,9 @@ std::shared_ptr<const PolicyExpression> compile_policy_expression(std::string_vi
   out->line = line;
   out->tree = tree.stmts(0).stmt().select_stmt().target_list(0).res_target().val();
   if (!boolean_shape(out->tree)) {
-    throw PolicyError(prefix + "is not a boolean expression (a comparison, AND/OR/NOT, IS, "
-                               "EXISTS, IN, ANY/ALL, a boolean column or a cast to boolean)");
+    throw PolicyError(prefix +
+                      "is not a boolean expression (a comparison, AND/OR/NOT, IS, "
+                      "EXISTS, IN, ANY/ALL, a boolean column or a cast to boolean)");
   }
   Validator(policy, table, prefix, out.get()).walk(out->tree);
   return out;

@@ -476,8 +476,8 @@ void Loader::load_row_policy(TablePolicy* tp, const toml::value& v) {
       p.check_line = static_cast<int>(value->location().line());
       if (p.check_sql.empty()) fail(*value, "check is empty");
     } else {
-      fail(*value,
-           "unknown key " + dq(k) + " in " + where + " (expected name, command, using, check, kind)");
+      fail(*value, "unknown key " + dq(k) + " in " + where +
+                       " (expected name, command, using, check, kind)");
     }
   }
   if (!named) fail(v, where + " has no name");
@@ -507,9 +507,8 @@ void Loader::compile_row_policies() {
   if (pending_policies_.empty()) return;
   // Shorthand scopes next to policies become the first permissive policy.
   for (auto& [name, table] : policy_->tables) {
-    const bool has_policies =
-        std::any_of(pending_policies_.begin(), pending_policies_.end(),
-                    [&](const PendingPolicy& p) { return p.table == name; });
+    const bool has_policies = std::any_of(pending_policies_.begin(), pending_policies_.end(),
+                                          [&](const PendingPolicy& p) { return p.table == name; });
     if (!has_policies || table.scope == Scope::kPolicies) continue;
     if (table.scope != Scope::kDeny) {
       RowPolicy scope_policy;

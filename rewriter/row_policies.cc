@@ -173,8 +173,8 @@ bool StatementWalker::instantiate_expression_fields(gp::Message* msg,
 }
 
 Node StatementWalker::policy_predicate(const policy::TablePolicy& table,
-                                       const std::string& qualifier,
-                                       policy::PolicyCommand command, bool check) {
+                                       const std::string& qualifier, policy::PolicyCommand command,
+                                       bool check) {
   std::vector<const policy::PolicyExpression*> permissive;
   std::vector<const policy::PolicyExpression*> restrictive;
   for (const policy::RowPolicy& p : table.policies) {
@@ -236,9 +236,21 @@ bool StatementWalker::add_write_check(Node* stmt) {
   const std::string message =
       "new row violates row-level security policy for table " + policy::to_string(table.name);
   const std::string qi = policy::quote_identifier(q);
+  std::string from = "tg_written AS " + qi;
+  if (pending.expected_rows >= 0) {
+    // The aggregate always yields its one row (or the error), and the
+    // LATERAL reference with OFFSET 0 keeps it the outer side of the join,
+    // so it runs even when nothing was written.
+    from = "(SELECT true AS tg_ok FROM tg_written HAVING CASE WHEN count(*) = " +
+           std::to_string(pending.expected_rows) +
+           " THEN true ELSE pg_catalog.int4(pg_catalog.concat(" +
+           sql_string(message + ": a conflicting row may not be updated") +
+           ", pg_catalog.left(pg_catalog.concat(count(*)), 0))) = 0 END) AS tg_all, LATERAL "
+           "(SELECT * FROM tg_written WHERE tg_all.tg_ok OFFSET 0) AS " +
+           qi;
+  }
   const std::string text =
-      "WITH tg_written AS (DELETE FROM tg_written RETURNING " + qi +
-      ".*) SELECT FROM tg_written AS " + qi +
+      "WITH tg_written AS (DELETE FROM tg_written RETURNING " + qi + ".*) SELECT FROM " + from +
       " WHERE CASE WHEN true THEN true ELSE pg_catalog.int4(pg_catalog.concat(" +
       sql_string(message) + ", pg_catalog.left(pg_catalog.concat(" + qi + "), 0))) = 0 END";
   pg_query::ParseResult parsed;
@@ -260,7 +272,10 @@ bool StatementWalker::add_write_check(Node* stmt) {
   }
   gp::RepeatedPtrField<Node> client_returning = *returning;
   returning->Clear();
-  for (const Node& r : select->with_clause().ctes(0).common_table_expr().ctequery()
+  for (const Node& r : select->with_clause()
+                           .ctes(0)
+                           .common_table_expr()
+                           .ctequery()
                            .delete_stmt()
                            .returning_list()) {
     *returning->Add() = r;
@@ -284,8 +299,20 @@ bool StatementWalker::add_write_check(Node* stmt) {
   auto* cte = with.mutable_ctes(with.ctes_size() - 1)->mutable_common_table_expr();
   *cte->mutable_ctequery() = *stmt;
   *select->mutable_with_clause() = std::move(with);
-  for (const Node& r : client_returning) *select->add_target_list() = r;
-  auto* when = select->mutable_where_clause()->mutable_case_expr()->mutable_args(0)->mutable_case_when();
+  for (const Node& r : client_returning) {
+    Node* target = select->add_target_list();
+    *target = r;
+    // RETURNING * names the written row, not the helper columns beside it.
+    auto* val = target->mutable_res_target()->mutable_val();
+    if (val->has_column_ref() && val->column_ref().fields_size() == 1 &&
+        val->column_ref().fields(0).has_a_star()) {
+      val->mutable_column_ref()->clear_fields();
+      val->mutable_column_ref()->add_fields()->mutable_string()->set_sval(q);
+      val->mutable_column_ref()->add_fields()->mutable_a_star();
+    }
+  }
+  auto* when =
+      select->mutable_where_clause()->mutable_case_expr()->mutable_args(0)->mutable_case_when();
   *when->mutable_expr() = std::move(check);
   *stmt = std::move(outer);
   mark_changed();

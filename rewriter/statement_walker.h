@@ -148,12 +148,14 @@ class StatementWalker {
   bool instantiate_expression(pg_query::Node* node, const policy::TablePolicy& table,
                               const std::string& qualifier, int subquery_depth);
   bool instantiate_expression_fields(google::protobuf::Message* message,
-                                     const policy::TablePolicy& table,
-                                     const std::string& qualifier, int subquery_depth);
+                                     const policy::TablePolicy& table, const std::string& qualifier,
+                                     int subquery_depth);
   // A top-level INSERT or UPDATE of a kPolicies table becomes
   // `WITH tg_written AS (<stmt> RETURNING q.*) SELECT <returning> FROM
   // tg_written AS q WHERE CASE WHEN <check> THEN true ELSE <error> END`, so
-  // that a row that fails the check aborts the statement.
+  // that a row that fails the check aborts the statement. With
+  // expected_rows, a one-row aggregate over tg_written first fails the
+  // statement when fewer rows were written.
   bool add_write_check(pg_query::Node* stmt);
   struct PendingCheck {
     const policy::TablePolicy* table = nullptr;
@@ -161,6 +163,10 @@ class StatementWalker {
     policy::PolicyCommand command = policy::PolicyCommand::kInsert;
     bool reads = false;        // SELECT policies apply to the new rows too
     bool on_conflict = false;  // INSERT ... ON CONFLICT DO UPDATE
+    // ON CONFLICT DO UPDATE without a WHERE of the client's, from VALUES:
+    // every proposed row is inserted or updated, so fewer written rows means
+    // a conflicting row the caller may not update (RLS raises an error).
+    int expected_rows = -1;
   };
   std::optional<PendingCheck> pending_check_;
   int cte_depth_ = 0;

@@ -306,6 +306,8 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       }
     }
 
+    const bool client_conflict_where =
+        insert->has_on_conflict_clause() && insert->on_conflict_clause().has_where_clause();
     if (insert->has_on_conflict_clause()) {
       auto* conflict = insert->mutable_on_conflict_clause();
       if (conflict->has_infer() && !walk_plain_message(conflict->mutable_infer())) return false;
@@ -336,13 +338,21 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       if (!walk_node(&n)) return false;
     }
     if (with_check) {
+      const bool counted = insert->has_on_conflict_clause() &&
+                           insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE &&
+                           !client_conflict_where && insert->has_select_stmt() &&
+                           insert->select_stmt().select_stmt().values_lists_size() > 0 &&
+                           insert->select_stmt().select_stmt().op() == pg_query::SETOP_NONE &&
+                           !insert->select_stmt().select_stmt().has_limit_count() &&
+                           !insert->select_stmt().select_stmt().has_limit_offset();
       pending_check_ = PendingCheck{
           .table = target.resolution.table,
           .qualifier = qualifier_of(insert->relation()),
           .command = policy::PolicyCommand::kInsert,
           .reads = insert->returning_list_size() > 0,
           .on_conflict = insert->has_on_conflict_clause() &&
-                         insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE};
+                         insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE,
+          .expected_rows = counted ? insert->select_stmt().select_stmt().values_lists_size() : -1};
     }
     return true;
   }();
@@ -424,8 +434,8 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
       if (!guard_clause(del->mutable_where_clause(), 0, ClauseKind::kWhere)) return false;
     }
     if (!del->where_clause().has_current_of_expr()) {
-      const bool reads = del->has_where_clause() || del->using_clause_size() > 0 ||
-                         del->returning_list_size() > 0;
+      const bool reads =
+          del->has_where_clause() || del->using_clause_size() > 0 || del->returning_list_size() > 0;
       and_into(del->mutable_where_clause(),
                scope_predicate(*target.resolution.table, qualifier_of(del->relation()),
                                policy::PolicyCommand::kDelete, reads));

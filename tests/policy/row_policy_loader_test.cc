@@ -72,7 +72,8 @@ using = "tenantgate.claim('role') = 'admin' AND tenant_id = tenantgate.tenant()"
   const TablePolicy& t = p->tables.at({"public", "records"});
   EXPECT_EQ(t.scope, Scope::kPolicies);
   ASSERT_EQ(t.policies.size(), 2u);
-  EXPECT_EQ(t.policies[0].using_expr->sql, "tenant_id = tenantgate.tenant() AND created_by = tenantgate.user_id()");
+  EXPECT_EQ(t.policies[0].using_expr->sql,
+            "tenant_id = tenantgate.tenant() AND created_by = tenantgate.user_id()");
   EXPECT_EQ(t.tenant_column, "tenant_id");
   EXPECT_EQ(t.owner_column, "created_by");
   EXPECT_TRUE(t.policies[1].using_expr->uses_claims);
@@ -91,14 +92,14 @@ TEST(RowPolicyLoader, Errors) {
   expect_error(with_policy("using = \"random() > 0.5\"\n"), 8, "volatile");
   expect_error(with_policy("using = \"current_setting('app.tenant') = tenant_id\"\n"), 8,
                "volatile or reads session state");
-  expect_error(with_policy("using = \"pg_sleep(1) IS NULL\"\n"), 8, "not allowed by the function rules");
+  expect_error(with_policy("using = \"pg_sleep(1) IS NULL\"\n"), 8,
+               "not allowed by the function rules");
   expect_error(with_policy("using = \"EXISTS (SELECT 1 FROM secrets s)\"\n"), 8,
                "relation secrets is not a table of this policy");
   expect_error(with_policy("using = \"EXISTS (SELECT 1 FROM members m WHERE record_id = 1)\"\n"), 8,
                "must be qualified");
   expect_error(with_policy("using = \"other.x = 1\"\n"), 8, "name the table's own columns");
-  expect_error(with_policy("using = \"tenantgate.claim(name) = 'x'\"\n"), 8,
-               "one string constant");
+  expect_error(with_policy("using = \"tenantgate.claim(name) = 'x'\"\n"), 8, "one string constant");
   expect_error(with_policy("using = \"tenantgate.whoami() = 'x'\"\n"), 8,
                "unknown function tenantgate.whoami");
   expect_error(with_policy("using = \"id = $1\"\n"), 8, "parameters");

@@ -160,7 +160,10 @@ std::string data_sql() {
       out << "INSERT INTO records VALUES (" << id << ", " << t << ", "
           << (owner == 0 ? "NULL" : std::to_string(owner)) << ", 'r" << id << "', "
           << (id % 4 == 0 ? "NULL" : std::to_string(id % 3)) << ", "
-          << (id % 3 == 0 ? "'US'" : id % 3 == 1 ? "'DE'" : "NULL") << ");\n";
+          << (id % 3 == 0   ? "'US'"
+              : id % 3 == 1 ? "'DE'"
+                            : "NULL")
+          << ");\n";
       // Members: users 1..4 on some records, and one member row in another tenant.
       if (id % 3 != 0) {
         out << "INSERT INTO record_members VALUES (" << t << ", " << id << ", "
@@ -232,14 +235,14 @@ scope = "tenant"
 std::string rls_sql(const std::vector<PolicySpec>& specs) {
   std::string out;
   for (const char* t : {"records", "docs"}) {
-    out += std::string("DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies "
-                       "WHERE tablename = '") +
+    out += std::string(
+               "DO $$ DECLARE p record; BEGIN FOR p IN SELECT policyname FROM pg_policies "
+               "WHERE tablename = '") +
            t + "' LOOP EXECUTE format('DROP POLICY %I ON " + t +
            "', p.policyname); END LOOP; END $$;\n";
   }
   for (const PolicySpec& p : specs) {
-    out += "CREATE POLICY \"" + p.name + "\" ON " + p.table + " AS " + p.kind + " FOR " +
-           p.command;
+    out += "CREATE POLICY \"" + p.name + "\" ON " + p.table + " AS " + p.kind + " FOR " + p.command;
     if (!p.using_expr.empty()) out += " USING (" + to_rls(p.using_expr) + ")";
     if (!p.check_expr.empty()) out += " WITH CHECK (" + to_rls(p.check_expr) + ")";
     out += ";\n";
@@ -494,7 +497,8 @@ std::vector<Case> hand_written() {
         {"records", "update own", "update", "permissive",
          "tenant_id = tenantgate.tenant() AND owner_id = tenantgate.user_id()",
          "tenant_id = tenantgate.tenant()"},
-        {"docs", "read", "select", "permissive", "published OR owner_id = tenantgate.user_id()", ""},
+        {"docs", "read", "select", "permissive", "published OR owner_id = tenantgate.user_id()",
+         ""},
         {"docs", "tenant", "all", "restrictive", kTenant, ""},
         {"docs", "insert", "insert", "permissive", "", "owner_id = tenantgate.user_id()"},
         {"docs", "update", "update", "permissive", "owner_id = tenantgate.user_id()",
@@ -543,8 +547,8 @@ TEST(RowPolicyExecution, CheckViolationWritesNothing) {
   RewriteResult r = RewriteResult::refused("XX000", "not run");
   run_with_large_stack([&] {
     r = Rewriter(Options{}).rewrite(
-        "INSERT INTO records (id, tenant_id, owner_id) VALUES (60, 'acme', 1), (61, 'acme', 2)",
-        id, *policy);
+        "INSERT INTO records (id, tenant_id, owner_id) VALUES (60, 'acme', 1), (61, 'acme', 2)", id,
+        *policy);
   });
   ASSERT_TRUE(r.is_ok()) << r.refusal().message;
   Outcome o = harness().owner().run(r.value().sql);
@@ -558,10 +562,9 @@ TEST(RowPolicyExecution, CheckViolationWritesNothing) {
 // Random policy sets over a pool of expressions.
 TEST(RowPolicyExecution, RandomPolicySetsAgreeWithRls) {
   const char* seed_env = std::getenv("TENANTGATE_SEED");
-  const unsigned seed = seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10))
-                                 : static_cast<unsigned>(std::chrono::steady_clock::now()
-                                                             .time_since_epoch()
-                                                             .count());
+  const unsigned seed =
+      seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10))
+               : static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count());
   const char* sets_env = std::getenv("TENANTGATE_POLICY_SETS");
   const int sets = sets_env ? std::atoi(sets_env) : 25;
   std::cout << "[policy] random policy sets: TENANTGATE_SEED=" << seed << " sets=" << sets
@@ -604,7 +607,8 @@ TEST(RowPolicyExecution, RandomPolicySetsAgreeWithRls) {
         const std::string u = pool[rng() % pool.size()];
         const std::string k = pool[rng() % pool.size()];
         if (p.command != "insert") p.using_expr = u;
-        if (p.command != "select" && p.command != "delete" && (rng() % 2 == 0 || p.using_expr.empty())) {
+        if (p.command != "select" && p.command != "delete" &&
+            (rng() % 2 == 0 || p.using_expr.empty())) {
           p.check_expr = k;
         }
         specs.push_back(std::move(p));
