@@ -219,44 +219,82 @@ bool StatementWalker::add_write_check(Node* stmt) {
   const policy::TablePolicy& table = *pending.table;
   const std::string q = pending.qualifier;
 
-  Node check;
-  {
-    std::vector<Node> parts;
-    parts.push_back(policy_predicate(table, q, pending.command, true));
-    if (pending.on_conflict) {
-      parts.push_back(policy_predicate(table, q, policy::PolicyCommand::kUpdate, true));
-    }
-    if (pending.reads) {
-      parts.push_back(policy_predicate(table, q, policy::PolicyCommand::kSelect, false));
-    }
-    check = combine(pg_query::AND_EXPR, std::move(parts));
-  }
-  if (refusal_) return false;
-
   const std::string message =
       "new row violates row-level security policy for table " + policy::to_string(table.name);
   const std::string qi = policy::quote_identifier(q);
+  auto failure = [&](const std::string& text, const std::string& row) {
+    // Row-dependent, so that the planner cannot fold it into a constant error.
+    return "pg_catalog.int4(pg_catalog.concat(" + sql_string(text) +
+           ", pg_catalog.left(pg_catalog.concat(" + row + "), 0))) = 0";
+  };
+  auto with_select = [&](Node n) {
+    if (!pending.reads) return n;
+    std::vector<Node> parts;
+    parts.push_back(std::move(n));
+    parts.push_back(policy_predicate(table, q, policy::PolicyCommand::kSelect, false));
+    return combine(pg_query::AND_EXPR, std::move(parts));
+  };
+
+  if (pending.on_conflict) {
+    // RLS holds the proposed row (EXCLUDED) to the INSERT checks even when it
+    // turns into an update: the DO UPDATE's WHERE fails the statement first.
+    pg_query::ParseResult guard;
+    if (parse_sql("SELECT CASE WHEN true THEN true ELSE " + failure(message, "excluded") + " END",
+                  &guard)) {
+      return refuse("0A000", "cannot build the policy check");
+    }
+    Node proposed = guard.stmts(0).stmt().select_stmt().target_list(0).res_target().val();
+    std::vector<Node> parts;
+    parts.push_back(policy_predicate(table, "excluded", policy::PolicyCommand::kInsert, true));
+    if (pending.reads) {
+      parts.push_back(policy_predicate(table, "excluded", policy::PolicyCommand::kSelect, false));
+    }
+    *proposed.mutable_case_expr()->mutable_args(0)->mutable_case_when()->mutable_expr() =
+        combine(pg_query::AND_EXPR, std::move(parts));
+    and_into(stmt->mutable_insert_stmt()->mutable_on_conflict_clause()->mutable_where_clause(),
+             std::move(proposed));
+  }
+
+  std::string written = qi + ".*";
   std::string from = "tg_written AS " + qi;
+  std::string row_check = "true";
+  if (pending.on_conflict) {
+    // Which written rows were updated (xmax set) and which inserted: each is
+    // held to its own command's checks.
+    written = qi + " AS tg_row, " + qi + ".xmax::text <> '0' AS tg_updated";
+    from = "tg_written AS tg_w, LATERAL (SELECT (tg_w.tg_row).*) AS " + qi;
+    row_check = "CASE WHEN tg_w.tg_updated THEN true ELSE true END";
+  }
   if (pending.expected_rows >= 0) {
     // The aggregate always yields its one row (or the error), and the
     // LATERAL reference with OFFSET 0 keeps it the outer side of the join,
     // so it runs even when nothing was written.
     from = "(SELECT true AS tg_ok FROM tg_written HAVING CASE WHEN count(*) = " +
-           std::to_string(pending.expected_rows) +
-           " THEN true ELSE pg_catalog.int4(pg_catalog.concat(" +
-           sql_string(message + ": a conflicting row may not be updated") +
-           ", pg_catalog.left(pg_catalog.concat(count(*)), 0))) = 0 END) AS tg_all, LATERAL "
-           "(SELECT * FROM tg_written WHERE tg_all.tg_ok OFFSET 0) AS " +
+           std::to_string(pending.expected_rows) + " THEN true ELSE " +
+           failure(message + ": a conflicting row may not be updated", "count(*)") +
+           " END) AS tg_all, LATERAL (SELECT * FROM tg_written WHERE tg_all.tg_ok OFFSET 0) AS "
+           "tg_w, LATERAL (SELECT (tg_w.tg_row).*) AS " +
            qi;
   }
-  const std::string text =
-      "WITH tg_written AS (DELETE FROM tg_written RETURNING " + qi + ".*) SELECT FROM " + from +
-      " WHERE CASE WHEN true THEN true ELSE pg_catalog.int4(pg_catalog.concat(" +
-      sql_string(message) + ", pg_catalog.left(pg_catalog.concat(" + qi + "), 0))) = 0 END";
+  const std::string text = "WITH tg_written AS (DELETE FROM tg_written RETURNING " + written +
+                           ") SELECT FROM " + from + " WHERE CASE WHEN " + row_check +
+                           " THEN true ELSE " + failure(message, qi) + " END";
   pg_query::ParseResult parsed;
   if (auto r = parse_sql(text, &parsed)) return refuse("0A000", "cannot build the policy check");
   Node outer = parsed.stmts(0).stmt();
   auto* select = outer.mutable_select_stmt();
+  auto* when =
+      select->mutable_where_clause()->mutable_case_expr()->mutable_args(0)->mutable_case_when();
+  if (pending.on_conflict) {
+    auto* by_command = when->mutable_expr()->mutable_case_expr();
+    *by_command->mutable_args(0)->mutable_case_when()->mutable_result() =
+        with_select(policy_predicate(table, q, policy::PolicyCommand::kUpdate, true));
+    *by_command->mutable_defresult() =
+        with_select(policy_predicate(table, q, policy::PolicyCommand::kInsert, true));
+  } else {
+    *when->mutable_expr() = with_select(policy_predicate(table, q, pending.command, true));
+  }
+  if (refusal_) return false;
 
   // The client's own WITH goes to the outer statement, ahead of tg_written.
   gp::RepeatedPtrField<Node>* returning = nullptr;
@@ -311,9 +349,6 @@ bool StatementWalker::add_write_check(Node* stmt) {
       val->mutable_column_ref()->add_fields()->mutable_a_star();
     }
   }
-  auto* when =
-      select->mutable_where_clause()->mutable_case_expr()->mutable_args(0)->mutable_case_when();
-  *when->mutable_expr() = std::move(check);
   *stmt = std::move(outer);
   mark_changed();
   return true;

@@ -200,7 +200,9 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       }
     };
 
-    if (!insert->has_select_stmt()) {
+    if (!insert->has_select_stmt() && columns.empty()) {
+      // DEFAULT VALUES with nothing to fill (row policies verify the row).
+    } else if (!insert->has_select_stmt()) {
       // DEFAULT VALUES: the same row with the policy columns filled in.
       Node values;
       auto* select = values.mutable_select_stmt();
@@ -349,7 +351,11 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
           .table = target.resolution.table,
           .qualifier = qualifier_of(insert->relation()),
           .command = policy::PolicyCommand::kInsert,
-          .reads = insert->returning_list_size() > 0,
+          // DO UPDATE reads the conflicting row (its conflict target needs
+          // SELECT rights), which brings in the SELECT policies, as in RLS.
+          .reads = insert->returning_list_size() > 0 ||
+                   (insert->has_on_conflict_clause() &&
+                    insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE),
           .on_conflict = insert->has_on_conflict_clause() &&
                          insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE,
           .expected_rows = counted ? insert->select_stmt().select_stmt().values_lists_size() : -1};

@@ -288,6 +288,11 @@ const std::vector<std::string>& reads() {
       "WITH x AS (SELECT id FROM records) SELECT count(*) FROM x",
       "SELECT id FROM records UNION SELECT id FROM docs",
       "SELECT (SELECT count(*) FROM docs) AS n, id FROM records WHERE id < 4",
+      // Conditions that can fail are guarded with the policy predicate.
+      "SELECT id FROM records r WHERE 12 / (r.owner_id + 1) > 2",
+      "SELECT r.id, d.id FROM records r JOIN docs d ON d.owner_id = r.owner_id "
+      "WHERE d.body::text LIKE 'b%' AND r.title::text <> 'x'",
+      "SELECT id FROM records r WHERE r.title::text IN (SELECT d.body FROM docs d)",
   };
   return all;
 }
@@ -310,6 +315,15 @@ const std::vector<std::string>& writes() {
       "DELETE FROM records WHERE id > 9",
       "DELETE FROM records RETURNING id",
       "INSERT INTO docs (id, tenant_id, owner_id, body) VALUES (900, 'acme', 1, 'b')",
+      "INSERT INTO docs (id, tenant_id, owner_id, body) SELECT id + 1000, tenant_id, owner_id, "
+      "title FROM records WHERE id < 4",
+      "INSERT INTO docs (id, tenant_id, owner_id) VALUES (902, 'acme', 1), (903, 'acme', 1) "
+      "ON CONFLICT (id) DO UPDATE SET body = 'u' RETURNING id, body",
+      "INSERT INTO docs (id, tenant_id, owner_id) VALUES (1, 'acme', 1) "
+      "ON CONFLICT (id) DO UPDATE SET body = 'u'",
+      "WITH src AS (SELECT 904 AS id) INSERT INTO docs (id, tenant_id, owner_id) "
+      "SELECT id, 'acme', 1 FROM src RETURNING *",
+      "UPDATE docs d SET body = r.title FROM records r WHERE r.id = d.id AND r.owner_id = d.owner_id",
       "INSERT INTO docs (id, tenant_id, owner_id, body) VALUES (901, 'acme', 2, 'b')",
       "UPDATE docs SET body = NULL WHERE id < 300",
       "UPDATE docs SET published = true WHERE id = 1",
