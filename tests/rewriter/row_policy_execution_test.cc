@@ -323,7 +323,8 @@ const std::vector<std::string>& writes() {
       "ON CONFLICT (id) DO UPDATE SET body = 'u'",
       "WITH src AS (SELECT 904 AS id) INSERT INTO docs (id, tenant_id, owner_id) "
       "SELECT id, 'acme', 1 FROM src RETURNING *",
-      "UPDATE docs d SET body = r.title FROM records r WHERE r.id = d.id AND r.owner_id = d.owner_id",
+      "UPDATE docs d SET body = r.title FROM records r WHERE r.id = d.id AND r.owner_id = "
+      "d.owner_id",
       "INSERT INTO docs (id, tenant_id, owner_id, body) VALUES (901, 'acme', 2, 'b')",
       "UPDATE docs SET body = NULL WHERE id < 300",
       "UPDATE docs SET published = true WHERE id = 1",
@@ -396,8 +397,14 @@ class Harness {
       std::vector<std::string> b = theirs.rows;
       std::sort(a.begin(), a.end());
       std::sort(b.begin(), b.end());
-      if (mine.ok && theirs.ok && a == b) return "";
-      if (!mine.ok && !theirs.ok) return "";
+      if (mine.ok && theirs.ok && a == b) {
+        ++both_ok_;
+        return "";
+      }
+      if (!mine.ok && !theirs.ok) {
+        ++both_failed_;
+        return "";
+      }
     } else {
       Outcome mine_after;
       Outcome theirs_after;
@@ -413,13 +420,21 @@ class Harness {
       // A write without RETURNING returns no rows under RLS; through the
       // check it returns one empty row per written row.
       const bool no_returning = sql.find("RETURNING") == std::string::npos;
-      if (mine.ok == theirs.ok && same_state && (!mine.ok || no_returning || a == b)) return "";
+      if (mine.ok == theirs.ok && same_state && (!mine.ok || no_returning || a == b)) {
+        ++(mine.ok ? both_ok_ : both_failed_);
+        return "";
+      }
     }
     return "caller " + caller_name(c) + "\n  SQL:       " + sql + "\n  rewritten: " + rewritten +
            "\n  tenantgate: " + describe(mine) + "\n  RLS:        " + describe(theirs);
   }
 
   Conn& owner() { return *owner_; }
+  // Agreements so far: both sides succeeded (same rows) or both failed.
+  [[nodiscard]] std::string agreements() const {
+    return std::to_string(both_ok_) + " both succeeded, " + std::to_string(both_failed_) +
+           " both failed";
+  }
 
  private:
   static void run_write(Conn& conn, const std::string& sql, Outcome* result, Outcome* after) {
@@ -437,6 +452,8 @@ class Harness {
   std::shared_ptr<const policy::Policy> policy_;
   Rewriter rewriter_{Options{}};
   RewriteCache cache_{16u << 20};
+  int both_ok_ = 0;
+  int both_failed_ = 0;
 };
 
 Harness& harness() {
@@ -533,7 +550,7 @@ TEST(RowPolicyExecution, HandWrittenPoliciesAgreeWithRls) {
     int refusals = 0;
     const int d = run_all(c.label, &refusals);
     std::cout << "[policy] " << c.label << ": " << d << " disagreement(s), " << refusals
-              << " refusal(s)" << std::endl;
+              << " refusal(s); so far " << harness().agreements() << std::endl;
     total += d;
   }
   EXPECT_EQ(total, 0);
@@ -634,8 +651,8 @@ TEST(RowPolicyExecution, RandomPolicySetsAgreeWithRls) {
     if (d != 0) std::cout << policy_toml(specs) << std::endl;
     total += d;
   }
-  std::cout << "[policy] random: " << total << " disagreement(s), " << refusals << " refusal(s)"
-            << std::endl;
+  std::cout << "[policy] random: " << total << " disagreement(s), " << refusals
+            << " refusal(s); so far " << harness().agreements() << std::endl;
   EXPECT_EQ(total, 0);
 }
 
