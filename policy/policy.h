@@ -62,6 +62,15 @@ struct RowPolicy {
   int line = 0;
 };
 
+// `[tables."s.t".columns.<column>]`: reads see `mask` in place of the
+// column's value unless `unless` holds (for the row and the caller).
+struct ColumnMask {
+  std::string column;
+  std::shared_ptr<const PolicyExpression> mask;
+  std::shared_ptr<const PolicyExpression> unless;  // null: always masked
+  int line = 0;
+};
+
 struct TablePolicy {
   QualifiedName name;
   Scope scope = Scope::kDeny;
@@ -71,6 +80,8 @@ struct TablePolicy {
   int line = 0;               // where it was declared in policy.toml
   // kPolicies only: the row policies, the shorthand scope's first.
   std::vector<RowPolicy> policies;
+  // kPolicies only: column masks, in file order.
+  std::vector<ColumnMask> masks;
   // kPolicies only: whether some expression calls tenantgate.user_id().
   bool uses_user = false;
 };

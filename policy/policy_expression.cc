@@ -160,8 +160,14 @@ class Validator {
     const int n = ref.fields_size();
     if (n > 0 && ref.fields(n - 1).has_a_star()) return;  // `*` of a subquery's target list
     if (subquery_depth_ == 0) {
-      if (n == 1) return;
-      if (n == 2 && field_string(ref.fields(0)) == table_.name.name) return;
+      if (n == 1) {
+        out_->columns.push_back(field_string(ref.fields(0)));
+        return;
+      }
+      if (n == 2 && field_string(ref.fields(0)) == table_.name.name) {
+        out_->columns.push_back(field_string(ref.fields(1)));
+        return;
+      }
       fail("column reference " + describe(ref) + ": name the table's own columns bare or as " +
            quote_identifier(table_.name.name) + ".column");
     }
@@ -226,11 +232,9 @@ bool boolean_shape(const Node& n) {
 
 }  // namespace
 
-std::shared_ptr<const PolicyExpression> compile_policy_expression(std::string_view sql,
-                                                                  const Policy& policy,
-                                                                  const TablePolicy& table,
-                                                                  const std::string& file, int line,
-                                                                  const std::string& what) {
+std::shared_ptr<const PolicyExpression> compile_policy_expression(
+    std::string_view sql, const Policy& policy, const TablePolicy& table, const std::string& file,
+    int line, const std::string& what, bool boolean) {
   const std::string prefix = file + ":" + std::to_string(line) + ": " + what + ": ";
   if (sql.empty()) throw PolicyError(prefix + "is empty");
   if (sql.size() > kMaxExpressionBytes) throw PolicyError(prefix + "is too long");
@@ -263,7 +267,7 @@ std::shared_ptr<const PolicyExpression> compile_policy_expression(std::string_vi
   out->sql = std::string(sql);
   out->line = line;
   out->tree = tree.stmts(0).stmt().select_stmt().target_list(0).res_target().val();
-  if (!boolean_shape(out->tree)) {
+  if (boolean && !boolean_shape(out->tree)) {
     throw PolicyError(prefix +
                       "is not a boolean expression (a comparison, AND/OR/NOT, IS, "
                       "EXISTS, IN, ANY/ALL, a boolean column or a cast to boolean)");

@@ -41,6 +41,8 @@ struct PolicyExpression {
   std::vector<QualifiedName> tables;  // policy tables its subqueries read
   bool uses_user = false;             // calls tenantgate.user_id()
   bool uses_claims = false;           // calls tenantgate.claim(...)
+  // The table's own columns it names outside subqueries.
+  std::vector<std::string> columns;
 };
 
 // Parses and validates `sql` as an expression on `table` (already in
@@ -48,7 +50,7 @@ struct PolicyExpression {
 // for messages ("using of policy p"). Throws PolicyError.
 [[nodiscard]] std::shared_ptr<const PolicyExpression> compile_policy_expression(
     std::string_view sql, const Policy& policy, const TablePolicy& table, const std::string& file,
-    int line, const std::string& what);
+    int line, const std::string& what, bool boolean = true);
 
 // The text of a scope shorthand as a policy expression (`tenant_id =
 // tenantgate.tenant()`, ...), or "" for kShared (true) and kDeny.

@@ -72,6 +72,18 @@ class Loader {
     int check_line = 0;
   };
   std::vector<PendingPolicy> pending_policies_;
+  // A [tables."s.t".columns.<column>] entry before its expressions are compiled.
+  struct PendingMask {
+    QualifiedName table;
+    std::string column;
+    std::string mask_sql;
+    std::string unless_sql;
+    int line = 0;
+    int mask_line = 0;
+    int unless_line = 0;
+  };
+  std::vector<PendingMask> pending_masks_;
+  void load_masks(const TablePolicy& tp, const toml::value& v);
 
   std::string file_;
   std::shared_ptr<Policy> policy_ = std::make_shared<Policy>();
@@ -233,7 +245,7 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
   const std::string where = "[tables." + dq(key) + "]";
   if (!v.is_table()) fail(v, where + " must be a table");
   const auto& t = v.as_table();
-  if (!t.contains("scope") && !t.contains("policies")) {
+  if (!t.contains("scope") && !t.contains("policies") && !t.contains("columns")) {
     const bool nested = !t.empty() && std::all_of(t.begin(), t.end(), [](const auto& kv) {
       return kv.second.is_table();
     });
@@ -275,16 +287,21 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
     } else if (k == "owner_column") {
       tp.owner_column = column(*value, k);
       owner_override = value;
+    } else if (k == "columns") {
+      load_masks(tp, *value);
     } else if (k == "policies") {
       if (!value->is_array()) fail(*value, where + ".policies must be [[...policies]] tables");
       for (const toml::value& p : value->as_array()) load_row_policy(&tp, p);
     } else {
       fail(*value, "unknown key " + dq(k) + " in " + where +
-                       " (expected scope, tenant_column, owner_column, policies)");
+                       " (expected scope, tenant_column, owner_column, policies, columns)");
     }
   }
   // Policies without a scope: nothing but the policies grants rows.
   if (!t.contains("scope")) tp.scope = Scope::kPolicies;
+  if (tp.scope == Scope::kShared && t.contains("columns")) {
+    fail(v, where + ": column masks need a scope other than shared, or policies");
+  }
 
   const bool uses_tenant = tp.scope == Scope::kTenant || tp.scope == Scope::kTenantOwner;
   if (tp.scope == Scope::kPolicies && (tenant_override || owner_override)) {
@@ -503,12 +520,42 @@ void Loader::load_row_policy(TablePolicy* tp, const toml::value& v) {
   pending_policies_.push_back(std::move(p));
 }
 
+void Loader::load_masks(const TablePolicy& tp, const toml::value& v) {
+  const std::string where = "[tables." + dq(to_string(tp.name)) + ".columns]";
+  for (const auto& [column, spec] : entries(v, where)) {
+    const std::vector<std::string> parts =
+        identifiers(column, spec->location().line(), "column name", false);
+    if (parts.size() != 1) fail(*spec, "malformed column name " + dq(column));
+    PendingMask m;
+    m.table = tp.name;
+    m.column = parts[0];
+    m.line = static_cast<int>(spec->location().line());
+    for (const auto& [k, value] : entries(*spec, where + "." + column)) {
+      if (k == "mask") {
+        m.mask_sql = string_of(*value, k);
+        m.mask_line = static_cast<int>(value->location().line());
+      } else if (k == "unless") {
+        m.unless_sql = string_of(*value, k);
+        m.unless_line = static_cast<int>(value->location().line());
+      } else {
+        fail(*value,
+             "unknown key " + dq(k) + " in " + where + "." + column + " (expected mask, unless)");
+      }
+    }
+    if (m.mask_sql.empty()) fail(*spec, "column " + dq(column) + " has no mask");
+    pending_masks_.push_back(std::move(m));
+  }
+}
+
 void Loader::compile_row_policies() {
-  if (pending_policies_.empty()) return;
+  if (pending_policies_.empty() && pending_masks_.empty()) return;
   // Shorthand scopes next to policies become the first permissive policy.
   for (auto& [name, table] : policy_->tables) {
-    const bool has_policies = std::any_of(pending_policies_.begin(), pending_policies_.end(),
-                                          [&](const PendingPolicy& p) { return p.table == name; });
+    const bool has_policies =
+        std::any_of(pending_policies_.begin(), pending_policies_.end(),
+                    [&](const PendingPolicy& p) { return p.table == name; }) ||
+        std::any_of(pending_masks_.begin(), pending_masks_.end(),
+                    [&](const PendingMask& m) { return m.table == name; });
     if (!has_policies || table.scope == Scope::kPolicies) continue;
     if (table.scope != Scope::kDeny) {
       RowPolicy scope_policy;
@@ -537,6 +584,39 @@ void Loader::compile_row_policies() {
     }
     table.policies.push_back(std::move(p.policy));
   }
+  for (PendingMask& m : pending_masks_) {
+    TablePolicy& table = policy_->tables.at(m.table);
+    ColumnMask mask;
+    mask.column = m.column;
+    mask.line = m.line;
+    const std::string what = "mask of column " + m.column + " of table " + to_string(m.table);
+    mask.mask = compile_policy_expression(m.mask_sql, *policy_, table, file_, m.mask_line, what,
+                                          /*boolean=*/false);
+    if (!m.unless_sql.empty()) {
+      mask.unless = compile_policy_expression(m.unless_sql, *policy_, table, file_, m.unless_line,
+                                              "unless of " + what);
+    }
+    for (const auto* e : {mask.mask.get(), mask.unless.get()}) {
+      if (e != nullptr) table.uses_user = table.uses_user || e->uses_user;
+    }
+    table.masks.push_back(std::move(mask));
+  }
+  // Policy predicates are also evaluated where only masked values are in
+  // reach (conditions guarded with them): they may not read masked columns.
+  for (const auto& [name, table] : policy_->tables) {
+    for (const ColumnMask& mask : table.masks) {
+      for (const RowPolicy& rp : table.policies) {
+        for (const auto* e : {rp.using_expr.get(), rp.check_expr.get()}) {
+          if (e == nullptr) continue;
+          if (std::find(e->columns.begin(), e->columns.end(), mask.column) != e->columns.end()) {
+            fail(static_cast<unsigned>(e->line), "policy " + dq(rp.name) + " of table " +
+                                                     to_string(name) + " reads column " +
+                                                     mask.column + ", which is masked");
+          }
+        }
+      }
+    }
+  }
   // A table read inside its own policies, directly or through others', would
   // recurse forever (PostgreSQL reports "infinite recursion detected in
   // policy"); refuse it here.
@@ -546,7 +626,15 @@ void Loader::compile_row_policies() {
     state[name] = 1;
     path.push_back(name);
     const TablePolicy& table = policy_->tables.at(name);
-    for (const RowPolicy& rp : table.policies) {
+    std::vector<RowPolicy> with_masks = table.policies;
+    for (const ColumnMask& m : table.masks) {
+      RowPolicy as_policy;
+      as_policy.name = "mask of " + m.column;
+      as_policy.using_expr = m.mask;
+      as_policy.check_expr = m.unless;
+      with_masks.push_back(std::move(as_policy));
+    }
+    for (const RowPolicy& rp : with_masks) {
       for (const auto* e : {rp.using_expr.get(), rp.check_expr.get()}) {
         if (e == nullptr) continue;
         for (const QualifiedName& next : e->tables) {

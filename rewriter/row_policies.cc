@@ -354,4 +354,97 @@ bool StatementWalker::add_write_check(Node* stmt) {
   return true;
 }
 
+bool StatementWalker::mask_wrap(const policy::TablePolicy& table, const pg_query::RangeVar& inner,
+                                Node predicate, Node* out) {
+  const std::string rel = policy::quote_identifier(inner.relname());
+  std::string values;
+  for (const policy::ColumnMask& m : table.masks) {
+    const std::string col = policy::quote_identifier(m.column);
+    if (!values.empty()) values += ", ";
+    values += sql_string(m.column) + ", CASE WHEN false THEN " + rel + "." + col +
+              "::text ELSE NULL::text END";
+  }
+  const std::string text =
+      "SELECT tg_masked.* FROM " + policy::quote_identifier(table.name.schema) + "." + rel +
+      " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(" + rel +
+      ", pg_catalog.jsonb_build_object(" + values + ")) AS tg_masked WHERE true";
+  pg_query::ParseResult parsed;
+  if (parse_sql(text, &parsed)) return refuse("0A000", "cannot build the column masks");
+  *out = parsed.stmts(0).stmt();
+  auto* select = out->mutable_select_stmt();
+  // The scanned relation is the client's reference (ONLY, inheritance) with
+  // the schema the policy resolved.
+  auto* join = select->mutable_from_clause(0)->mutable_join_expr();
+  pg_query::RangeVar scanned = inner;
+  *join->mutable_larg()->mutable_range_var() = std::move(scanned);
+  auto* build = join->mutable_rarg()
+                    ->mutable_range_function()
+                    ->mutable_functions(0)
+                    ->mutable_list()
+                    ->mutable_items(0)
+                    ->mutable_func_call()
+                    ->mutable_args(1)
+                    ->mutable_func_call();
+  for (std::size_t i = 0; i < table.masks.size(); ++i) {
+    const policy::ColumnMask& m = table.masks[i];
+    auto* value = build->mutable_args(static_cast<int>(2 * i + 1))->mutable_case_expr();
+    auto instantiate = [&](const policy::PolicyExpression& e) {
+      Node n = e.tree;
+      if (!instantiate_expression(&n, table, inner.relname(), 0)) return Node();
+      const int scoped_refs = scoped_refs_;
+      const bool derived = derived_select_;
+      derived_select_ = false;
+      push_guard_level();
+      if (!walk_node(&n)) n = Node();
+      pop_guard_level();
+      scoped_refs_ = scoped_refs;
+      derived_select_ = derived;
+      return n;
+    };
+    if (m.unless != nullptr) {
+      *value->mutable_args(0)->mutable_case_when()->mutable_expr() = instantiate(*m.unless);
+    }
+    // ELSE (<mask>)::text
+    *value->mutable_defresult()->mutable_type_cast()->mutable_arg() = instantiate(*m.mask);
+  }
+  *select->mutable_where_clause() = std::move(predicate);
+  return !refusal_;
+}
+
+bool StatementWalker::check_masked_reads(const policy::TablePolicy& table, const gp::Message& part,
+                                         const char* where) {
+  if (table.masks.empty()) return true;
+  if (part.GetDescriptor() == pg_query::ColumnRef::descriptor()) {
+    const auto& ref = static_cast<const pg_query::ColumnRef&>(part);
+    const int n = ref.fields_size();
+    if (n > 0 && ref.fields(n - 1).has_a_star()) {
+      return refuse("0A000", std::string(where) + " may not read all columns of " +
+                                 policy::to_string(table.name) + ", which has column masks");
+    }
+    const std::string name =
+        n > 0 && ref.fields(n - 1).has_string() ? ref.fields(n - 1).string().sval() : std::string();
+    for (const policy::ColumnMask& m : table.masks) {
+      if (name == m.column) {
+        return refuse("0A000", std::string(where) + " may not read masked column " + m.column +
+                                   " of " + policy::to_string(table.name));
+      }
+    }
+    return true;
+  }
+  const gp::Reflection* r = part.GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  r->ListFields(part, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(part, f); ++i) {
+        if (!check_masked_reads(table, r->GetRepeatedMessage(part, f, i), where)) return false;
+      }
+    } else if (!check_masked_reads(table, r->GetMessage(part, f), where)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace tenantgate::rewriter

@@ -423,6 +423,14 @@ bool StatementWalker::scope_range_var(Node* item) {
   // Qualified with the table's own name so that a missing policy column is an
   // error instead of silently binding to a column of an outer query.
   *select->mutable_where_clause() = scope_predicate(table, rv.relname());
+  if (!table.masks.empty()) {
+    Node masked;
+    if (!mask_wrap(table, *inner, std::move(*select->mutable_where_clause()), &masked)) {
+      return false;
+    }
+    *sub->mutable_subquery() = std::move(masked);
+    select = sub->mutable_subquery()->mutable_select_stmt();
+  }
   add_wrap_edit(rv, table);
   if (item->GetArena() != nullptr) {
     item->UnsafeArenaSwap(wrapped);

@@ -157,6 +157,17 @@ class StatementWalker {
   // expected_rows, a one-row aggregate over tg_written first fails the
   // statement when fewer rows were written.
   bool add_write_check(pg_query::Node* stmt);
+  // The derived table of a table with column masks: `SELECT tg_masked.*
+  // FROM t CROSS JOIN LATERAL jsonb_populate_record(t, jsonb_build_object(
+  // 'col', CASE WHEN <unless> THEN t.col::text ELSE (<mask>)::text END, ...))
+  // AS tg_masked WHERE <predicate>`: every column of t, in t's order and
+  // types, the masked ones replaced. Refusals go to refusal_.
+  bool mask_wrap(const policy::TablePolicy& table, const pg_query::RangeVar& inner,
+                 pg_query::Node predicate, pg_query::Node* out);
+  // Refuses a write whose conditions, SET values or RETURNING name a masked
+  // column of `table` (they would see the value the mask hides).
+  bool check_masked_reads(const policy::TablePolicy& table, const google::protobuf::Message& part,
+                          const char* where);
   struct PendingCheck {
     const policy::TablePolicy* table = nullptr;
     std::string qualifier;

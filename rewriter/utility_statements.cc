@@ -490,6 +490,11 @@ bool StatementWalker::walk_copy(Node* stmt) {
   const policy::TablePolicy* scoped = nullptr;
   if (!read_access(copy->relation(), &scoped)) return false;
   if (scoped == nullptr) return true;  // unscoped: forwarded as it is
+  if (!scoped->masks.empty()) {
+    return refuse("0A000", "COPY " + policy::to_string(scoped->name) +
+                               " TO, a table with column masks, is not supported; use COPY "
+                               "(SELECT ...) TO");
+  }
   pg_query::RangeVar rv = copy->relation();
   rv.set_inh(false);  // COPY t TO copies only t itself, never child tables
   rv.set_schemaname(scoped->name.schema);

@@ -308,6 +308,16 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       }
     }
 
+    if (!target.resolution.table->masks.empty()) {
+      for (const Node& n : insert->returning_list()) {
+        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+      }
+      if (insert->has_on_conflict_clause() &&
+          !check_masked_reads(*target.resolution.table, insert->on_conflict_clause(),
+                              "ON CONFLICT")) {
+        return false;
+      }
+    }
     const bool client_conflict_where =
         insert->has_on_conflict_clause() && insert->on_conflict_clause().has_where_clause();
     if (insert->has_on_conflict_clause()) {
@@ -381,6 +391,21 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
     }
     const bool with_check = target.resolution.table->scope == policy::Scope::kPolicies;
     const bool reads = update_reads_target(*update);
+    if (!target.resolution.table->masks.empty()) {
+      for (const Node& n : update->target_list()) {
+        if (n.has_res_target() && n.res_target().has_val() &&
+            !check_masked_reads(*target.resolution.table, n.res_target().val(), "UPDATE")) {
+          return false;
+        }
+      }
+      if (update->has_where_clause() &&
+          !check_masked_reads(*target.resolution.table, update->where_clause(), "UPDATE")) {
+        return false;
+      }
+      for (const Node& n : update->returning_list()) {
+        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+      }
+    }
     if (with_check) {
       for (Node& n : *update->mutable_target_list()) {
         if (!n.has_res_target()) return refuse("0A000", "unsupported UPDATE target");
@@ -432,6 +457,15 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
     add_guard_item(GuardItem{.alias = qualifier_of(del->relation()),
                              .table = target.resolution.table,
                              .column_aliases = false});
+    if (!target.resolution.table->masks.empty()) {
+      if (del->has_where_clause() &&
+          !check_masked_reads(*target.resolution.table, del->where_clause(), "DELETE")) {
+        return false;
+      }
+      for (const Node& n : del->returning_list()) {
+        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+      }
+    }
     for (Node& item : *del->mutable_using_clause()) {
       if (!walk_from_item(&item)) return false;
     }

@@ -117,6 +117,43 @@ TEST(RowPolicyLoader, Errors) {
   expect_error(with_policy(""), 6, "has neither using nor check");
 }
 
+TEST(RowPolicyLoader, ColumnMasks) {
+  auto p = parse_policy(R"toml([tables."public.users"]
+scope = "tenant"
+[tables."public.users".columns.email]
+mask = "left(email, 1) || '***'"
+unless = "id = tenantgate.user_id() OR tenantgate.claim('role') = 'admin'"
+)toml",
+                        "p.toml");
+  const TablePolicy& t = p->tables.at({"public", "users"});
+  EXPECT_EQ(t.scope, Scope::kPolicies);  // the tenant scope became a policy
+  ASSERT_EQ(t.masks.size(), 1u);
+  EXPECT_EQ(t.masks[0].column, "email");
+  ASSERT_NE(t.masks[0].unless, nullptr);
+  EXPECT_TRUE(t.uses_user);
+
+  const std::string base = "[tables.\"public.users\"]\nscope = \"tenant\"\n";
+  expect_error(base + "[tables.\"public.users\".columns.email]\nunless = \"true\"\n", 3,
+               "has no mask");
+  expect_error(base + "[tables.\"public.users\".columns.email]\nmask = \"'x'\"\nhide = 1\n", 5,
+               "unknown key \"hide\"");
+  expect_error(base + "[tables.\"public.users\".columns.email]\nmask = \"random()::text\"\n", 4,
+               "volatile");
+  expect_error(base +
+                   "[tables.\"public.users\".columns.email]\nmask = \"'x'\"\n"
+                   "unless = \"email ||\"\n",
+               5, "does not parse");
+  expect_error(
+      "[tables.\"public.users\"]\nscope = \"shared\"\n"
+      "[tables.\"public.users\".columns.email]\nmask = \"'x'\"\n",
+      1, "column masks need a scope other than shared");
+  expect_error(
+      "[tables.\"public.users\"]\n[[tables.\"public.users\".policies]]\nname = \"p\"\n"
+      "using = \"email LIKE '%@acme.test'\"\n"
+      "[tables.\"public.users\".columns.email]\nmask = \"'x'\"\n",
+      4, "reads column email, which is masked");
+}
+
 TEST(RowPolicyLoader, CyclesAreErrors) {
   expect_error(R"toml([tables."public.a"]
 [[tables."public.a".policies]]
