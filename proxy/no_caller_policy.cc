@@ -11,7 +11,14 @@ namespace {
 std::shared_ptr<policy::Policy> derive(const policy::Policy& from) {
   auto out = std::make_shared<policy::Policy>(from);
   for (auto& [name, table] : out->tables) {
-    if (table.scope != policy::Scope::kShared) table.scope = policy::Scope::kDeny;
+    // Every scope that reads the caller (tenant, owner, row policies) is
+    // denied; its row policies and masks go with it.
+    if (table.scope != policy::Scope::kShared) {
+      table.scope = policy::Scope::kDeny;
+      table.policies.clear();
+      table.masks.clear();
+      table.uses_user = false;
+    }
   }
   // Tables not listed follow default_action, which is kDeny or kShared: both
   // hold without a caller.
