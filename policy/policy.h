@@ -45,6 +45,7 @@ struct TablePolicy {
   Scope scope = Scope::kDeny;
   std::string tenant_column;  // set for kTenant and kTenantOwner
   std::string owner_column;   // set for kOwner and kTenantOwner
+  std::vector<std::string> key;  // `key = [...]`: the primary key (CockroachDB UPSERT)
   int line = 0;               // where it was declared in policy.toml
 };
 

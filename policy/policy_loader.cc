@@ -257,9 +257,14 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
     } else if (k == "owner_column") {
       tp.owner_column = column(*value, k);
       owner_override = value;
+    } else if (k == "key") {
+      if (!value->is_array() || value->as_array().empty()) {
+        fail(*value, "key must be a non-empty array of column names");
+      }
+      for (const toml::value& c : value->as_array()) tp.key.push_back(column(c, k));
     } else {
       fail(*value, "unknown key " + dq(k) + " in " + where +
-                       " (expected scope, tenant_column, owner_column)");
+                       " (expected scope, tenant_column, owner_column, key)");
     }
   }
 

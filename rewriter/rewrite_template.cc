@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "rewriter/dialect.h"
 #include "rewriter/identity_literal.h"
 #include "rewriter/literal_scanner.h"
 #include "rewriter/pg_tree.h"
@@ -195,6 +196,19 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   if (std::optional<Refusal> r = check_statement_limits(sql, options)) {
     return refused(r->sqlstate, r->message);
   }
+  // CockroachDB-only syntax: the walker reads a PostgreSQL form of it, and
+  // restore_cockroach puts it back into the rewritten text (dialect.h).
+  CockroachTranslation cockroach;
+  std::string translated;
+  if (options.dialect == Dialect::kCockroachDB) {
+    if (std::optional<Refusal> r =
+            translate_cockroach(sql, policy, shape.database, &cockroach)) {
+      return refused(r->sqlstate, r->message);
+    }
+    translated = std::move(cockroach.analysis);
+    cockroach.analysis.clear();
+    sql = translated;
+  }
   const std::string text(sql);
   google::protobuf::Arena arena(tree_arena_options());
   auto& tree = *google::protobuf::Arena::CreateMessage<pg_query::ParseResult>(&arena);
@@ -265,6 +279,10 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
     pos = rep.end;
   }
   assembled.append(sql.substr(pos));
+  if (std::optional<Refusal> r =
+          restore_cockroach(cockroach, policy, shape.database, &assembled)) {
+    return refused(r->sqlstate, r->message);
+  }
 
   const std::string tenant_token = quoted_marker(markers.tenant);
   const std::string user_token = quoted_marker(markers.user);
