@@ -703,6 +703,7 @@ std::optional<Refusal> restore_statement(const TokenView& t, TokenRange r,
   return std::nullopt;
 }
 
+// A construct added here needs its keyword in might_hold_cockroach_syntax.
 std::optional<Refusal> translate(std::string_view sql, const policy::Policy& policy,
                                  const std::string& database, CockroachTranslation* out) {
   const std::string text(sql);
@@ -741,8 +742,50 @@ bool CockroachTranslation::needs_restore() const {
                      [](const CockroachCarry& c) { return !c.empty(); });
 }
 
+namespace {
+
+// False when `sql` cannot hold any construct the layer handles: every path
+// of translate() needs `@`, `[` or one of these keywords as a whole word
+// (ASCII, case-insensitive), so the scan is skipped for most ORM reads.
+bool might_hold_cockroach_syntax(std::string_view sql) {
+  if (sql.find_first_of("@[") != std::string_view::npos) return true;
+  static constexpr std::array<std::string_view, 23> kWords = {
+      "upsert",     "system",  "nothing", "priority", "import",   "export", "backup", "restore",
+      "changefeed", "cluster", "show",    "set",      "begin",    "start",  "create", "reset",
+      "hash",       "merge",   "lookup",  "inverted", "straight", "update", "delete"};
+  auto word_char = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$' || c >= 0x80;
+  };
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    if (!word_char(static_cast<unsigned char>(sql[i]))) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < sql.size() && word_char(static_cast<unsigned char>(sql[j]))) ++j;
+    if (j - i <= 10) {
+      std::string word(sql.substr(i, j - i));
+      for (char& c : word) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
+      if (std::find(kWords.begin(), kWords.end(), word) != kWords.end()) return true;
+    }
+    i = j;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<Refusal> translate_cockroach(std::string_view sql, const policy::Policy& policy,
                                            const std::string& database, CockroachTranslation* out) {
+  if (!might_hold_cockroach_syntax(sql)) {
+    out->analysis.assign(sql);
+    out->statements.clear();
+    return std::nullopt;
+  }
   if (auto refused = translate(sql, policy, database, out)) {
     if (refused->sqlstate == "42601") {
       refused->message += " (CockroachDB syntax tenantgate does not know is refused)";
