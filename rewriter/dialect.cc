@@ -582,6 +582,7 @@ std::optional<Refusal> Translator::statement(TokenRange r, CockroachCarry* carry
   }
   if (t_.is(r.first, "UPSERT")) {
     if (auto refused = upsert(r, returning)) return refused;
+    carry->upsert = true;
   }
   if (t_.is(r.first, "UPDATE") || t_.is(r.first, "DELETE")) {
     if (auto refused = order_limit(r, returning, carry)) return refused;
@@ -721,11 +722,12 @@ std::optional<Refusal> translate(std::string_view sql, const policy::Policy& pol
   return std::nullopt;
 }
 
-// The carries with only the hinted FROM references (the rewritten text has
-// references of its own, unhinted).
+// The carries as the rewritten text can show them: only the hinted FROM
+// references (it has references of its own, unhinted), no UPSERT.
 std::vector<CockroachCarry> hinted_only(std::vector<CockroachCarry> carries) {
   for (CockroachCarry& c : carries) {
     std::erase_if(c.index_hints, [](const CockroachCarry::IndexHint& h) { return h.hint.empty(); });
+    c.upsert = false;  // the rewritten text holds the INSERT ... ON CONFLICT form
   }
   return carries;
 }
@@ -735,6 +737,11 @@ std::vector<CockroachCarry> hinted_only(std::vector<CockroachCarry> carries) {
 bool CockroachCarry::empty() const {
   return !original && as_of.empty() && index_hints.empty() && join_hints.empty() && tail.empty() &&
          returning_nothing.empty();
+}
+
+bool CockroachTranslation::must_forward_analysis() const {
+  return std::any_of(statements.begin(), statements.end(),
+                     [](const CockroachCarry& c) { return c.upsert; });
 }
 
 bool CockroachTranslation::needs_restore() const {

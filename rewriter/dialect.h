@@ -69,6 +69,10 @@ struct CockroachCarry {
   std::vector<std::string> join_hints;  // every JOIN, in order ("" for none)
   std::string tail;                     // "ORDER BY ... LIMIT ..." of UPDATE/DELETE
   std::string returning_nothing;        // "RETURNING NOTHING" as written, or empty
+  // An UPSERT read as INSERT ... ON CONFLICT: that form, never the client's
+  // UPSERT, must be forwarded (CockroachDB's UPSERT would overwrite a row of
+  // another tenant).
+  bool upsert = false;
 
   [[nodiscard]] bool empty() const;
   friend bool operator==(const CockroachCarry&, const CockroachCarry&) = default;
@@ -79,6 +83,9 @@ struct CockroachTranslation {
   std::vector<CockroachCarry> statements;  // one per ;-separated part of the text
   // True when some statement carries syntax that must be put back.
   [[nodiscard]] bool needs_restore() const;
+  // True when the client's text must not be forwarded even if the rewriter
+  // changed nothing (an UPSERT was translated).
+  [[nodiscard]] bool must_forward_analysis() const;
 };
 
 // Translates a query string for analysis. `database` is the connection's (for

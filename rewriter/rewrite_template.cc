@@ -201,8 +201,7 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   CockroachTranslation cockroach;
   std::string translated;
   if (options.dialect == Dialect::kCockroachDB) {
-    if (std::optional<Refusal> r =
-            translate_cockroach(sql, policy, shape.database, &cockroach)) {
+    if (std::optional<Refusal> r = translate_cockroach(sql, policy, shape.database, &cockroach)) {
       return refused(r->sqlstate, r->message);
     }
     translated = std::move(cockroach.analysis);
@@ -267,7 +266,14 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
                    "COPY FROM into a scoped table must be the only statement of its "
                    "query string");
   }
-  if (replacements.empty()) return out;
+  if (replacements.empty()) {
+    if (cockroach.must_forward_analysis()) {
+      // Never reached for a scoped UPSERT (the walker always qualifies the
+      // target); refused rather than forwarding the client's UPSERT.
+      return refused("0A000", "UPSERT could not be rewritten; refused");
+    }
+    return out;
+  }
 
   // Splice the rewritten statements into the original text, keeping
   // everything between them (separators, comments) byte for byte.
@@ -279,8 +285,7 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
     pos = rep.end;
   }
   assembled.append(sql.substr(pos));
-  if (std::optional<Refusal> r =
-          restore_cockroach(cockroach, policy, shape.database, &assembled)) {
+  if (std::optional<Refusal> r = restore_cockroach(cockroach, policy, shape.database, &assembled)) {
     return refused(r->sqlstate, r->message);
   }
 

@@ -176,6 +176,17 @@ TEST(DialectRobustness, EveryPrefixOfEveryCase) {
   EXPECT_GT(refused, 0u);
 }
 
+// `key = [...]` in policy.toml: the UPSERT conflict target.
+TEST(DialectPolicy, KeyIsAListOfColumns) {
+  const std::string head = "[tables.\"public.t\"]\nscope = \"tenant\"\n";
+  const auto ok = policy::parse_policy(head + "key = [\"tenant_id\", \"Id\"]\n", "k.toml");
+  const auto& table = ok->tables.begin()->second;
+  EXPECT_EQ(table.key, (std::vector<std::string>{"tenant_id", "id"}));
+  for (const char* bad : {"key = []\n", "key = \"id\"\n", "key = [\"a.b\"]\n", "key = [1]\n"}) {
+    EXPECT_THROW((void)policy::parse_policy(head + bad, "k.toml"), policy::PolicyError) << bad;
+  }
+}
+
 std::string case_name(const ::testing::TestParamInfo<DialectCase>& info) {
   std::string name = info.param.file.substr(0, info.param.file.find('.')) + "_line" +
                      std::to_string(info.param.line);
