@@ -16,15 +16,26 @@ the test machines), so these tests run the forms PostgreSQL also runs:
     as written: PostgreSQL then answers with its own error, which shows they
     were not refused by tenantgate).
 
-With TENANTGATE_TEST_BACKEND=cockroach (and a `cockroach` binary on the PATH)
-the suite is meant to run against a real CockroachDB node; see README
-"CockroachDB". That path is not exercised on these machines.
+With TENANTGATE_TEST_BACKEND=cockroach and a `cockroach` binary on the PATH,
+the tests at the end of this file (test_on_cockroachdb_*) also start an
+insecure single CockroachDB node and run the forms PostgreSQL cannot run
+(AS OF SYSTEM TIME, index and join hints, DELETE ... LIMIT, RETURNING
+NOTHING, BEGIN PRIORITY) and UPSERT through tenantgate against it. Without
+that variable they are skipped: no CockroachDB binary can be installed on
+the machines these tests were written on, so that path has never run.
 
 Tables: cr_u (id primary key, tenant_id, name), scope tenant, key ["id"];
 cr_u_twin, the same rows with FORCE ROW LEVEL SECURITY.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
@@ -253,3 +264,131 @@ def test_cockroachdb_forms_are_forwarded_as_cockroachdb_text(crdb_proxy, pg, sql
     harness.wait_until(lambda: f"STATEMENT:  {forwarded}" in logged_since(), 5,
                        f"PostgreSQL to log {forwarded!r}")
     assert rows(pg, "cr_u") == before
+
+
+# --------------------------------------------------------------------------
+# Against a real CockroachDB (TENANTGATE_TEST_BACKEND=cockroach).
+
+COCKROACH = os.environ.get("TENANTGATE_TEST_BACKEND") == "cockroach"
+
+
+class CockroachServer:
+    """An insecure single CockroachDB node on a free loopback port (no passwords)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tg-it-crdb-"))
+        self.host = "127.0.0.1"
+        self.port = harness.free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "CockroachServer":
+        log = open(self.dir / "cockroach.log", "wb")
+        self.proc = subprocess.Popen(
+            ["cockroach", "start-single-node", "--insecure", f"--store={self.dir / 'store'}",
+             f"--listen-addr={self.host}:{self.port}", "--http-addr=127.0.0.1:0"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        harness.wait_until(lambda: harness.port_accepts(self.host, self.port), 60, "CockroachDB to listen")
+        harness.wait_until(self._ready, 60, "CockroachDB to accept SQL")
+        self.sql(f"CREATE DATABASE IF NOT EXISTS {harness.DATABASE}", db="defaultdb")
+        self.sql(f"CREATE USER IF NOT EXISTS {harness.SERVICE_USER}", db="defaultdb")
+        self.sql(f"GRANT ALL ON DATABASE {harness.DATABASE} TO {harness.SERVICE_USER}", db="defaultdb")
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            self.sql("SELECT 1", db="defaultdb")
+            return True
+        except psycopg2.Error:
+            return False
+
+    def dsn(self, db: str = harness.DATABASE) -> str:
+        return f"host={self.host} port={self.port} user=root dbname={db} sslmode=disable"
+
+    def sql(self, statement: str, db: str = harness.DATABASE) -> list[tuple]:
+        conn = psycopg2.connect(self.dsn(db))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def crdb():
+    if not COCKROACH:
+        pytest.skip("TENANTGATE_TEST_BACKEND=cockroach is not set")
+    if shutil.which("cockroach") is None:
+        pytest.fail("TENANTGATE_TEST_BACKEND=cockroach but no cockroach binary on the PATH")
+    server = CockroachServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def crdb_tables(crdb):
+    crdb.sql("DROP TABLE IF EXISTS cr_u")
+    crdb.sql("CREATE TABLE cr_u (id INT PRIMARY KEY, tenant_id STRING NOT NULL, name STRING, "
+             "INDEX cr_u_name_idx (name))")
+    crdb.sql("INSERT INTO cr_u VALUES (1, 'acme', 'a1'), (2, 'globex', 'g2'), (3, 'acme', 'a3')")
+    crdb.sql(f"GRANT ALL ON TABLE cr_u TO {harness.SERVICE_USER}")
+    time.sleep(0.5)  # AS OF SYSTEM TIME '-100ms' must see the table
+    return crdb
+
+
+@pytest.fixture
+def crdb_proxy_on_cockroach(crdb_tables, tmp_path):
+    proxy = harness.Proxy(crdb_tables, tmp_path / "proxy", {"backend": {"dialect": "cockroachdb"}})
+    (proxy.dir / "policy.toml").write_text(policy_text({"public.cr_u": {"scope": "tenant", "key": ["id"]}}))
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def crdb_rows(crdb) -> list[tuple]:
+    return crdb.sql("SELECT id, tenant_id, name FROM cr_u ORDER BY id")
+
+
+@pytest.mark.parametrize("sql,ids", [
+    ("SELECT id FROM cr_u@cr_u_name_idx ORDER BY id", [1, 3]),
+    ("SELECT id FROM cr_u@{FORCE_INDEX=cr_u_name_idx} ORDER BY id", [1, 3]),
+    ("SELECT id FROM cr_u AS OF SYSTEM TIME '-100ms' ORDER BY id", [1, 3]),
+    ("SELECT u.id FROM cr_u u INNER HASH JOIN cr_u v ON u.id = v.id ORDER BY u.id", [1, 3]),
+])
+def test_on_cockroachdb_reads_stay_scoped(crdb_proxy_on_cockroach, sql, ids):
+    conn = pg2(crdb_proxy_on_cockroach)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            assert [r[0] for r in cur.fetchall()] == ids
+    finally:
+        conn.close()
+
+
+def test_on_cockroachdb_writes_stay_scoped(crdb_proxy_on_cockroach, crdb_tables):
+    conn = pg2(crdb_proxy_on_cockroach)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPSERT INTO cr_u (id, name) VALUES (2, 'stolen')")
+            assert cur.rowcount == 0
+            cur.execute("UPSERT INTO cr_u (id, name) VALUES (1, 'changed'), (10, 'new') RETURNING NOTHING")
+            cur.execute("DELETE FROM cr_u WHERE name LIKE '%' ORDER BY id LIMIT 1")
+            assert cur.rowcount == 1
+            cur.execute("BEGIN PRIORITY HIGH")
+            cur.execute("UPDATE cr_u SET name = 'p' WHERE id > 0 LIMIT 5")
+            cur.execute("COMMIT")
+    finally:
+        conn.close()
+    assert crdb_rows(crdb_tables) == [(2, "globex", "g2"), (3, "acme", "p"), (10, "acme", "p")]
