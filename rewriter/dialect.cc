@@ -86,9 +86,12 @@ std::vector<RelationRef> relation_refs(const TokenView& t, TokenRange r) {
       if (in_from.size() > 1) in_from.pop_back();
       continue;
     }
-    if (is_any(t, i, {"FROM", "JOIN", "USING", "ON"})) {
+    // ON and USING continue a FROM list (a join's condition, DELETE ...
+    // USING) but never start one: `DISTINCT ON (a) x, y` is a target list.
+    const bool continues_from = is_any(t, i, {"ON", "USING"});
+    if (is_any(t, i, {"FROM", "JOIN"})) {
       in_from.back() = true;
-    } else if (t.at(i).keyword_kind == 4 || is_any(t, i, {"SET", "VALUES"})) {
+    } else if (!continues_from && (t.at(i).keyword_kind == 4 || is_any(t, i, {"SET", "VALUES"}))) {
       if (!is_any(t, i, {"ONLY",    "AS",   "LATERAL", "NATURAL", "CROSS", "INNER", "LEFT",
                          "RIGHT",   "FULL", "OUTER",   "AND",     "OR",    "NOT",   "IS",
                          "NULL",    "TRUE", "FALSE",   "IN",      "LIKE",  "ILIKE", "SIMILAR",
