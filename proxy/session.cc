@@ -804,8 +804,9 @@ awaitable<bool> Session::login_backend(bool passthrough) {
         // The backend's login is tenantgate's business: the client is told
         // it is its principal, and not a superuser.
         auto status = parse_parameter_status(body);
+        if (status && status->name == "crdb_version") cockroach_backend_ = true;
         if (status && status->name == "crdb_version" && !bypass_ &&
-            config_.backend.dialect != config::BackendDialect::kCockroachDB) {
+            config_.backend.dialect == config::BackendDialect::kPostgreSQL) {
           // The guards written for PostgreSQL do not hold on CockroachDB.
           fail("08006",
                "the backend is CockroachDB but backend.dialect = \"postgresql\": refusing to "
@@ -1028,7 +1029,7 @@ std::optional<std::string_view> Session::needs_analysis(char type, std::string_v
   if (!sql) return std::nullopt;
   auto policy = current_policy();
   if (!policy) return std::nullopt;
-  if (auto hit = services_.rewrite_cache->lookup(*sql, identity_, *policy)) {
+  if (auto hit = session_rewrite_cache().lookup(*sql, identity_, *policy)) {
     analysed_ = std::move(*hit);
     analysed_sql_ = sql->data();
     return std::nullopt;
@@ -1041,7 +1042,7 @@ awaitable<bool> Session::analyse(std::string_view sql) {
   services_.analysis->submit(
       tenant_,
       [wait, sql = std::string(sql), identity = identity_, policy = checked_policy_,
-       rewriter = services_.rewriter, cache = services_.rewrite_cache, limits = config_.limits,
+       rewriter = &session_rewriter(), cache = &session_rewrite_cache(), limits = config_.limits,
        tenant = tenant_](std::optional<AnalysisPool::Refusal> refusal) mutable {
         std::optional<rewriter::RewriteResult> result;
         if (refusal) {
@@ -1089,7 +1090,17 @@ std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
     return result;
   }
   analysed_.reset();
-  return services_.rewrite_cache->rewrite(*services_.rewriter, sql, identity_, *policy);
+  return session_rewrite_cache().rewrite(session_rewriter(), sql, identity_, *policy);
+}
+
+const rewriter::Rewriter& Session::session_rewriter() const {
+  const bool postgres = services_.postgres_rewriter != nullptr && !cockroach_backend_;
+  return postgres ? *services_.postgres_rewriter : *services_.rewriter;
+}
+
+rewriter::RewriteCache& Session::session_rewrite_cache() const {
+  const bool postgres = services_.postgres_rewrite_cache != nullptr && !cockroach_backend_;
+  return postgres ? *services_.postgres_rewrite_cache : *services_.rewrite_cache;
 }
 
 bool Session::apply(const Verdict& verdict) {

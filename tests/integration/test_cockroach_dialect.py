@@ -266,6 +266,31 @@ def test_cockroachdb_forms_are_forwarded_as_cockroachdb_text(crdb_proxy, pg, sql
     assert rows(pg, "cr_u") == before
 
 
+def test_auto_dialect_reads_a_postgresql_backend_as_postgresql(pg, start_proxy):
+    """backend.dialect = "auto": PostgreSQL sends no crdb_version at login, so
+    the session is rewritten for PostgreSQL: reads are scoped, and
+    CockroachDB syntax is refused by tenantgate instead of being carried."""
+    pg.psql(SETUP)
+    proxy = start_with_policy(start_proxy, POLICY, {"backend": {"dialect": "auto"}})
+    before = rows(pg, "cr_u")
+    log_start = pg.log_path.stat().st_size
+    conn = pg2(proxy)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM cr_u ORDER BY id")
+            assert [r[0] for r in cur.fetchall()] == [1, 3]
+            with pytest.raises(psycopg2.Error) as err:
+                cur.execute("UPSERT INTO cr_u (id, name) VALUES (2, 'x')")
+            assert sqlstate(err.value) == "42601"
+            cur.execute("INSERT INTO cr_u (id, name) VALUES (40, 'pg') ON CONFLICT (id) DO NOTHING")
+    finally:
+        conn.close()
+    with open(pg.log_path, "rb") as f:
+        f.seek(log_start)
+        assert b"UPSERT" not in f.read()
+    assert rows(pg, "cr_u") == before + [(40, "acme", "pg")]
+
+
 # --------------------------------------------------------------------------
 # Against a real CockroachDB (TENANTGATE_TEST_BACKEND=cockroach).
 
