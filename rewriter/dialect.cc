@@ -454,6 +454,12 @@ std::optional<Refusal> Translator::upsert(TokenRange r, std::size_t returning) {
   if (parts >= 2) schema = names[parts - 2];
   name = names.back();
   const std::optional<policy::Resolution> res = policy_.resolve(catalog, schema, name, database_);
+  if (res && res->kind == policy::Resolution::Kind::kTable &&
+      res->table->scope == policy::Scope::kPolicies) {
+    return refusal("0A000", "UPSERT into " + policy::to_string(res->name) +
+                                " (a table with row policies) is not supported; use INSERT ... "
+                                "ON CONFLICT");
+  }
   const bool scoped =
       res && res->kind == policy::Resolution::Kind::kTable &&
       (res->table->scope == policy::Scope::kTenant || res->table->scope == policy::Scope::kOwner ||
