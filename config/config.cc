@@ -241,8 +241,11 @@ void Loader::load_backend(const toml::value& v) {
         b.dialect = BackendDialect::kPostgreSQL;
       } else if (s == "cockroachdb") {
         b.dialect = BackendDialect::kCockroachDB;
+      } else if (s == "auto") {
+        b.dialect = BackendDialect::kAuto;
       } else {
-        fail(*value, "unknown backend.dialect " + dq(s) + " (expected postgresql | cockroachdb)");
+        fail(*value,
+             "unknown backend.dialect " + dq(s) + " (expected postgresql | cockroachdb | auto)");
       }
     } else {
       unknown(key, *value, "[backend]", "host, port, user, password_env, tls, tls_ca, dialect");

@@ -34,7 +34,10 @@ struct Listen {
 
 // Which database the backend is, where the rewriter's constructions differ
 // (rewriter::Dialect). CockroachDB's is safe on both, so it is the default.
-enum class BackendDialect { kPostgreSQL, kCockroachDB };
+// kAuto reads it from the backend at login: CockroachDB announces itself
+// with the ParameterStatus crdb_version; without it the session is rewritten
+// for PostgreSQL.
+enum class BackendDialect { kPostgreSQL, kCockroachDB, kAuto };
 
 struct Backend {
   std::string host = "127.0.0.1";

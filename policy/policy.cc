@@ -415,7 +415,12 @@ std::optional<Resolution> Policy::resolve(std::string_view catalog, std::string_
 FunctionRule Policy::function_rule(std::string_view schema, std::string_view name) const {
   const std::string s = lower(schema);
   const std::string n = lower(name);
-  if (s == "crdb_internal") return FunctionRule::kDenied;
+  // CockroachDB adapters count their own use with this one function (a
+  // string argument, no table read); everything else in crdb_internal stays
+  // denied.
+  if (s == "crdb_internal") {
+    return n == "increment_feature_counter" ? FunctionRule::kAllowed : FunctionRule::kDenied;
+  }
 
   auto on_search_path = [&](std::string_view ps) {
     return ps == kPgCatalog ||

@@ -74,10 +74,11 @@ struct ColumnMask {
 struct TablePolicy {
   QualifiedName name;
   Scope scope = Scope::kDeny;
-  std::string tenant_column;  // set for kTenant and kTenantOwner (and a kPolicies
-                              // table whose shorthand scope used it)
-  std::string owner_column;   // set for kOwner and kTenantOwner (likewise)
-  int line = 0;               // where it was declared in policy.toml
+  std::string tenant_column;     // set for kTenant and kTenantOwner (and a kPolicies
+                                 // table whose shorthand scope used it)
+  std::string owner_column;      // set for kOwner and kTenantOwner (likewise)
+  std::vector<std::string> key;  // `key = [...]`: the primary key (CockroachDB UPSERT)
+  int line = 0;                  // where it was declared in policy.toml
   // kPolicies only: the row policies, the shorthand scope's first.
   std::vector<RowPolicy> policies;
   // kPolicies only: column masks, in file order.

@@ -287,6 +287,11 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
     } else if (k == "owner_column") {
       tp.owner_column = column(*value, k);
       owner_override = value;
+    } else if (k == "key") {
+      if (!value->is_array() || value->as_array().empty()) {
+        fail(*value, "key must be a non-empty array of column names");
+      }
+      for (const toml::value& c : value->as_array()) tp.key.push_back(column(c, k));
     } else if (k == "columns") {
       load_masks(tp, *value);
     } else if (k == "policies") {
@@ -294,7 +299,7 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
       for (const toml::value& p : value->as_array()) load_row_policy(&tp, p);
     } else {
       fail(*value, "unknown key " + dq(k) + " in " + where +
-                       " (expected scope, tenant_column, owner_column, policies, columns)");
+                       " (expected scope, tenant_column, owner_column, policies, columns, key)");
     }
   }
   // Policies without a scope: nothing but the policies grants rows.

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -173,6 +175,13 @@ class Server::Impl {
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
         analysis_pool_(analysis_options(config_->limits)),
         tokens_(identity::load_token_authority(*config_)) {
+    if (config_->backend.dialect == config::BackendDialect::kAuto) {
+      rewriter::Options options = rewriter_options(*config_);
+      options.dialect = rewriter::Dialect::kPostgreSQL;
+      postgres_rewriter_.emplace(options);
+      postgres_rewrite_cache_ =
+          std::make_unique<rewriter::RewriteCache>(config_->limits.rewrite_cache_bytes);
+    }
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -186,6 +195,10 @@ class Server::Impl {
     services_.limits = &limits_;
     services_.rewriter = &rewriter_;
     services_.rewrite_cache = &rewrite_cache_;
+    if (postgres_rewriter_) {
+      services_.postgres_rewriter = &*postgres_rewriter_;
+      services_.postgres_rewrite_cache = postgres_rewrite_cache_.get();
+    }
     services_.analysis = &analysis_pool_;
     services_.salted_passwords = &salted_passwords_;
     services_.tokens = tokens_.get();
@@ -473,6 +486,7 @@ class Server::Impl {
       policies_.set(std::move(next));
       // Entries are keyed by snapshot, so old ones could never hit again.
       rewrite_cache_.clear();
+      if (postgres_rewrite_cache_) postgres_rewrite_cache_->clear();
       log_server(spdlog::level::info,
                  fmt::format("policy reloaded from {} ({} tables)", config_->policy_file, tables));
     } catch (const std::exception& e) {
@@ -552,6 +566,9 @@ class Server::Impl {
   std::chrono::steady_clock::time_point short_of_descriptors_until_{};
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
+  // backend.dialect = "auto": sessions whose backend is PostgreSQL.
+  std::optional<rewriter::Rewriter> postgres_rewriter_;
+  std::unique_ptr<rewriter::RewriteCache> postgres_rewrite_cache_;
   AnalysisPool analysis_pool_;
   SaltedPasswordCache salted_passwords_;
   // [identity.token]'s keys and cache; null without the table. Keys are read

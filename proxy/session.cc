@@ -819,8 +819,9 @@ awaitable<bool> Session::login_backend(bool passthrough) {
         // The backend's login is tenantgate's business: the client is told
         // it is its principal, and not a superuser.
         auto status = parse_parameter_status(body);
+        if (status && status->name == "crdb_version") cockroach_backend_ = true;
         if (status && status->name == "crdb_version" && !bypass_ &&
-            config_.backend.dialect != config::BackendDialect::kCockroachDB) {
+            config_.backend.dialect == config::BackendDialect::kPostgreSQL) {
           // The guards written for PostgreSQL do not hold on CockroachDB.
           fail("08006",
                "the backend is CockroachDB but backend.dialect = \"postgresql\": refusing to "
@@ -1076,8 +1077,8 @@ std::optional<std::string_view> Session::needs_analysis(char type, std::string_v
   if (!sql) return std::nullopt;
   auto policy = current_policy();
   if (!policy) return std::nullopt;
-  if (auto hit = services_.rewrite_cache->lookup(*sql, caller_->identity(),
-                                                 caller_->policy_for(*policy))) {
+  if (auto hit = session_rewrite_cache().lookup(*sql, caller_->identity(),
+                                               caller_->policy_for(*policy))) {
     analysed_ = std::move(*hit);
     analysed_sql_ = sql->data();
     return std::nullopt;
@@ -1090,8 +1091,8 @@ awaitable<bool> Session::analyse(std::string_view sql) {
   services_.analysis->submit(
       caller_->identity().tenant.value,
       [wait, sql = std::string(sql), identity = caller_->identity(),
-       policy = caller_->policy_for(checked_policy_), rewriter = services_.rewriter,
-       cache = services_.rewrite_cache, limits = config_.limits,
+       policy = caller_->policy_for(checked_policy_), rewriter = &session_rewriter(),
+       cache = &session_rewrite_cache(), limits = config_.limits,
        tenant =
            caller_->identity().tenant.value](std::optional<AnalysisPool::Refusal> refusal) mutable {
         std::optional<rewriter::RewriteResult> result;
@@ -1138,8 +1139,8 @@ std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
   if (analysed_ && analysed_sql_ == sql.data()) {
     result = std::move(*analysed_);
   } else {
-    result = services_.rewrite_cache->rewrite(*services_.rewriter, sql, caller_->identity(),
-                                              caller_->policy_for(*policy));
+    result = session_rewrite_cache().rewrite(session_rewriter(), sql, caller_->identity(),
+                                             caller_->policy_for(*policy));
   }
   analysed_.reset();
   // SQL EXECUTE of a statement PREPAREd for another caller would run that
@@ -1259,6 +1260,16 @@ bool Session::substitute_caller_refusal(const CallerRefusal& refusal, char type,
   }
   tracker_->extended_sent();
   return true;
+}
+
+const rewriter::Rewriter& Session::session_rewriter() const {
+  const bool postgres = services_.postgres_rewriter != nullptr && !cockroach_backend_;
+  return postgres ? *services_.postgres_rewriter : *services_.rewriter;
+}
+
+rewriter::RewriteCache& Session::session_rewrite_cache() const {
+  const bool postgres = services_.postgres_rewrite_cache != nullptr && !cockroach_backend_;
+  return postgres ? *services_.postgres_rewrite_cache : *services_.rewrite_cache;
 }
 
 bool Session::apply(const Verdict& verdict) {

@@ -50,6 +50,10 @@ struct ProxyServices {
   ConnectionLimits* limits = nullptr;
   const rewriter::Rewriter* rewriter = nullptr;
   rewriter::RewriteCache* rewrite_cache = nullptr;
+  // backend.dialect = "auto" only: what sessions whose backend did not
+  // announce CockroachDB at login use instead of the two above.
+  const rewriter::Rewriter* postgres_rewriter = nullptr;
+  rewriter::RewriteCache* postgres_rewrite_cache = nullptr;
   // Where rewrites that miss the cache run; null: on the loop itself.
   AnalysisPool* analysis = nullptr;
   SaltedPasswordCache* salted_passwords = nullptr;  // for the backend login
@@ -165,6 +169,9 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
                                  std::string_view statement, std::string& out);
 
   void log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const;
+  // The rewriter and cache for this session's backend (backend.dialect).
+  [[nodiscard]] const rewriter::Rewriter& session_rewriter() const;
+  [[nodiscard]] rewriter::RewriteCache& session_rewrite_cache() const;
 
   awaitable<void> send_fatal_and_close();
   void fail(std::string sqlstate, std::string message);
@@ -198,6 +205,9 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   std::optional<std::string> user_;
   policy::Identity identity_;
   bool bypass_ = false;
+  // The backend announced itself as CockroachDB at login (ParameterStatus
+  // crdb_version); with backend.dialect = "auto" this picks the rewriter.
+  bool cockroach_backend_ = false;
   std::vector<std::string> pinned_search_path_;
   std::shared_ptr<const policy::Policy> checked_policy_;  // last snapshot seen to match it
   uint64_t checked_generation_ = 0;                       // PolicyStore generation it was read at

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "rewriter/dialect.h"
 #include "rewriter/identity_literal.h"
 #include "rewriter/literal_scanner.h"
 #include "rewriter/pg_tree.h"
@@ -196,6 +197,18 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   if (std::optional<Refusal> r = check_statement_limits(sql, options)) {
     return refused(r->sqlstate, r->message);
   }
+  // CockroachDB-only syntax: the walker reads a PostgreSQL form of it, and
+  // restore_cockroach puts it back into the rewritten text (dialect.h).
+  CockroachTranslation cockroach;
+  std::string translated;
+  if (options.dialect == Dialect::kCockroachDB) {
+    if (std::optional<Refusal> r = translate_cockroach(sql, policy, shape.database, &cockroach)) {
+      return refused(r->sqlstate, r->message);
+    }
+    translated = std::move(cockroach.analysis);
+    cockroach.analysis.clear();
+    sql = translated;
+  }
   const std::string text(sql);
   google::protobuf::Arena arena(tree_arena_options());
   auto& tree = *google::protobuf::Arena::CreateMessage<pg_query::ParseResult>(&arena);
@@ -254,7 +267,14 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
                    "COPY FROM into a scoped table must be the only statement of its "
                    "query string");
   }
-  if (replacements.empty()) return out;
+  if (replacements.empty()) {
+    if (cockroach.must_forward_analysis()) {
+      // Never reached for a scoped UPSERT (the walker always qualifies the
+      // target); refused rather than forwarding the client's UPSERT.
+      return refused("0A000", "UPSERT could not be rewritten; refused");
+    }
+    return out;
+  }
 
   // Splice the rewritten statements into the original text, keeping
   // everything between them (separators, comments) byte for byte.
@@ -266,6 +286,9 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
     pos = rep.end;
   }
   assembled.append(sql.substr(pos));
+  if (std::optional<Refusal> r = restore_cockroach(cockroach, policy, shape.database, &assembled)) {
+    return refused(r->sqlstate, r->message);
+  }
 
   const std::string tenant_token = quoted_marker(markers.tenant);
   const std::string user_token = quoted_marker(markers.user);

@@ -43,7 +43,8 @@
 //     policy resolved (`users` -> `public.users`): an unlisted table that
 //     shadows it on the server's search_path is not what tenantgate reads.
 //   - CockroachDB-only syntax is refused (42601): libpg_query parses
-//     PostgreSQL's grammar.
+//     PostgreSQL's grammar. Under Dialect::kCockroachDB the constructs of
+//     dialect.h (UPSERT, AS OF SYSTEM TIME, hints, ...) are carried through.
 //   - Statements that libpg_query 15-4.0.0 deparses wrongly are refused
 //     (0A000) when they need rewriting; unchanged ones pass byte for byte.
 //   - DDL, TRUNCATE, GRANT/REVOKE, DO, CREATE FUNCTION, CALL, MERGE, SELECT

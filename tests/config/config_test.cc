@@ -344,8 +344,9 @@ TEST(ConfigTest, BackendDialect) {
             BackendDialect::kPostgreSQL);
   EXPECT_EQ(parse("[backend]\ndialect = \"cockroachdb\"\n").backend.dialect,
             BackendDialect::kCockroachDB);
+  EXPECT_EQ(parse("[backend]\ndialect = \"auto\"\n").backend.dialect, BackendDialect::kAuto);
   expect_error("[backend]\ndialect = \"mysql\"\n", 2,
-               "unknown backend.dialect \"mysql\" (expected postgresql | cockroachdb)");
+               "unknown backend.dialect \"mysql\" (expected postgresql | cockroachdb | auto)");
 }
 
 TEST(ConfigErrorTest, TlsNeedsFiles) {
