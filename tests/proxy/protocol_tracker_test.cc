@@ -289,7 +289,9 @@ TEST(ReshapedRepliesTest, CommandTags) {
     SCOPED_TRACE(c.body);
     auto complete = reshaped_command_complete(c.body, c.write);
     ASSERT_EQ(complete.has_value(), c.tag.has_value());
-    if (c.tag) EXPECT_EQ(*complete, wire::command_complete(*c.tag));
+    if (c.tag) {
+      EXPECT_EQ(*complete, wire::command_complete(*c.tag));
+    }
   }
 }
 
@@ -348,7 +350,9 @@ void run_replies(ProtocolTracker& t, const std::vector<ReplyStep>& steps) {
                                     << "'");
     Verdict v = t.on_backend(steps[i].message[0], wire::body_of(steps[i].message));
     ASSERT_EQ(v.kind, steps[i].kind) << v.sqlstate << " " << v.message;
-    if (v.kind == Kind::kReplace) EXPECT_EQ(v.bytes, steps[i].replaced);
+    if (v.kind == Kind::kReplace) {
+      EXPECT_EQ(v.bytes, steps[i].replaced);
+    }
   }
 }
 
@@ -399,6 +403,7 @@ TEST(ReshapedRepliesTest, QueryAndSyncStayInStep) {
 
 TEST(ReshapedRepliesTest, PortalsEndWithTheTransaction) {
   ProtocolTracker t(kToken, false);
+  ASSERT_TRUE(t.statements().parse_sent("w", {}, {}));
   ASSERT_TRUE(t.parse_sent("w", kInsert));
   ASSERT_TRUE(t.bind_sent("p", "w"));
   ASSERT_TRUE(t.execute_sent("p"));
