@@ -222,7 +222,8 @@ Verdict ReshapedReplies::on_backend(char type, std::string_view body) {
       Verdict verdict = Verdict::forward();
       if (head_owed && (head == K::kExecute || head == K::kQuery)) {
         if (current()) {
-          if (auto error = policy_violation_error(body)) verdict = Verdict::replace(std::move(*error));
+          if (auto error = policy_violation_error(body))
+            verdict = Verdict::replace(std::move(*error));
         }
       }
       skip_after_error();

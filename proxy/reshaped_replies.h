@@ -74,11 +74,11 @@ class ReshapedReplies {
   struct Owed {
     enum class Kind { kParse, kBind, kDescribe, kExecute, kClose, kSync, kQuery };
     Kind kind = Kind::kSync;
-    char target = 'S';      // Describe, Close: 'S' statement, 'P' portal
-    std::string name;       // statement (Parse, Describe/Close 'S') or portal
-    std::string statement;  // Bind: the statement it binds
-    Shape shape;            // Parse: the new statement's; Execute/Describe: resolved
-    bool resolved = false;  // Execute/Describe: shape looked up at the first reply
+    char target = 'S';              // Describe, Close: 'S' statement, 'P' portal
+    std::string name;               // statement (Parse, Describe/Close 'S') or portal
+    std::string statement;          // Bind: the statement it binds
+    Shape shape;                    // Parse: the new statement's; Execute/Describe: resolved
+    bool resolved = false;          // Execute/Describe: shape looked up at the first reply
     std::vector<Shape> statements;  // Query: per statement
     std::size_t next = 0;           // Query: the statement now answering
   };

@@ -17,8 +17,8 @@
 //     schema to know where the policy columns are); DEFAULT VALUES is fine.
 //   - INSERT ... SELECT may not supply a policy column (0A000): omit it and it
 //     is filled in. (Tables with row policies verify written rows instead;
-//     their differences are listed in README.md.) A policy column may only be given as a constant, a $n
-//     parameter (checked at Bind) or DEFAULT (filled), not an expression.
+//     their differences are listed in README.md.) A policy column may only be given as a constant,
+//     a $n parameter (checked at Bind) or DEFAULT (filled), not an expression.
 //   - PREPARE of a statement that would need a Bind-time parameter check is
 //     refused (EXECUTE's parameters cannot be checked). The proxy refuses
 //     EXECUTE (also under EXPLAIN) of a statement name that carries

@@ -7,6 +7,9 @@
 // data-modifying CTE whose RETURNING rows pass through a CASE that fails the
 // statement for a row the check expressions do not accept, so nothing is
 // written (the statement is atomic), as with row-level security.
+// The result says which statements are so reshaped (ReshapedWrite), and the
+// error carries kPolicyViolationMarker, so that the proxy can give the client
+// the reply of the statement it wrote (proxy/reshaped_replies.h).
 #include <utility>
 
 #include "policy/policy_expression.h"

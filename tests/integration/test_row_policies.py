@@ -334,7 +334,7 @@ def test_sqlalchemy_orm_flush_matches_row_level_security(pair):
 # The extended protocol message by message: Describe gives NoData without RETURNING.
 
 def _summary(msgs: list[tuple[bytes, bytes]]) -> list:
-    """Messages as comparable values: tags, rows, errors, column names and types."""
+    """Messages as comparable values: tags, rows, errors, columns (name, type, from a table, attnum)."""
     out = []
     for kind, payload in msgs:
         if kind == b"C":
@@ -350,8 +350,8 @@ def _summary(msgs: list[tuple[bytes, bytes]]) -> list:
             for _ in range(n):
                 end = payload.index(b"\0", i)
                 name = payload[i:end].decode()
-                (type_oid,) = struct.unpack("!I", payload[end + 7:end + 11])
-                cols.append((name, type_oid))
+                table_oid, attnum, type_oid = struct.unpack("!IHI", payload[end + 1:end + 11])
+                cols.append((name, type_oid, table_oid != 0, attnum))
                 i = end + 19
             out.append(("T", cols))
         elif kind == b"t":
@@ -402,15 +402,15 @@ def test_extended_protocol_replies_match_row_level_security(pair):
     t = pair.name
     violation = ("E", "42501", rls_message(t))
     assert proxy[0] == [("1",), ("2",), ("n",), ("C", "INSERT 0 1"), ("Z",)]
-    assert proxy[1] == [("1",), ("2",), ("T", [("id", 23), ("body", 25)]), ("D", ["61", "ext"]),
+    assert proxy[1] == [("1",), ("2",), ("T", [("id", 23, True, 1), ("body", 25, True, 4)]), ("D", ["61", "ext"]),
                         ("C", "INSERT 0 1"), ("Z",)]
     assert proxy[2] == [("1",), ("2",), ("n",), ("C", "UPDATE 1"), ("Z",)]
-    assert proxy[3] == [("1",), ("2",), ("T", [("id", 23)]), ("D", ["61"]), ("C", "UPDATE 1"), ("Z",)]
+    assert proxy[3] == [("1",), ("2",), ("T", [("id", 23, True, 1)]), ("D", ["61"]), ("C", "UPDATE 1"), ("Z",)]
     assert proxy[4] == [("1",), ("2",), ("n",), violation, ("Z",)]
     assert [m[0] for m in proxy[5]] == ["1", "t", "n", "Z"]
     assert proxy[6] == proxy[7] == [("2",), ("C", "INSERT 0 1"), ("Z",)]
     assert proxy[8] == [("2",), violation, ("Z",)]
-    assert proxy[9] == [("2",), ("C", "INSERT 0 1"), ("1",), ("2",), ("T", [("seven", 23)]), ("D", ["7"]),
+    assert proxy[9] == [("2",), ("C", "INSERT 0 1"), ("1",), ("2",), ("T", [("seven", 23, False, 0)]), ("D", ["7"]),
                         ("C", "SELECT 1"), ("2",), ("C", "INSERT 0 1"), ("Z",)]
     assert proxy[10] == [("2",), ("C", "INSERT 0 1"), ("Z",)]
     assert pair.contents("proxy") == pair.contents("oracle")

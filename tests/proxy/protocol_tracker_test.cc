@@ -346,8 +346,8 @@ struct ReplyStep {
 
 void run_replies(ProtocolTracker& t, const std::vector<ReplyStep>& steps) {
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    SCOPED_TRACE(testing::Message() << "backend step " << i << " type '" << steps[i].message[0]
-                                    << "'");
+    SCOPED_TRACE(testing::Message()
+                 << "backend step " << i << " type '" << steps[i].message[0] << "'");
     Verdict v = t.on_backend(steps[i].message[0], wire::body_of(steps[i].message));
     ASSERT_EQ(v.kind, steps[i].kind) << v.sqlstate << " " << v.message;
     if (v.kind == Kind::kReplace) {

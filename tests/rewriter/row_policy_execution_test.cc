@@ -655,9 +655,10 @@ TEST(RowPolicyExecution, CheckViolationWritesNothing) {
   EXPECT_FALSE(o.ok);
   // The text the proxy turns into row-level security's own 42501.
   const std::string marker(kPolicyViolationMarker);
-  EXPECT_NE(o.error.find(marker + "new row violates row-level security policy for table \"records\"" +
-                         marker),
-            std::string::npos)
+  EXPECT_NE(
+      o.error.find(marker + "new row violates row-level security policy for table \"records\"" +
+                   marker),
+      std::string::npos)
       << o.error;
   EXPECT_EQ(describe(harness().owner().run("SELECT * FROM tg_snapshot()")), before);
 }
