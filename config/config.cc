@@ -30,7 +30,13 @@ std::string dq(std::string_view s) { return "\"" + std::string(s) + "\""; }
 // parameter with one of these names would let the client's own login choose
 // its tenant.
 constexpr std::string_view kReservedStartupParams[] = {
-    "user", "database", "options", "replication", "application_name", "client_encoding",
+    "user",
+    "database",
+    "options",
+    "replication",
+    "application_name",
+    "client_encoding",
+    "tenantgate.token",  // the signed identity token
 };
 
 // Connection counts above this are configuration mistakes, not limits.
@@ -74,6 +80,8 @@ class Loader {
   void load_auth(const toml::value& v);
   void load_principals(const toml::value& v);
   void load_identity(const toml::value& v);
+  void load_token(const toml::value& v);
+  std::string env_name(const toml::value& v, std::string_view key) const;
   void load_policy(const toml::value& v);
   void load_limits(const toml::value& v);
   void load_log(const toml::value& v);
@@ -89,6 +97,7 @@ class Loader {
   const toml::value* max_statement_ = nullptr;
   std::vector<const toml::value*> principal_values_;            // the scram value, or the table
   std::vector<std::vector<const toml::value*>> tenant_values_;  // per principal
+  std::vector<const toml::value*> identity_values_;             // per principal, or null
   unsigned auth_line_ = 1;
 };
 
@@ -135,6 +144,19 @@ int64_t Loader::integer(const toml::value& v, std::string_view key, int64_t min,
 std::string Loader::path(const toml::value& v, std::string_view key) const {
   const fs::path p(nonempty(v, key));
   return (p.is_absolute() ? p : dir_ / p).lexically_normal().string();
+}
+
+// An environment variable name (letters, digits, '_', not starting with a
+// digit), or empty.
+std::string Loader::env_name(const toml::value& v, std::string_view key) const {
+  const std::string& s = str(v, key);
+  const bool ok = std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+  if (!ok || (!s.empty() && s[0] >= '0' && s[0] <= '9')) {
+    fail(v, std::string(key) + " " + dq(s) + " is not an environment variable name");
+  }
+  return s;
 }
 
 uint16_t Loader::port(const toml::value& v, int64_t min) const {
@@ -195,15 +217,7 @@ void Loader::load_backend(const toml::value& v) {
       b.user = nonempty(*value, key);
     } else if (key == "password_env") {
       // Empty: the service login needs no password.
-      const std::string& s = str(*value, key);
-      const bool ok = std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               c == '_';
-      });
-      if (!ok || (!s.empty() && s[0] >= '0' && s[0] <= '9')) {
-        fail(*value, "password_env " + dq(s) + " is not an environment variable name");
-      }
-      b.password_env = s;
+      b.password_env = env_name(*value, key);
     } else if (key == "tls") {
       const std::string& s = str(*value, key);
       if (s == "disable") {
@@ -276,6 +290,7 @@ void Loader::load_principals(const toml::value& v) {
     p.line = static_cast<int>(pv.location().line());
     std::vector<const toml::value*> tenants;
     const toml::value* where = &pv;
+    const toml::value* identity = nullptr;
     for (const auto& [key, value] : entries(pv, "[[principals]]")) {
       if (key == "name") {
         p.name = nonempty(*value, "principal name");
@@ -292,8 +307,22 @@ void Loader::load_principals(const toml::value& v) {
         p.bypass = boolean(*value, key);
       } else if (key == "max_connections") {
         p.max_connections = static_cast<uint32_t>(integer(*value, key, 0, kMaxConnections));
+      } else if (key == "identity") {
+        const std::string& s = str(*value, key);
+        if (s == "claimed") {
+          p.identity = IdentitySource::kClaimed;
+        } else if (s == "token") {
+          p.identity = IdentitySource::kToken;
+        } else if (s == "either") {
+          p.identity = IdentitySource::kEither;
+        } else {
+          fail(*value,
+               "unknown principal identity " + dq(s) + " (expected claimed | token | either)");
+        }
+        identity = value;
       } else {
-        unknown(key, *value, "[[principals]]", "name, scram, tenants, bypass, max_connections");
+        unknown(key, *value, "[[principals]]",
+                "name, scram, tenants, bypass, max_connections, identity");
       }
     }
     if (p.name.empty()) fail(pv, "principal has no name");
@@ -304,6 +333,7 @@ void Loader::load_principals(const toml::value& v) {
     config_.principals.push_back(std::move(p));
     principal_values_.push_back(where);
     tenant_values_.push_back(std::move(tenants));
+    identity_values_.push_back(identity);
   }
 }
 
@@ -322,8 +352,10 @@ void Loader::load_identity(const toml::value& v) {
       id.tenant_type = value_type(*value, key);
     } else if (key == "user_type") {
       id.user_type = value_type(*value, key);
+    } else if (key == "token") {
+      load_token(*value);
     } else {
-      unknown(key, *value, "[identity]", "tenant_param, user_param, tenant_type, user_type");
+      unknown(key, *value, "[identity]", "tenant_param, user_param, tenant_type, user_type, token");
     }
   }
   for (auto [param, value] :
@@ -345,6 +377,63 @@ void Loader::load_identity(const toml::value& v) {
     fail(user_param ? *user_param : v,
          "tenant_param and user_param are the same parameter " + dq(id.tenant_param));
   }
+}
+
+void Loader::load_token(const toml::value& v) {
+  TokenConfig t;
+  t.line = static_cast<int>(v.location().line());
+  const toml::value* tenant_claim = nullptr;
+  const toml::value* user_claim = nullptr;
+  int sources = 0;
+  for (const auto& [key, value] : entries(v, "[identity.token]")) {
+    if (key == "secret_env") {
+      t.secret_env = env_name(*value, key);
+      if (t.secret_env.empty()) fail(*value, "secret_env is empty");
+      ++sources;
+    } else if (key == "public_key_file") {
+      t.public_key_file = path(*value, key);
+      ++sources;
+    } else if (key == "jwks_file") {
+      t.jwks_file = path(*value, key);
+      ++sources;
+    } else if (key == "issuer") {
+      t.issuer = nonempty(*value, key);
+    } else if (key == "audience") {
+      t.audience = nonempty(*value, key);
+    } else if (key == "leeway_s") {
+      t.leeway_s = integer(*value, key, 0, 3600);
+    } else if (key == "max_lifetime_s") {
+      t.max_lifetime_s = integer(*value, key, 0, 366LL * 86400);
+    } else if (key == "tenant_claim") {
+      t.tenant_claim = nonempty(*value, key);
+      tenant_claim = value;
+    } else if (key == "user_claim") {
+      t.user_claim = nonempty(*value, key);
+      user_claim = value;
+    } else {
+      unknown(key, *value, "[identity.token]",
+              "secret_env, public_key_file, jwks_file, issuer, audience, leeway_s, "
+              "max_lifetime_s, tenant_claim, user_claim");
+    }
+  }
+  if (sources != 1) {
+    fail(v,
+         "[identity.token] needs exactly one of secret_env, public_key_file, jwks_file (the "
+         "key type decides the algorithm, so one table holds one kind of key)");
+  }
+  for (auto [claim, value] :
+       {std::pair{&t.tenant_claim, tenant_claim}, std::pair{&t.user_claim, user_claim}}) {
+    for (std::string_view registered : {"exp", "nbf", "iat", "iss", "aud", "jti"}) {
+      if (*claim == registered) {
+        fail(value ? *value : v, "claim " + dq(*claim) + " is a registered JWT claim");
+      }
+    }
+  }
+  if (t.tenant_claim == t.user_claim) {
+    fail(user_claim ? *user_claim : v,
+         "tenant_claim and user_claim are the same claim " + dq(t.tenant_claim));
+  }
+  config_.identity.token = std::move(t);
 }
 
 void Loader::load_policy(const toml::value& v) {
@@ -482,6 +571,11 @@ std::optional<std::string> scram_problem(std::string_view v) {
 void Loader::validate_principals() const {
   for (size_t i = 0; i < config_.principals.size(); ++i) {
     const Principal& p = config_.principals[i];
+    if (p.identity != IdentitySource::kClaimed && !config_.identity.token) {
+      fail(*identity_values_[i], "principal " + dq(p.name) +
+                                     ": identity = \"token\" or \"either\" needs an "
+                                     "[identity.token] table");
+    }
     if (config_.auth_mode == AuthMode::kScram) {
       if (auto problem = scram_problem(p.scram)) {
         fail(*principal_values_[i], "principal " + dq(p.name) + ": scram verifier " + *problem +

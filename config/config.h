@@ -48,6 +48,13 @@ struct Backend {
   bool operator==(const Backend&) const = default;
 };
 
+// How a principal's sessions name their caller.
+enum class IdentitySource {
+  kClaimed,  // the tenant and user start-up parameters (the default)
+  kToken,    // only a signed token ([identity.token]); bare parameters are refused
+  kEither,   // either; a token given on the connection replaces the caller
+};
+
 struct Principal {
   std::string name;
   // PostgreSQL-format SCRAM-SHA-256 verifier; required (and its shape checked)
@@ -59,6 +66,7 @@ struct Principal {
   std::vector<std::string> tenants;
   bool bypass = false;
   uint32_t max_connections = 0;  // open sessions of this principal; 0: no limit
+  IdentitySource identity = IdentitySource::kClaimed;
   int line = 0;
 };
 
@@ -69,11 +77,31 @@ enum class RevokedSessions {
   kFinish,     // they go on until the client disconnects
 };
 
+// [identity.token]: how signed identity tokens are verified. Exactly one key
+// source: an HMAC secret read from an environment variable, a PEM public key,
+// or a JWK Set file (keys chosen by "kid"). The files and the variable are
+// read when the proxy starts, not here.
+struct TokenConfig {
+  std::string secret_env;       // environment variable holding the HS secret
+  std::string public_key_file;  // absolute path
+  std::string jwks_file;        // absolute path
+  std::string issuer;           // empty: "iss" not checked
+  std::string audience;         // empty: "aud" not checked
+  int64_t leeway_s = 30;
+  int64_t max_lifetime_s = 86400;  // 0: no limit
+  std::string tenant_claim = "tenant";
+  std::string user_claim = "sub";
+  int line = 0;  // of the [identity.token] table
+
+  bool operator==(const TokenConfig&) const = default;
+};
+
 struct Identity {
   std::string tenant_param = "tenantgate.tenant";
   std::string user_param = "tenantgate.user";
   policy::ValueType tenant_type = policy::ValueType::kText;
   policy::ValueType user_type = policy::ValueType::kInt;
+  std::optional<TokenConfig> token;  // absent: tokens are refused
 
   bool operator==(const Identity&) const = default;
 };

@@ -1,11 +1,12 @@
 // tenantgate's command line: run the proxy, check a configuration, show what
-// the rewriter does to a statement, or make a SCRAM verifier.
+// the rewriter does to a statement, make a SCRAM verifier or mint a token.
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "identity/token_authority.h"
+#include "identity/token_minter.h"
 #include "policy/identity.h"
 #include "policy/policy.h"
 #include "proxy/check_functions.h"
@@ -38,12 +41,16 @@ constexpr const char* kUsage = R"(usage:
                                            print the rewritten SQL (reads stdin without SQL)
   tenantgate hash-password [--iterations N]
                                            read a password on stdin, print a SCRAM-SHA-256 verifier
+  tenantgate token --config FILE --tenant T [--user U] [--ttl SECONDS] [--claim NAME=VALUE ...]
+                   [--alg HS256|HS384|HS512]
+                                           print a token signed with [identity.token] secret_env
   tenantgate --version
 )";
 
 struct Args {
   std::string command = "run";
   std::map<std::string, std::string> options;
+  std::vector<std::string> claims;  // --claim NAME=VALUE, repeatable
   std::vector<std::string> positional;
 };
 
@@ -58,12 +65,20 @@ std::optional<Args> parse_args(int argc, char** argv) {
       args.options[arg] = "";
     } else if (arg.starts_with("--")) {
       auto eq = arg.find('=');
+      std::string name, value;
       if (eq != std::string::npos) {
-        args.options[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
+        name = arg.substr(2, eq - 2);
+        value = arg.substr(eq + 1);
       } else if (i + 1 < argc) {
-        args.options[arg.substr(2)] = argv[++i];
+        name = arg.substr(2);
+        value = argv[++i];
       } else {
         return std::nullopt;
+      }
+      if (name == "claim") {
+        args.claims.push_back(std::move(value));
+      } else {
+        args.options[name] = std::move(value);
       }
     } else {
       args.positional.push_back(arg);
@@ -140,6 +155,13 @@ int check(const Args& args) {
   }
   if (dsn != args.options.end()) {
     return tg::proxy::check_functions(dsn->second, policy.get(), std::cout, std::cerr);
+  }
+  try {
+    (void)tg::identity::load_token_authority(*config);
+  } catch (const tg::identity::TokenSetupError& e) {
+    std::cerr << config->source_file << ":" << config->identity.token->line << ": " << e.what()
+              << "\n";
+    return 1;
   }
   std::cout << "ok: " << config->source_file << " and " << config->policy_file << " ("
             << policy->tables.size() << " tables)\n";
@@ -258,6 +280,109 @@ int hash_password(const Args& args) {
   return 0;
 }
 
+// Mints an HS token from the configured secret, for scripts, tests and apps
+// that share the secret with the proxy.
+int token(const Args& args) {
+  auto config_it = args.options.find("config");
+  auto tenant_it = args.options.find("tenant");
+  if (config_it == args.options.end() || tenant_it == args.options.end() ||
+      !args.positional.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::shared_ptr<const tg::config::Config> config;
+  try {
+    config = std::make_shared<tg::config::Config>(tg::config::load_config_file(config_it->second));
+  } catch (const tg::config::ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+  const auto& settings = config->identity.token;
+  if (!settings || settings->secret_env.empty()) {
+    std::cerr << "tenantgate token: " << config->source_file
+              << " has no [identity.token] secret_env (only HS tokens can be minted here)\n";
+    return 1;
+  }
+  auto alg = tg::identity::Algorithm::kHS256;
+  if (auto a = args.options.find("alg"); a != args.options.end()) {
+    auto parsed = tg::identity::parse_algorithm(a->second);
+    if (!parsed || !tg::identity::key_allows(tg::identity::KeyKind::kHmac, *parsed)) {
+      std::cerr << "--alg must be HS256, HS384 or HS512\n";
+      return 2;
+    }
+    alg = *parsed;
+  }
+  int64_t ttl = 3600;
+  if (auto t = args.options.find("ttl"); t != args.options.end()) {
+    char* end = nullptr;
+    ttl = std::strtoll(t->second.c_str(), &end, 10);
+    if (t->second.empty() || *end != '\0' || ttl < 1) {
+      std::cerr << "--ttl must be a positive number of seconds\n";
+      return 2;
+    }
+  }
+  if (settings->max_lifetime_s > 0 && ttl > settings->max_lifetime_s) {
+    std::cerr << "--ttl " << ttl << " is longer than max_lifetime_s " << settings->max_lifetime_s
+              << ": the proxy would refuse the token\n";
+    return 2;
+  }
+  if (!tg::policy::canonical_value(config->identity.tenant_type, tenant_it->second)) {
+    std::cerr << "--tenant is not a valid "
+              << tg::policy::value_type_name(config->identity.tenant_type)
+              << " (identity.tenant_type)\n";
+    return 2;
+  }
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  nlohmann::json claims = nlohmann::json::object();
+  for (const std::string& c : args.claims) {
+    const auto eq = c.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "--claim must be NAME=VALUE\n";
+      return 2;
+    }
+    const std::string name = c.substr(0, eq);
+    if (name == "exp" || name == "nbf" || name == "iat" || name == "iss" || name == "aud" ||
+        name == settings->tenant_claim || name == settings->user_claim) {
+      std::cerr << "--claim " << name << " is set by tenantgate token itself\n";
+      return 2;
+    }
+    claims[name] = c.substr(eq + 1);
+  }
+  claims[settings->tenant_claim] = tenant_it->second;
+  if (auto u = args.options.find("user"); u != args.options.end()) {
+    if (!tg::policy::canonical_value(config->identity.user_type, u->second)) {
+      std::cerr << "--user is not a valid "
+                << tg::policy::value_type_name(config->identity.user_type)
+                << " (identity.user_type)\n";
+      return 2;
+    }
+    claims[settings->user_claim] = u->second;
+  }
+  claims["iat"] = now;
+  claims["exp"] = now + ttl;
+  if (!settings->issuer.empty()) claims["iss"] = settings->issuer;
+  if (!settings->audience.empty()) claims["aud"] = settings->audience;
+  std::string secret;
+  try {
+    secret = tg::identity::read_token_secret(*settings);
+  } catch (const tg::identity::TokenSetupError& e) {
+    std::cerr << "tenantgate token: " << e.what() << "\n";
+    return 1;
+  }
+  if (secret.size() < tg::identity::kMinSecretBytes) {
+    std::cerr << "tenantgate token: the secret in " << settings->secret_env << " is shorter than "
+              << tg::identity::kMinSecretBytes << " bytes\n";
+    return 1;
+  }
+  auto minted = tg::identity::mint_hs_token(alg, secret, claims);
+  if (!minted) {
+    std::cerr << "tenantgate token: cannot sign\n";
+    return 1;
+  }
+  std::cout << *minted << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -278,6 +403,7 @@ int main(int argc, char** argv) {
   if (args->command == "check") return check(*args);
   if (args->command == "rewrite") return rewrite(*args);
   if (args->command == "hash-password") return hash_password(*args);
+  if (args->command == "token") return token(*args);
   std::cerr << "unknown command \"" << args->command << "\"\n" << kUsage;
   return 2;
 }

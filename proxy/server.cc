@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "identity/token_authority.h"
 #include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
@@ -170,7 +171,8 @@ class Server::Impl {
         limits_(fit_limits(config_->limits)),
         rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
-        analysis_pool_(analysis_options(config_->limits)) {
+        analysis_pool_(analysis_options(config_->limits)),
+        tokens_(identity::load_token_authority(*config_)) {
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -186,6 +188,7 @@ class Server::Impl {
     services_.rewrite_cache = &rewrite_cache_;
     services_.analysis = &analysis_pool_;
     services_.salted_passwords = &salted_passwords_;
+    services_.tokens = tokens_.get();
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -551,6 +554,9 @@ class Server::Impl {
   rewriter::RewriteCache rewrite_cache_;
   AnalysisPool analysis_pool_;
   SaltedPasswordCache salted_passwords_;
+  // [identity.token]'s keys and cache; null without the table. Keys are read
+  // once, here: a reload does not change them.
+  std::unique_ptr<const identity::TokenAuthority> tokens_;
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <mutex>
 #include <variant>
 
@@ -32,16 +33,6 @@ constexpr std::size_t kMaxAuthMessage = 8192;
 // The largest message PostgreSQL itself sends (a 1 GB field plus headers).
 constexpr std::size_t kMaxBackendMessage = (1u << 30) + 1024;
 constexpr std::size_t kReadChunk = ReadBuffer::kInitialSize;
-
-bool tenant_allowed(const config::Principal& principal, const std::string& tenant,
-                    policy::ValueType type) {
-  for (const auto& allowed : principal.tenants) {
-    if (allowed == "*") return true;
-    auto canonical = policy::canonical_value(type, allowed);
-    if (canonical ? *canonical == tenant : allowed == tenant) return true;
-  }
-  return false;
-}
 
 // A rewrite on the analysis pool and the session waiting for it. The timer
 // never expires: the pool thread stores the result and cancels the timer
@@ -225,6 +216,7 @@ awaitable<bool> Session::startup() {
   auto& identity = std::get<StartupIdentity>(extracted);
   raw_tenant_ = identity.tenant;
   raw_user_ = identity.user;
+  raw_token_ = identity.token;
   client_params_ = std::move(identity.forwarded);
 
   const std::string* user = find_param(client_params_, "user");
@@ -294,7 +286,7 @@ awaitable<bool> Session::startup() {
   if (!principal_->bypass && !co_await load_catalog_snapshot()) co_return false;
 
   tracker_.emplace(refusal_token_, bypass_);
-  filter_.emplace(identity_, bypass_, config_.limits.max_message_bytes,
+  filter_.emplace(caller_->identity(), bypass_, config_.limits.max_message_bytes,
                   static_cast<StatementRewriter&>(*this));
 
   auto issued = services_.cancels->issue(CancelTarget{backend_pid_, backend_key_});
@@ -487,11 +479,33 @@ const std::shared_ptr<const policy::Policy>* Session::current_policy() {
 
 bool Session::bind_identity() {
   const auto& identity = config_.identity;
-  if (raw_tenant_) log_context_.set("tenant", *raw_tenant_);
-  if (raw_user_) log_context_.set("user", *raw_user_);
-
   bypass_ = principal_->bypass;
   identity_.database = database_;
+  caller_.emplace(config_, *principal_, services_.tokens);
+  caller_->set_database(database_);
+  if (!bypass_) {
+    StartupIdentity given;
+    given.tenant = raw_tenant_;
+    given.user = raw_user_;
+    given.token = raw_token_;
+    auto decided = startup_caller(*principal_, identity, given, services_.tokens,
+                                  static_cast<int64_t>(std::time(nullptr)));
+    if (auto* refusal = std::get_if<CallerRefusal>(&decided)) {
+      fail(refusal->sqlstate, refusal->message);
+      return false;
+    }
+    if (auto* from_token = std::get_if<TokenCaller>(&decided)) {
+      if (from_token->caller) {
+        tenant_ = from_token->caller->tenant.value;
+        log_context_.set("tenant", tenant_);
+        if (from_token->caller->user) log_context_.set("user", from_token->caller->user->value);
+        caller_->bind(std::move(*from_token->caller));
+      }
+      return claim_limits();
+    }
+  }
+  if (raw_tenant_) log_context_.set("tenant", *raw_tenant_);
+  if (raw_user_) log_context_.set("user", *raw_user_);
   if (!raw_tenant_) {
     if (principal_->bypass) return claim_limits();
     fail("28000", fmt::format("no tenant given: set the start-up parameter \"{}\" (for example "
@@ -522,6 +536,7 @@ bool Session::bind_identity() {
     identity_.user = policy::TypedValue{*user, identity.user_type};
   }
   identity_.tenant = policy::TypedValue{tenant_, identity.tenant_type};
+  caller_->bind(identity_);
   return claim_limits();
 }
 
@@ -895,6 +910,7 @@ awaitable<bool> Session::load_catalog_snapshot() {
         }
         login_status_ = *status;
         identity_.catalog = builder.finish();
+        caller_->set_catalog(identity_.catalog);
         co_return true;
       }
       default:
@@ -927,6 +943,34 @@ awaitable<void> Session::client_to_backend() {
     // Forward every whole message already buffered in one write.
     out.clear();
     for (;;) {
+      if (!bypass_) {
+        const CallerStep step = co_await filter_caller(message.type, message.body, out);
+        if (step == CallerStep::kEnd) co_return;
+        if (step == CallerStep::kHandled) {
+          client_buffer_.consume(message.total_size);
+          auto next = decode_message(client_buffer_.pending(), max);
+          if (next.status != DecodeStatus::kMessage) break;
+          message = ReadResult{true, next.frame.type, next.frame.body, next.frame.total_size};
+          continue;
+        }
+      } else if (message.type == 'Q' || message.type == 'P') {
+        // Bypass sessions are relayed unread, but a token never reaches a
+        // backend (where it would sit in a setting and in pg_stat_activity).
+        std::optional<std::string_view> sql;
+        if (message.type == 'Q') {
+          sql = parse_query(message.body);
+        } else if (auto parse = parse_parse(message.body)) {
+          sql = parse->query;
+        }
+        if (sql) {
+          const CallerStatementKind kind = classify_caller_statement(*sql).kind;
+          if (kind != CallerStatementKind::kNone && kind != CallerStatementKind::kShowTenant &&
+              kind != CallerStatementKind::kShowUser) {
+            fail("42501", "bypass principals do not take tenantgate.token");
+            co_return;
+          }
+        }
+      }
       if (auto sql = needs_analysis(message.type, message.body)) {
         // A cache miss: send what is batched, then let the loop serve other
         // sessions while the pool analyses. The message stays in the buffer,
@@ -988,6 +1032,10 @@ awaitable<void> Session::backend_to_client() {
     replaced.clear();
     for (;;) {
       Verdict verdict = tracker_->on_backend(message.type, message.body);
+      if (message.type == 'Z' && !bypass_) {
+        // A local caller (SET LOCAL tenantgate.token) ends with its transaction.
+        if (auto status = parse_ready_for_query(message.body)) caller_->on_ready_for_query(*status);
+      }
       if (verdict.kind == Verdict::Kind::kFatal) {
         fail(std::move(verdict.sqlstate), std::move(verdict.message));
         co_return;
@@ -1028,7 +1076,8 @@ std::optional<std::string_view> Session::needs_analysis(char type, std::string_v
   if (!sql) return std::nullopt;
   auto policy = current_policy();
   if (!policy) return std::nullopt;
-  if (auto hit = services_.rewrite_cache->lookup(*sql, identity_, *policy)) {
+  if (auto hit = services_.rewrite_cache->lookup(*sql, caller_->identity(),
+                                                 caller_->policy_for(*policy))) {
     analysed_ = std::move(*hit);
     analysed_sql_ = sql->data();
     return std::nullopt;
@@ -1039,10 +1088,12 @@ std::optional<std::string_view> Session::needs_analysis(char type, std::string_v
 awaitable<bool> Session::analyse(std::string_view sql) {
   auto wait = std::make_shared<AnalysisWait>(co_await asio::this_coro::executor);
   services_.analysis->submit(
-      tenant_,
-      [wait, sql = std::string(sql), identity = identity_, policy = checked_policy_,
-       rewriter = services_.rewriter, cache = services_.rewrite_cache, limits = config_.limits,
-       tenant = tenant_](std::optional<AnalysisPool::Refusal> refusal) mutable {
+      caller_->identity().tenant.value,
+      [wait, sql = std::string(sql), identity = caller_->identity(),
+       policy = caller_->policy_for(checked_policy_), rewriter = services_.rewriter,
+       cache = services_.rewrite_cache, limits = config_.limits,
+       tenant =
+           caller_->identity().tenant.value](std::optional<AnalysisPool::Refusal> refusal) mutable {
         std::optional<rewriter::RewriteResult> result;
         if (refusal) {
           result = analysis_refusal(*refusal, limits, tenant);
@@ -1083,13 +1134,131 @@ awaitable<bool> Session::analyse(std::string_view sql) {
 std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
   auto policy = current_policy();
   if (!policy) return std::nullopt;
+  std::optional<rewriter::RewriteResult> result;
   if (analysed_ && analysed_sql_ == sql.data()) {
-    auto result = std::move(*analysed_);
-    analysed_.reset();
-    return result;
+    result = std::move(*analysed_);
+  } else {
+    result = services_.rewrite_cache->rewrite(*services_.rewriter, sql, caller_->identity(),
+                                              caller_->policy_for(*policy));
   }
   analysed_.reset();
-  return services_.rewrite_cache->rewrite(*services_.rewriter, sql, identity_, *policy);
+  // SQL EXECUTE of a statement PREPAREd for another caller would run that
+  // caller's predicate.
+  if (result->is_ok()) {
+    if (auto why = caller_->on_prepared_names(result->value().prepared_names)) {
+      result = rewriter::RewriteResult::refused("42501", std::move(*why));
+    }
+  }
+  return result;
+}
+
+awaitable<Session::CallerStep> Session::filter_caller(char type, std::string_view body,
+                                                      std::string& out) {
+  switch (type) {
+    case 'Q': {
+      auto sql = parse_query(body);
+      if (!sql || tracker_->extended_open() || tracker_->copy_in_active())
+        co_return CallerStep::kPass;
+      const bool idle = tracker_->owed_ready_for_query() == 0 && out.empty();
+      auto outcome = caller_->on_query(*sql, tracker_->transaction_status(), idle,
+                                       static_cast<int64_t>(std::time(nullptr)));
+      if (!outcome.log.empty()) {
+        // The log names the caller in force; a refusal is logged (warn) with
+        // the caller it left, none.
+        const auto* now = caller_->has_caller() ? &caller_->identity() : nullptr;
+        log_context_.set("tenant", now ? now->tenant.value : std::string("(none)"));
+        log_context_.set("user", now && now->user ? now->user->value : std::string("(none)"));
+        if (outcome.kind != ClientCaller::QueryOutcome::Kind::kRefuse) {
+          log(spdlog::level::debug, outcome.log);
+        }
+      }
+      switch (outcome.kind) {
+        case ClientCaller::QueryOutcome::Kind::kRewrite:
+          co_return CallerStep::kPass;
+        case ClientCaller::QueryOutcome::Kind::kAnswer: {
+          outcome.answer += ready_for_query(tracker_->transaction_status());
+          if (co_await client_.write(outcome.answer)) co_return CallerStep::kEnd;
+          co_return CallerStep::kHandled;
+        }
+        case ClientCaller::QueryOutcome::Kind::kRefuse:
+          if (!substitute_caller_refusal(outcome.refusal, 'Q', {}, out)) co_return CallerStep::kEnd;
+          co_return CallerStep::kHandled;
+      }
+      co_return CallerStep::kPass;
+    }
+    case 'P': {
+      auto parse = parse_parse(body);
+      if (!parse) co_return CallerStep::kPass;  // the filter ends the session
+      if (auto refusal = caller_->on_parse(parse->statement, parse->query)) {
+        if (!substitute_caller_refusal(*refusal, 'P', parse->statement, out)) {
+          co_return CallerStep::kEnd;
+        }
+        co_return CallerStep::kHandled;
+      }
+      co_return CallerStep::kPass;
+    }
+    case 'B': {
+      // Bind starts with the portal and statement names (NUL-terminated); the
+      // filter reads the rest.
+      const std::size_t end_portal = body.find('\0');
+      const std::size_t end_statement =
+          end_portal == std::string_view::npos ? end_portal : body.find('\0', end_portal + 1);
+      if (end_statement == std::string_view::npos) co_return CallerStep::kPass;
+      const std::string_view portal = body.substr(0, end_portal);
+      const std::string_view statement =
+          body.substr(end_portal + 1, end_statement - end_portal - 1);
+      if (auto why = caller_->on_bind(statement, portal)) {
+        if (!substitute_caller_refusal(CallerRefusal{"42501", *why}, 'B', {}, out)) {
+          co_return CallerStep::kEnd;
+        }
+        co_return CallerStep::kHandled;
+      }
+      co_return CallerStep::kPass;
+    }
+    case 'E': {
+      const std::string_view portal = body.substr(0, body.find('\0'));
+      if (auto why = caller_->on_execute(portal)) {
+        fail("42501", *why);
+        co_return CallerStep::kEnd;
+      }
+      co_return CallerStep::kPass;
+    }
+    case 'C': {
+      if (auto close = parse_describe_or_close(body)) caller_->on_close(close->kind, close->name);
+      co_return CallerStep::kPass;
+    }
+    default:
+      co_return CallerStep::kPass;
+  }
+}
+
+bool Session::substitute_caller_refusal(const CallerRefusal& refusal, char type,
+                                        std::string_view statement, std::string& out) {
+  log_refusal(rewriter::Refusal{refusal.sqlstate, refusal.message}, {});
+  // As the frontend filter substitutes a refused message: a failing statement
+  // whose error the tracker replaces with the refusal, in order.
+  auto marker = tracker_->refusal_marker(rewriter::Refusal{refusal.sqlstate, refusal.message});
+  if (!marker) {
+    fail("54000", "too many unanswered messages");
+    return false;
+  }
+  if (type == 'Q') {
+    append_query_message(out, *marker);
+    if (!tracker_->refused_query_sent()) {
+      fail("54000", "too many unanswered messages");
+      return false;
+    }
+    return true;
+  }
+  // Parse and Bind: a failing Parse (of the unnamed statement for an unnamed
+  // Parse, which PostgreSQL drops first, as a real failed Parse would).
+  if (type == 'P' && statement.empty()) {
+    append_parse(out, "", *marker, {});
+  } else {
+    append_parse(out, *marker, *marker, {});
+  }
+  tracker_->extended_sent();
+  return true;
 }
 
 bool Session::apply(const Verdict& verdict) {

@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "config/config.h"
+#include "identity/token_authority.h"
 #include "policy/identity.h"
 #include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/client_caller.h"
 #include "proxy/connection_limits.h"
 #include "proxy/frame_decoder.h"
 #include "proxy/frontend_filter.h"
@@ -51,7 +53,9 @@ struct ProxyServices {
   // Where rewrites that miss the cache run; null: on the loop itself.
   AnalysisPool* analysis = nullptr;
   SaltedPasswordCache* salted_passwords = nullptr;  // for the backend login
-  std::string backend_password;                     // from backend.password_env at start-up
+  // Verifies signed identity tokens ([identity.token]); null without it.
+  const identity::TokenAuthority* tokens = nullptr;
+  std::string backend_password;  // from backend.password_env at start-up
 };
 
 class Session : public std::enable_shared_from_this<Session>, private StatementRewriter {
@@ -147,6 +151,18 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   std::optional<rewriter::RewriteResult> rewrite(std::string_view sql) override;
   // Performs a frontend filter verdict; false when the session must end.
   bool apply(const Verdict& verdict);
+  // The caller's part of a client message, before the frontend filter:
+  // caller statements answered or refused here (client_caller.h), and the
+  // guard on statements prepared under another caller.
+  enum class CallerStep {
+    kPass,     // the filter decides the message
+    kHandled,  // done here (answered, or a refusal's substitute is in `out`)
+    kEnd,      // the session ends (fatal_ set)
+  };
+  awaitable<CallerStep> filter_caller(char type, std::string_view body, std::string& out);
+  // Appends the failing substitute of a refused caller message to `out`.
+  bool substitute_caller_refusal(const CallerRefusal& refusal, char type,
+                                 std::string_view statement, std::string& out);
 
   void log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const;
 
@@ -177,6 +193,7 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   std::string database_;
   std::optional<std::string> raw_tenant_;
   std::optional<std::string> raw_user_;
+  std::optional<std::string> raw_token_;  // tenantgate.token at start-up, not logged
   std::string tenant_;
   std::optional<std::string> user_;
   policy::Identity identity_;
@@ -200,6 +217,9 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   // client messages (frontend_filter.h); both exist once start-up is over.
   std::optional<ProtocolTracker> tracker_;
   std::optional<FrontendFilter> filter_;
+  // Who this client connection acts for (never the backend's): set at
+  // start-up, changed by tenantgate.token. Exists once identity is bound.
+  std::optional<ClientCaller> caller_;
 };
 
 }  // namespace tenantgate::proxy

@@ -69,10 +69,10 @@ bool takes_argument(char c) {
 
 class Extractor {
  public:
-  Extractor(std::string_view tenant_param, std::string_view user_param)
-      : tenant_param_(tenant_param), user_param_(user_param) {
-    slots_[0] = {fold_name(tenant_param, true), &out_.tenant};
-    slots_[1] = {fold_name(user_param, true), &out_.user};
+  Extractor(std::string_view tenant_param, std::string_view user_param) {
+    slots_[0] = {fold_name(tenant_param, true), tenant_param, &out_.tenant};
+    slots_[1] = {fold_name(user_param, true), user_param, &out_.user};
+    slots_[2] = {fold_name(kTokenSetting, true), kTokenSetting, &out_.token};
   }
 
   // A parameter of the start-up packet itself. True when it is an identity.
@@ -167,12 +167,11 @@ class Extractor {
  private:
   struct Slot {
     std::string folded;
+    std::string_view name;
     std::optional<std::string>* target = nullptr;
   };
 
-  std::string_view slot_name(const Slot& slot) const {
-    return &slot == &slots_[0] ? tenant_param_ : user_param_;
-  }
+  static std::string_view slot_name(const Slot& slot) { return slot.name; }
 
   void set(Slot& slot, std::string value) {
     if (slot.target->has_value() && **slot.target != value) {
@@ -186,10 +185,8 @@ class Extractor {
     if (!error_) error_ = std::move(message);
   }
 
-  std::string_view tenant_param_;
-  std::string_view user_param_;
   StartupIdentity out_;
-  Slot slots_[2];
+  Slot slots_[3];
   std::optional<std::string> error_;
 };
 

@@ -1,4 +1,5 @@
-// Takes the tenant and user out of a client's start-up parameters.
+// Takes the tenant, the user and a signed identity token out of a client's
+// start-up parameters.
 //
 // Each may arrive as its own parameter ("tenantgate.tenant=acme") or inside the
 // "options" parameter as "-c tenantgate.tenant=acme" (also "-ctenantgate.tenant=acme"
@@ -17,10 +18,15 @@
 
 namespace tenantgate::proxy {
 
+// The setting that carries a signed identity token (a JWT), at start-up and
+// with SET; verified by identity/token_authority.h.
+inline constexpr std::string_view kTokenSetting = "tenantgate.token";
+
 struct StartupIdentity {
   std::optional<std::string> tenant;  // raw, not yet validated
   std::optional<std::string> user;
-  StartupParams forwarded;  // the parameters without any identity spelling
+  std::optional<std::string> token;  // tenantgate.token, not yet verified
+  StartupParams forwarded;           // the parameters without any identity spelling
 };
 
 struct StartupIdentityError {

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config git
   libboost1.81-dev libssl-dev libspdlog-dev libfmt-dev libtoml11-dev
   libpg-query-dev protobuf-compiler libprotobuf-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libpq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libpq-dev nlohmann-json3-dev
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
   python3 python3-pytest python3-psycopg2 python3-psycopg python3-sqlalchemy
   python3-flask python3-flask-sqlalchemy

@@ -6,13 +6,20 @@ directly and it leaks other tenants' rows; run it through tenantgate and the
 same code returns only what the caller may see.
 
 The caller's tenant and user come from the request (the X-Tenant and X-User
-headers stand in for a session or a JWT). When DATABASE_URL points at
-tenantgate, each database connection carries that identity in its start-up
-options; connections are not pooled across callers (NullPool), because a
-connection's identity is fixed for its lifetime.
+headers stand in for a session or a JWT). Two ways to hand them to tenantgate:
+
+- Start-up identity (TENANTGATE_IDENTITY=1): each database connection carries
+  the caller in its start-up options; connections are not pooled across
+  callers (NullPool), because a connection's identity is fixed for its life.
+- Signed tokens (TENANTGATE_TOKENS=1): one ordinary pooled engine (5
+  connections). The request's signed token (Authorization: Bearer <jwt>, as
+  an identity provider issued it) is set with SET LOCAL tenantgate.token at
+  the start of each of the request's transactions, so it ends with the
+  transaction and a connection goes back to the pool with no caller.
+  tenantgate verifies the token; the app only passes it on.
 
     DATABASE_URL=postgresql+psycopg2://app:secret@127.0.0.1:6432/appdb \
-    TENANTGATE_IDENTITY=1 flask --app app run
+    TENANTGATE_TOKENS=1 flask --app app run
 """
 
 import os
@@ -25,12 +32,17 @@ from sqlalchemy.pool import NullPool
 db = SQLAlchemy()
 
 
-def create_app(database_url=None, send_identity=None):
+def create_app(database_url=None, send_identity=None, send_token=None):
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url or os.environ["DATABASE_URL"]
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"poolclass": NullPool}
     if send_identity is None:
         send_identity = os.environ.get("TENANTGATE_IDENTITY") == "1"
+    if send_token is None:
+        send_token = os.environ.get("TENANTGATE_TOKENS") == "1"
+    if send_token:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 5, "max_overflow": 0}
+    else:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"poolclass": NullPool}
     db.init_app(app)
 
     with app.app_context():
@@ -44,12 +56,25 @@ def create_app(database_url=None, send_identity=None):
                     f"-c tenantgate.tenant={g.tenant} -c tenantgate.user={g.user}"
                 )
 
+        @event.listens_for(engine, "begin")
+        def pass_token(conn):
+            # Every transaction of the request starts by naming its caller; SET
+            # LOCAL ends with the transaction, so a pooled connection never
+            # carries one request's caller into the next.
+            if send_token:
+                conn.exec_driver_sql("SET LOCAL tenantgate.token = %s", (g.token,))
+
     @app.before_request
     def identify_caller():
         g.tenant = request.headers.get("X-Tenant", "")
         g.user = request.headers.get("X-User", "")
         if not g.tenant or not g.user:
             abort(401)
+        if send_token:
+            auth = request.headers.get("Authorization", "")
+            g.token = auth.removeprefix("Bearer ").strip()
+            if not auth.startswith("Bearer ") or not g.token:
+                abort(401)
 
     # Route 1: a profile by id. Nothing ties the row to the caller.
     @app.get("/api/users/<int:user_id>")

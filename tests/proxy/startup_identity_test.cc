@@ -155,3 +155,33 @@ TEST(StartupIdentity, ForwardedOptionsRoundTrip) {
 
 }  // namespace
 }  // namespace tenantgate::proxy
+
+namespace tenantgate::proxy {
+namespace {
+
+TEST(StartupIdentity, TokenAsParameterOrInOptions) {
+  auto own = extract_startup_identity({{"user", "app"}, {"TenantGate.Token", "h.p.s"}},
+                                      "tenantgate.tenant", "tenantgate.user");
+  ASSERT_TRUE(std::holds_alternative<StartupIdentity>(own));
+  EXPECT_EQ(std::get<StartupIdentity>(own).token, "h.p.s");
+  EXPECT_EQ(std::get<StartupIdentity>(own).forwarded, (StartupParams{{"user", "app"}}));
+
+  auto opts = extract_startup_identity(
+      {{"user", "app"}, {"options", "-c search_path=x -c tenantgate.token=h.p.s"}},
+      "tenantgate.tenant", "tenantgate.user");
+  ASSERT_TRUE(std::holds_alternative<StartupIdentity>(opts));
+  const auto& id = std::get<StartupIdentity>(opts);
+  EXPECT_EQ(id.token, "h.p.s");
+  EXPECT_FALSE(id.tenant);
+  EXPECT_EQ(id.forwarded, (StartupParams{{"user", "app"}, {"options", "-c search_path=x"}}));
+
+  auto twice = extract_startup_identity(
+      {{"tenantgate.token", "a.b.c"}, {"options", "-c tenantgate.token=x.y.z"}},
+      "tenantgate.tenant", "tenantgate.user");
+  ASSERT_TRUE(std::holds_alternative<StartupIdentityError>(twice));
+  EXPECT_EQ(std::get<StartupIdentityError>(twice).message,
+            "tenantgate.token given twice with different values");
+}
+
+}  // namespace
+}  // namespace tenantgate::proxy
