@@ -94,9 +94,7 @@ Verdict FrontendFilter::filter(char type, std::string_view body, std::string_vie
       out.append(raw);
       return Verdict::forward();
     case 'E':
-      tracker.extended_sent();
-      out.append(raw);
-      return Verdict::forward();
+      return execute(body, raw, tracker, out);
     default:  // Flush
       out.append(raw);
       return Verdict::forward();
@@ -125,7 +123,9 @@ Verdict FrontendFilter::query(std::string_view body, std::string_view raw, Proto
     return tracker.refused_query_sent() ? verdict : tracker_full();
   }
   auto& rewritten = result->value();
-  if (!tracker.query_sent(rewritten.prepared_names)) return tracker_full();
+  if (!tracker.query_sent(rewritten.prepared_names, std::move(rewritten.reshaped))) {
+    return tracker_full();
+  }
   if (rewritten.copy_in) tracker.copy_in_started(copy_in_spec(*rewritten.copy_in));
   if (rewritten.changed) {
     append_query_message(out, rewritten.sql);
@@ -170,7 +170,10 @@ Verdict FrontendFilter::parse(std::string_view body, std::string_view raw, Proto
                        std::any_of(rewritten.param_checks.begin(), rewritten.param_checks.end(),
                                    [](const auto& c) { return c.type_oid != 0; });
   if (!tracker.statements().parse_sent(parse->statement, std::move(rewritten.param_checks),
-                                       rewritten.prepared_names)) {
+                                       rewritten.prepared_names) ||
+      !tracker.parse_sent(parse->statement, rewritten.reshaped.size() == 1
+                                                ? rewritten.reshaped.front()
+                                                : std::nullopt)) {
     return tracker_full();
   }
   if (rewritten.changed || retyped) {
@@ -189,6 +192,8 @@ Verdict FrontendFilter::bind(std::string_view body, std::string_view raw, Protoc
   std::optional<std::string> refused = StatementTracker::refuse_name(bind.statement);
   const auto checks = tracker.statements().checks_for(bind.statement);
   if (!refused && !checks.empty()) refused = check_bind_params(bind, checks, identity_);
+  const std::string_view portal = bind.portal;  // views into body
+  const std::string_view statement = bind.statement;
   // Keep the vectors of an ordinary Bind; give back those of a huge one.
   constexpr std::size_t kKeptBindParams = 64;
   if (bind.params.capacity() > kKeptBindParams) bind = BindMessage{};
@@ -196,7 +201,30 @@ Verdict FrontendFilter::bind(std::string_view body, std::string_view raw, Protoc
     return substitute(rewriter::Refusal{"42501", std::move(*refused)}, Substitute::kBind, {},
                       tracker, out);
   }
+  if (!tracker.bind_sent(portal, statement)) return tracker_full();
   out.append(raw);
+  return Verdict::forward();
+}
+
+Verdict FrontendFilter::execute(std::string_view body, std::string_view raw,
+                                ProtocolTracker& tracker, std::string& out) {
+  // Execute (protocol 55.7): the portal name, then Int32 maximum rows.
+  const std::size_t end = body.find('\0');
+  if (end == std::string_view::npos || body.size() != end + 5) {
+    return Verdict::fatal("08P01", "malformed Execute message");
+  }
+  const std::string_view portal = body.substr(0, end);
+  const bool limited = body.substr(end + 1) != std::string_view("\0\0\0\0", 4);
+  if (limited && tracker.execute_needs_no_row_limit(portal)) {
+    // A reshaped write without RETURNING sends one (empty) row per written
+    // row, which a row limit would suspend.
+    MessageWriter unlimited('E');
+    unlimited.cstr(portal).i32(0);
+    out += std::move(unlimited).finish();
+  } else {
+    out.append(raw);
+  }
+  if (!tracker.execute_sent(portal)) return tracker_full();
   return Verdict::forward();
 }
 
@@ -212,6 +240,10 @@ Verdict FrontendFilter::describe_or_close(char type, std::string_view body, std:
   }
   tracker.extended_sent();
   if (type == 'C' && !tracker.statements().close_sent(target->kind, target->name)) {
+    return tracker_full();
+  }
+  if (!(type == 'C' ? tracker.close_sent(target->kind, target->name)
+                    : tracker.describe_sent(target->kind, target->name))) {
     return tracker_full();
   }
   out.append(raw);

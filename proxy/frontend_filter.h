@@ -63,6 +63,8 @@ class FrontendFilter {
                 std::string& out);
   Verdict bind(std::string_view body, std::string_view raw, ProtocolTracker& tracker,
                std::string& out);
+  Verdict execute(std::string_view body, std::string_view raw, ProtocolTracker& tracker,
+                  std::string& out);
   Verdict describe_or_close(char type, std::string_view body, std::string_view raw,
                             ProtocolTracker& tracker, std::string& out);
   Verdict function_call(ProtocolTracker& tracker, std::string& out);

@@ -9,20 +9,46 @@ namespace tenantgate::proxy {
 ProtocolTracker::ProtocolTracker(std::string refusal_token, bool bypass)
     : refusal_token_(std::move(refusal_token)), bypass_(bypass) {}
 
-bool ProtocolTracker::query_sent(const StatementTracker::Names& names) {
+bool ProtocolTracker::query_sent(const StatementTracker::Names& names,
+                                 std::vector<ReshapedReplies::Shape> reshaped) {
   ++pending_syncs_;
-  return statements_.query_sent(names);
+  return statements_.query_sent(names) && replies_.query_sent(std::move(reshaped));
 }
 
 bool ProtocolTracker::sync_sent() {
   extended_open_ = false;
   ++pending_syncs_;
-  return statements_.sync_sent();
+  return statements_.sync_sent() && replies_.sync_sent();
 }
 
 bool ProtocolTracker::refused_query_sent() {
   ++pending_syncs_;
-  return statements_.sync_sent();
+  return statements_.sync_sent() && replies_.query_sent({});
+}
+
+bool ProtocolTracker::parse_sent(std::string_view statement, ReshapedReplies::Shape reshaped) {
+  extended_open_ = true;
+  return replies_.parse_sent(statement, reshaped);
+}
+
+bool ProtocolTracker::bind_sent(std::string_view portal, std::string_view statement) {
+  extended_open_ = true;
+  return replies_.bind_sent(portal, statement);
+}
+
+bool ProtocolTracker::describe_sent(char kind, std::string_view name) {
+  extended_open_ = true;
+  return replies_.describe_sent(kind, name);
+}
+
+bool ProtocolTracker::close_sent(char kind, std::string_view name) {
+  extended_open_ = true;
+  return replies_.close_sent(kind, name);
+}
+
+bool ProtocolTracker::execute_sent(std::string_view portal) {
+  extended_open_ = true;
+  return replies_.execute_sent(portal);
 }
 
 void ProtocolTracker::bypass_sent(char type) {
@@ -50,6 +76,18 @@ void ProtocolTracker::copy_in_started(CopyInSpec spec) {
 }
 
 Verdict ProtocolTracker::on_backend(char type, std::string_view body) {
+  Verdict verdict = track_backend(type, body);
+  if (bypass_ || verdict.is_fatal()) return verdict;
+  // Every message goes through the ReshapedReplies so that it stays in step;
+  // a refusal already substituted for this error wins.
+  Verdict reshaped = replies_.on_backend(type, body);
+  if (verdict.kind == Verdict::Kind::kReplace || reshaped.kind == Verdict::Kind::kForward) {
+    return verdict;
+  }
+  return reshaped;
+}
+
+Verdict ProtocolTracker::track_backend(char type, std::string_view body) {
   switch (type) {
     case 'G':  // CopyInResponse
       backend_copy_ = BackendCopy::kIn;
@@ -115,7 +153,8 @@ std::optional<std::string> ProtocolTracker::refusal_reply(std::string_view body)
 
 bool ProtocolTracker::idle_and_owes_nothing() const {
   return transaction_status_ == 'I' && pending_syncs_ == 0 && !extended_open_ && !copy_in_ &&
-         backend_copy_ == BackendCopy::kNone && statements_.owes_nothing();
+         backend_copy_ == BackendCopy::kNone && statements_.owes_nothing() &&
+         replies_.owes_nothing();
 }
 
 }  // namespace tenantgate::proxy

@@ -13,7 +13,8 @@
 // to another client.
 //
 // Prepared-statement names and their Bind-time checks are kept by the
-// StatementTracker inside (statement_tracker.h).
+// StatementTracker inside (statement_tracker.h); the replies of reshaped
+// writes are restored by the ReshapedReplies inside (reshaped_replies.h).
 //
 // Not thread-safe: owned by one session (later: by one pooled backend).
 #pragma once
@@ -22,9 +23,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/copy_in_validator.h"
 #include "proxy/relay_verdict.h"
+#include "proxy/reshaped_replies.h"
 #include "proxy/statement_tracker.h"
 #include "rewriter/rewriter.h"
 
@@ -48,8 +51,24 @@ class ProtocolTracker {
 
   // A message that opens or continues an extended-protocol batch.
   void extended_sent() { extended_open_ = true; }
-  // A Query whose statements use `names` (answered by ReadyForQuery).
-  [[nodiscard]] bool query_sent(const StatementTracker::Names& names);
+  // A Query whose statements use `names` (answered by ReadyForQuery) and are
+  // reshaped as `reshaped` says (Rewritten::reshaped).
+  [[nodiscard]] bool query_sent(const StatementTracker::Names& names,
+                                std::vector<ReshapedReplies::Shape> reshaped = {});
+  // Extended-protocol messages whose replies the ReshapedReplies follows;
+  // each opens or continues a batch. Parse: after statements().parse_sent(),
+  // with the shape of the statement sent (nullopt: as written). Describe and
+  // Close: kind 'S' or 'P'.
+  [[nodiscard]] bool parse_sent(std::string_view statement, ReshapedReplies::Shape reshaped);
+  [[nodiscard]] bool bind_sent(std::string_view portal, std::string_view statement);
+  [[nodiscard]] bool describe_sent(char kind, std::string_view name);
+  [[nodiscard]] bool close_sent(char kind, std::string_view name);
+  [[nodiscard]] bool execute_sent(std::string_view portal);
+  // ReshapedReplies::runs_write_without_rows: the row limit of an Execute
+  // of `portal` must be dropped.
+  [[nodiscard]] bool execute_needs_no_row_limit(std::string_view portal) const {
+    return replies_.runs_write_without_rows(portal);
+  }
   // A Sync (closes the batch).
   [[nodiscard]] bool sync_sent();
   // A message answered by ReadyForQuery only, carrying no statements: a
@@ -100,10 +119,13 @@ class ProtocolTracker {
   // a substituted message.
   [[nodiscard]] std::optional<std::string> refusal_reply(std::string_view body);
   [[nodiscard]] std::string marker(uint64_t seq) const;
+  // on_backend() before the replies of reshaped writes are restored.
+  Verdict track_backend(char type, std::string_view body);
 
   const std::string refusal_token_;
   const bool bypass_;
   StatementTracker statements_;
+  ReshapedReplies replies_;
   int pending_syncs_ = 0;
   char transaction_status_ = 'I';
   // True while extended-protocol messages have been sent without a Sync.

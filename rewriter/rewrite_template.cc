@@ -171,7 +171,8 @@ std::size_t RewriteTemplate::memory_bytes() const {
   std::size_t n = sizeof(*this) + text.capacity() + slots.capacity() * sizeof(Slot) +
                   (param_checks.capacity() + literal_checks.capacity()) * sizeof(ParamCheck) +
                   const_checks.capacity() * sizeof(ConstCheck) +
-                  prepared_names.capacity() * sizeof(PreparedName);
+                  prepared_names.capacity() * sizeof(PreparedName) +
+                  reshaped.capacity() * sizeof(reshaped.front());
   for (const auto& p : prepared_names) n += p.name.capacity();
   for (const auto& c : claims) n += sizeof(c) + c.capacity();
   if (refusal) n += refusal->message.capacity() + refusal->sqlstate.capacity();
@@ -226,7 +227,11 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   for (int i = 0; i < count; ++i) {
     pg_query::RawStmt* raw = tree.mutable_stmts(i);
     if (auto name = prepared_name(raw->stmt())) out.prepared_names.push_back(std::move(*name));
+    const bool write = raw->stmt().has_insert_stmt() || raw->stmt().has_update_stmt();
     std::optional<Refusal> r = walker.rewrite_statement(raw->mutable_stmt());
+    // Only a top-level write is answered as a SELECT: under EXPLAIN or
+    // PREPARE the reply is that statement's own.
+    out.reshaped.push_back(write && !r ? walker.reshaped_write() : std::nullopt);
     if (!r && walker.changed()) {
       const auto begin = static_cast<std::size_t>(raw->stmt_location());
       const std::size_t end =
@@ -247,6 +252,10 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
       if (count > 1) r->message = "statement " + std::to_string(i + 1) + ": " + r->message;
       return refused(r->sqlstate, r->message);
     }
+  }
+  if (std::none_of(out.reshaped.begin(), out.reshaped.end(),
+                   [](const auto& w) { return w.has_value(); })) {
+    out.reshaped.clear();
   }
   out.param_checks = std::move(walker.param_checks());
   out.const_checks = std::move(walker.const_checks());
@@ -421,6 +430,7 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
   r.param_checks = tmpl.param_checks;
   r.copy_in = tmpl.copy_in;
   r.prepared_names = tmpl.prepared_names;
+  r.reshaped = tmpl.reshaped;
   if (!tmpl.changed) {
     r.sql.assign(sql);
     return RewriteResult::ok(std::move(r));

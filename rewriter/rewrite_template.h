@@ -37,6 +37,7 @@ struct RewriteTemplate {
   std::vector<ParamCheck> literal_checks;
   std::optional<CopyIn> copy_in;
   std::vector<PreparedName> prepared_names;
+  std::vector<std::optional<ReshapedWrite>> reshaped;  // Rewritten::reshaped
   // Names of the token claims row policies read (tenantgate.claim('name')).
   std::vector<std::string> claims;
 

@@ -17,8 +17,8 @@
 //     schema to know where the policy columns are); DEFAULT VALUES is fine.
 //   - INSERT ... SELECT may not supply a policy column (0A000): omit it and it
 //     is filled in. (Tables with row policies verify written rows instead;
-//     their differences are listed in README.md.) A policy column may only be given as a constant, a $n
-//     parameter (checked at Bind) or DEFAULT (filled), not an expression.
+//     their differences are listed in README.md.) A policy column may only be given as a constant,
+//     a $n parameter (checked at Bind) or DEFAULT (filled), not an expression.
 //   - PREPARE of a statement that would need a Bind-time parameter check is
 //     refused (EXECUTE's parameters cannot be checked). The proxy refuses
 //     EXECUTE (also under EXPLAIN) of a statement name that carries
@@ -173,6 +173,28 @@ struct CopyIn {
   std::vector<IdentityField> appended;
 };
 
+// An INSERT or UPDATE of a table with row policies is sent as `WITH
+// tg_written AS (<statement> RETURNING ...) SELECT ... FROM tg_written WHERE
+// <check or error>` (row_policies.cc): the backend answers it as a SELECT.
+// The proxy restores the reply the client's statement gets from PostgreSQL:
+// the command tag `INSERT 0 n` / `UPDATE n` in place of `SELECT n`, no
+// RowDescription or DataRow (NoData for Describe) when the client wrote no
+// RETURNING, and the check's error as row-level security's own (42501).
+struct ReshapedWrite {
+  enum class Command { kInsert, kUpdate };
+  Command command = Command::kInsert;
+  bool returning = false;  // the client's statement has RETURNING: its rows pass
+  friend bool operator==(const ReshapedWrite&, const ReshapedWrite&) = default;
+};
+
+// A reshaped write that fails a policy check raises, from its CASE, the
+// error `invalid input syntax for type integer: "<marker><message><marker>"`
+// (SQLSTATE 22P02; CockroachDB words it differently but quotes the text
+// too): <message> is the one row-level security reports, e.g. `new row
+// violates row-level security policy for table "t"`. The proxy turns it into
+// 42501 with that message, for reshaped writes only.
+inline constexpr std::string_view kPolicyViolationMarker = "tenantgate_policy_violation:";
+
 struct Rewritten {
   std::string sql;                       // what to forward
   bool changed = false;                  // false: sql is the input byte for byte
@@ -182,6 +204,10 @@ struct Rewritten {
   std::optional<CopyIn> copy_in;
   // Prepared-statement names the statements use, in statement order.
   std::vector<PreparedName> prepared_names;
+  // One entry per statement of the query string, in order: how a reshaped
+  // write was sent, nullopt for a statement answered as the client wrote it.
+  // Empty when no statement is reshaped.
+  std::vector<std::optional<ReshapedWrite>> reshaped;
 };
 
 class [[nodiscard]] RewriteResult {

@@ -7,6 +7,9 @@
 // data-modifying CTE whose RETURNING rows pass through a CASE that fails the
 // statement for a row the check expressions do not accept, so nothing is
 // written (the statement is atomic), as with row-level security.
+// The result says which statements are so reshaped (ReshapedWrite), and the
+// error carries kPolicyViolationMarker, so that the proxy can give the client
+// the reply of the statement it wrote (proxy/reshaped_replies.h).
 #include <utility>
 
 #include "policy/policy_expression.h"
@@ -219,8 +222,14 @@ bool StatementWalker::add_write_check(Node* stmt) {
   const policy::TablePolicy& table = *pending.table;
   const std::string q = pending.qualifier;
 
+  // Row-level security's messages (PostgreSQL's ExecWithCheckOptions), with
+  // the relation's bare name, behind the marker the proxy recognises.
+  const std::string relation = "for table \"" + table.name.name + "\"";
+  const std::string marker(kPolicyViolationMarker);
   const std::string message =
-      "new row violates row-level security policy for table " + policy::to_string(table.name);
+      marker + "new row violates row-level security policy " + relation + marker;
+  const std::string conflict_message =
+      marker + "new row violates row-level security policy (USING expression) " + relation + marker;
   const std::string qi = policy::quote_identifier(q);
   auto failure = [&](const std::string& text, const std::string& row) {
     // Row-dependent, so that the planner cannot fold it into a constant error.
@@ -271,7 +280,7 @@ bool StatementWalker::add_write_check(Node* stmt) {
     // so it runs even when nothing was written.
     from = "(SELECT true AS tg_ok FROM tg_written HAVING CASE WHEN count(*) = " +
            std::to_string(pending.expected_rows) + " THEN true ELSE " +
-           failure(message + ": a conflicting row may not be updated", "count(*)") +
+           failure(conflict_message, "count(*)") +
            " END) AS tg_all, LATERAL (SELECT * FROM tg_written WHERE tg_all.tg_ok OFFSET 0) AS "
            "tg_w, LATERAL (SELECT (tg_w.tg_row).*) AS " +
            qi;
@@ -309,6 +318,9 @@ bool StatementWalker::add_write_check(Node* stmt) {
     if (upd->has_with_clause()) client_with = upd->mutable_with_clause();
   }
   gp::RepeatedPtrField<Node> client_returning = *returning;
+  reshaped_write_ = ReshapedWrite{
+      stmt->has_insert_stmt() ? ReshapedWrite::Command::kInsert : ReshapedWrite::Command::kUpdate,
+      !client_returning.empty()};
   returning->Clear();
   for (const Node& r : select->with_clause()
                            .ctes(0)

@@ -79,6 +79,11 @@ class StatementWalker {
   [[nodiscard]] std::vector<ParamCheck>& param_checks() { return param_checks_; }
   [[nodiscard]] std::vector<ConstCheck>& const_checks() { return const_checks_; }
   [[nodiscard]] std::optional<CopyIn>& copy_in() { return copy_in_; }
+  // After rewrite_statement: set when the statement became a checked write
+  // (add_write_check), which reshapes it when it is the top-level statement.
+  [[nodiscard]] const std::optional<ReshapedWrite>& reshaped_write() const {
+    return reshaped_write_;
+  }
 
   // The RangeVar positions parse_sql kept; without them no TextEdits are made.
   void set_range_var_positions(const RangeVarPositions* positions) {
@@ -180,6 +185,7 @@ class StatementWalker {
     int expected_rows = -1;
   };
   std::optional<PendingCheck> pending_check_;
+  std::optional<ReshapedWrite> reshaped_write_;
   int cte_depth_ = 0;
   std::vector<std::string> claims_;
   pg_query::Node marker_const(IdentityField field);

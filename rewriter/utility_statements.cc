@@ -154,6 +154,7 @@ std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
   wraps_.clear();
   depth_ = 0;
   pending_check_.reset();
+  reshaped_write_.reset();
   cte_depth_ = 0;
   if (!walk_statement(stmt, true)) {
     if (!refusal_) refusal_ = Refusal{"0A000", "statement not supported"};

@@ -24,7 +24,10 @@ const std::string kInsert = "INSERT INTO rv_users (tenant_id, name) VALUES ($1, 
 std::shared_ptr<const policy::Policy> test_policy() {
   static const auto policy = policy::parse_policy(
       "default_action = \"deny\"\nsearch_path = [\"public\"]\n"
-      "[tables.\"public.rv_users\"]\nscope = \"tenant\"\n",
+      "[tables.\"public.rv_users\"]\nscope = \"tenant\"\n"
+      "[tables.\"public.rv_docs\"]\n"
+      "[[tables.\"public.rv_docs\".policies]]\nname = \"tenant\"\n"
+      "using = \"tenant_id = tenantgate.tenant()\"\n",
       "policy.toml");
   return policy;
 }
@@ -67,6 +70,9 @@ struct Step {
   Kind kind;
   std::string sent;           // kClient: types of the messages sent on
   std::string sqlstate = "";  // kRefused / kFatal / kReplace: expected SQLSTATE
+  // kReplace of a message that is not an error: the bytes sent in its place
+  // ("" drops the message).
+  std::optional<std::string> replaced = std::nullopt;
 };
 
 struct Scenario {
@@ -89,6 +95,10 @@ Step marker_replaced(std::string sqlstate = "42501") {
   return {Side::kMarkerError, "", Kind::kReplace, "", std::move(sqlstate)};
 }
 Step ready(char status = 'I') { return backend(wire::ready(status)); }
+// A backend message the tracker replaces by `bytes` ("": drops it).
+Step reshaped(std::string message, std::string bytes) {
+  return {Side::kBackend, std::move(message), Kind::kReplace, "", "", std::move(bytes)};
+}
 
 std::string last_marker(std::string_view out, std::string previous) {
   const std::string prefix = std::string("tenantgate_refusal_") + kToken + "_";
@@ -135,7 +145,10 @@ void run(const Scenario& scenario) {
       }
     }
     ASSERT_EQ(verdict.kind, step.kind) << verdict.sqlstate << " " << verdict.message;
-    if (verdict.kind == Kind::kReplace) {
+    if (verdict.kind == Kind::kReplace && step.replaced) {
+      EXPECT_EQ(wire::types_of(verdict.bytes), wire::types_of(*step.replaced));
+      EXPECT_EQ(verdict.bytes, *step.replaced);
+    } else if (verdict.kind == Kind::kReplace) {
       auto fields = parse_error_fields(wire::body_of(verdict.bytes));
       ASSERT_TRUE(fields);
       EXPECT_EQ(fields->sqlstate, step.sqlstate) << fields->message;
@@ -148,6 +161,34 @@ void run(const Scenario& scenario) {
     }
   }
   EXPECT_EQ(tracker.idle_and_owes_nothing(), scenario.idle_at_end);
+}
+
+// Replies of reshaped writes (INSERT/UPDATE of rv_docs, a table with row
+// policies, reach the backend as WITH ... SELECT).
+const std::string kDocInsert = "INSERT INTO rv_docs (tenant_id, body) VALUES ('acme', 'x')";
+const std::string kDocInsertParam = "INSERT INTO rv_docs (tenant_id, body) VALUES ('acme', $1)";
+const std::string kDocUpdate = "UPDATE rv_docs SET body = 'y'";
+const std::string kRlsMessage = "new row violates row-level security policy for table \"rv_docs\"";
+
+std::string no_columns() { return wire::message('T', std::string("\0\0", 2)); }
+std::string one_column() {
+  MessageWriter w('T');
+  w.i16(1).cstr("id").i32(0).i16(0).i32(23).i16(4).i32(-1).i16(0);
+  return std::move(w).finish();
+}
+std::string empty_row() { return wire::message('D', std::string("\0\0", 2)); }
+std::string id_row() {
+  MessageWriter w('D');
+  w.i16(1).i32(1).bytes("7");
+  return std::move(w).finish();
+}
+std::string no_data() { return wire::message('n'); }
+// What the backend raises for a row that fails the check, with `text`
+// between the markers.
+std::string check_error(const std::string& text, std::string_view sqlstate = "22P02") {
+  const std::string marker(rewriter::kPolicyViolationMarker);
+  return wire::error(sqlstate,
+                     "invalid input syntax for type integer: \"" + marker + text + marker + "\"");
 }
 
 std::vector<Scenario> scenarios() {
@@ -258,6 +299,179 @@ std::vector<Scenario> scenarios() {
         client(wire::function_call(), Kind::kForward, "F"), ready(), ready()},
        true,
        "acme",
+       true},
+      // ---- reshaped writes ----
+      {"reshaped_insert_without_returning_looks_like_an_insert",
+       {client(query(kDocInsert), Kind::kForward, "Q"), reshaped(no_columns(), ""),
+        reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready()},
+       true},
+      {"reshaped_insert_with_returning_keeps_its_rows",
+       {client(query(kDocInsert + " RETURNING id"), Kind::kForward, "Q"), backend(one_column()),
+        backend(id_row()),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready()},
+       true},
+      {"reshaped_update_tag",
+       {client(query(kDocUpdate), Kind::kForward, "Q"), reshaped(no_columns(), ""),
+        reshaped(empty_row(), ""), reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 2"), wire::command_complete("UPDATE 2")), ready()},
+       true},
+      {"reshaped_update_of_no_rows",
+       {client(query(kDocUpdate), Kind::kForward, "Q"), reshaped(no_columns(), ""),
+        reshaped(wire::command_complete("SELECT 0"), wire::command_complete("UPDATE 0")), ready()},
+       true},
+      {"multi_statement_query_keeps_each_statements_reply",
+       {client(query("SELECT 1; " + kDocInsert + "; " + kDocUpdate + " RETURNING id; SELECT 2"),
+               Kind::kForward, "Q"),
+        backend(one_column()), backend(id_row()), backend(wire::command_complete("SELECT 1")),
+        reshaped(no_columns(), ""), reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        backend(one_column()), backend(id_row()),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("UPDATE 1")),
+        backend(one_column()), backend(id_row()), backend(wire::command_complete("SELECT 1")),
+        ready()},
+       true},
+      {"check_violation_becomes_row_level_securitys_error",
+       {client(query(kDocInsert), Kind::kForward, "Q"), reshaped(no_columns(), ""),
+        reshaped(check_error(kRlsMessage), wire::error("42501", kRlsMessage)), ready('I')},
+       true},
+      {"upsert_conflict_violation_keeps_its_using_wording",
+       {client(query(kDocInsert + " ON CONFLICT (id) DO UPDATE SET body = 'z'"), Kind::kForward,
+               "Q"),
+        reshaped(check_error("new row violates row-level security policy (USING expression) "
+                             "for table \"rv_docs\""),
+                 wire::error("42501",
+                             "new row violates row-level security policy (USING expression) "
+                             "for table \"rv_docs\"")),
+        ready()},
+       true},
+      {"violation_text_of_a_plain_statement_is_not_translated",
+       {client(query("SELECT int4('" + std::string(rewriter::kPolicyViolationMarker) + "x" +
+                     std::string(rewriter::kPolicyViolationMarker) + "')"),
+               Kind::kForward, "Q"),
+        backend(check_error("x")), ready()},
+       true},
+      {"violation_text_after_the_reshaped_statement_is_not_translated",
+       {client(query(kDocInsert + "; SELECT 1"), Kind::kForward, "Q"), reshaped(no_columns(), ""),
+        reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        backend(check_error(kRlsMessage)), ready()},
+       true},
+      {"other_errors_of_a_reshaped_write_pass",
+       {client(query(kDocInsert), Kind::kForward, "Q"), backend(check_error(kRlsMessage, "23505")),
+        backend(wire::error("22P02", "invalid input syntax for type integer: \"x\"")), ready()},
+       true},
+      {"extended_reshaped_insert_describe_gives_no_data",
+       {client(parse("", kDocInsertParam), Kind::kForward, "P"),
+        client(bind("", {"x"}), Kind::kForward, "B"),
+        client(wire::describe_or_close('D', 'P', ""), Kind::kForward, "D"),
+        client(E, Kind::kForward, "E"), client(S, Kind::kForward, "S"),
+        backend(wire::parse_complete()), backend(wire::bind_complete()),
+        reshaped(no_columns(), no_data()), reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready()},
+       true},
+      {"extended_reshaped_insert_with_returning_describes_its_rows",
+       {client(parse("", kDocInsertParam + " RETURNING id"), Kind::kForward, "P"),
+        client(bind("", {"x"}), Kind::kForward, "B"),
+        client(wire::describe_or_close('D', 'P', ""), Kind::kForward, "D"),
+        client(E, Kind::kForward, "E"), client(S, Kind::kForward, "S"),
+        backend(wire::parse_complete()), backend(wire::bind_complete()), backend(one_column()),
+        backend(id_row()),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready()},
+       true},
+      {"statement_describe_of_a_reshaped_insert_gives_no_data",
+       {client(parse("w", kDocInsertParam), Kind::kForward, "P"),
+        client(wire::describe_or_close('D', 'S', "w"), Kind::kForward, "D"),
+        client(S, Kind::kForward, "S"), backend(wire::parse_complete()),
+        backend(wire::message('t', std::string("\0\1\0\0\0\x19", 6))),
+        reshaped(no_columns(), no_data()), ready()},
+       true},
+      {"prepared_reshaped_insert_executed_three_times",
+       {client(parse("w", kDocInsertParam), Kind::kForward, "P"),
+        client(S, Kind::kForward, "S"),
+        backend(wire::parse_complete()),
+        ready(),
+        client(bind("w", {"a"}), Kind::kForward, "B"),
+        client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"),
+        client(bind("w", {"b"}), Kind::kForward, "B"),
+        client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"),
+        backend(wire::bind_complete()),
+        reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready(),
+        backend(wire::bind_complete()),
+        reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready(),
+        client(bind("w", {"c"}), Kind::kForward, "B"),
+        client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"),
+        backend(wire::bind_complete()),
+        reshaped(check_error(kRlsMessage), wire::error("42501", kRlsMessage)),
+        ready()},
+       true},
+      {"statement_redefined_as_plain_answers_as_written",
+       {client(parse("w", kDocInsertParam), Kind::kForward, "P"), client(S, Kind::kForward, "S"),
+        backend(wire::parse_complete()), ready(),
+        client(wire::describe_or_close('C', 'S', "w"), Kind::kForward, "C"),
+        client(parse("w", "SELECT 1"), Kind::kForward, "P"),
+        client(bind("w", {}), Kind::kForward, "B"), client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"), backend(wire::close_complete()),
+        backend(wire::parse_complete()), backend(wire::bind_complete()), backend(id_row()),
+        backend(wire::command_complete("SELECT 1")), ready()},
+       true},
+      {"failed_reparse_keeps_the_reshaped_statement",
+       {client(parse("w", kDocInsertParam), Kind::kForward, "P"), client(S, Kind::kForward, "S"),
+        backend(wire::parse_complete()), ready(),
+        client(parse("w", "SELECT 1"), Kind::kForward, "P"), client(S, Kind::kForward, "S"),
+        client(bind("w", {"x"}), Kind::kForward, "B"), client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"),
+        backend(wire::error("42P05", "prepared statement \"w\" already exists")), ready(),
+        backend(wire::bind_complete()), reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        ready()},
+       true},
+      {"error_skips_the_rest_of_the_batch_and_replies_stay_in_step",
+       {client(parse("", kDocInsertParam), Kind::kForward, "P"),
+        client(bind("", {"x"}), Kind::kForward, "B"),
+        client(E, Kind::kForward, "E"),
+        client(parse("", "SELECT 1"), Kind::kForward, "P"),
+        client(bind("", {}), Kind::kForward, "B"),
+        client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"),
+        client(parse("", "SELECT 1"), Kind::kForward, "P"),
+        client(bind("", {}), Kind::kForward, "B"),
+        client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"),
+        backend(wire::parse_complete()),
+        backend(wire::bind_complete()),
+        backend(wire::error("23505", "duplicate key")),
+        ready(),
+        backend(wire::parse_complete()),
+        backend(wire::bind_complete()),
+        backend(id_row()),
+        backend(wire::command_complete("SELECT 1")),
+        ready()},
+       true},
+      {"unnamed_portal_of_a_plain_statement_after_a_reshaped_one",
+       {client(parse("w", kDocInsertParam), Kind::kForward, "P"),
+        client(bind("w", {"x"}), Kind::kForward, "B"), client(E, Kind::kForward, "E"),
+        client(parse("", "SELECT 1"), Kind::kForward, "P"),
+        client(bind("", {}), Kind::kForward, "B"), client(E, Kind::kForward, "E"),
+        client(S, Kind::kForward, "S"), backend(wire::parse_complete()),
+        backend(wire::bind_complete()), reshaped(empty_row(), ""),
+        reshaped(wire::command_complete("SELECT 1"), wire::command_complete("INSERT 0 1")),
+        backend(wire::parse_complete()), backend(wire::bind_complete()), backend(id_row()),
+        backend(check_error(kRlsMessage)), ready()},
+       true},
+      {"malformed_execute_ends_the_session",
+       {client(wire::message('E', "x"), Kind::kFatal, "", "08P01")},
        true},
       // ---- test_review_regressions.py ----
       {"review_failed_reparse_in_an_earlier_batch_does_not_drop_bind_checks",

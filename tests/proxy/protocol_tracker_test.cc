@@ -256,5 +256,194 @@ TEST(ProtocolTrackerTest, PendingRepliesAreBounded) {
   EXPECT_FALSE(t.refusal_marker(rewriter::Refusal{"42501", "x"}).has_value());
 }
 
+// ---- Reshaped writes (reshaped_replies.h) ----
+
+using Write = rewriter::ReshapedWrite;
+constexpr Write kInsert{Write::Command::kInsert, false};
+constexpr Write kUpdateReturning{Write::Command::kUpdate, true};
+
+std::string between_markers(const std::string& text) {
+  const std::string m(rewriter::kPolicyViolationMarker);
+  return m + text + m;
+}
+
+struct TagCase {
+  std::string body;  // CommandComplete body, NUL included
+  Write write;
+  std::optional<std::string> tag;  // nullopt: not a reshaped write's tag
+};
+
+TEST(ReshapedRepliesTest, CommandTags) {
+  const std::vector<TagCase> cases = {
+      {std::string("SELECT 5\0", 9), kInsert, "INSERT 0 5"},
+      {std::string("SELECT 0\0", 9), kInsert, "INSERT 0 0"},
+      {std::string("SELECT 12\0", 10), kUpdateReturning, "UPDATE 12"},
+      {std::string("SELECT\0", 7), kInsert, std::nullopt},
+      {std::string("SELECT \0", 8), kInsert, std::nullopt},
+      {std::string("SELECT 1x\0", 10), kInsert, std::nullopt},
+      {std::string("INSERT 0 1\0", 11), kInsert, std::nullopt},
+      {std::string("SELECT 1", 8), kInsert, std::nullopt},  // no terminator
+      {std::string("SELECT 123456789012345678901\0", 29), kInsert, std::nullopt},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.body);
+    auto complete = reshaped_command_complete(c.body, c.write);
+    ASSERT_EQ(complete.has_value(), c.tag.has_value());
+    if (c.tag) {
+      EXPECT_EQ(*complete, wire::command_complete(*c.tag));
+    }
+  }
+}
+
+struct ErrorCase {
+  std::string name;
+  std::string error;                   // the backend's ErrorResponse
+  std::optional<std::string> message;  // the 42501 message, or nullopt: not a check violation
+};
+
+TEST(ReshapedRepliesTest, CheckViolations) {
+  const std::string rls = "new row violates row-level security policy for table \"docs\"";
+  const std::vector<ErrorCase> cases = {
+      {"postgresql",
+       wire::error("22P02",
+                   "invalid input syntax for type integer: \"" + between_markers(rls) + "\""),
+       rls},
+      {"cockroachdb wording",
+       wire::error("22P02", "could not parse \"" + between_markers(rls) +
+                                "\" as type int: strconv.ParseInt: parsing \"" +
+                                between_markers(rls) + "\": invalid syntax"),
+       rls},
+      {"other sqlstate", wire::error("23505", between_markers(rls)), std::nullopt},
+      {"no closing marker",
+       wire::error("22P02", "invalid input syntax for type integer: \"" +
+                                std::string(rewriter::kPolicyViolationMarker) + rls + "\""),
+       std::nullopt},
+      {"nothing between the markers", wire::error("22P02", between_markers("")), std::nullopt},
+      {"plain 22P02", wire::error("22P02", "invalid input syntax for type integer: \"x\""),
+       std::nullopt},
+      {"malformed body", std::string("E\0\0\0\x05X", 6), std::nullopt},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto error = policy_violation_error(wire::body_of(c.error));
+    ASSERT_EQ(error.has_value(), c.message.has_value());
+    if (!c.message) continue;
+    auto fields = parse_error_fields(wire::body_of(*error));
+    ASSERT_TRUE(fields);
+    EXPECT_EQ(fields->sqlstate, "42501");
+    EXPECT_EQ(fields->message, *c.message);
+    EXPECT_EQ(fields->severity, "ERROR");
+  }
+}
+
+// One backend message through the tracker and the bytes sent on: the
+// message itself (kForward), or `replaced` ("" drops it).
+struct ReplyStep {
+  std::string message;
+  Kind kind;
+  std::string replaced = "";
+};
+
+void run_replies(ProtocolTracker& t, const std::vector<ReplyStep>& steps) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    SCOPED_TRACE(testing::Message()
+                 << "backend step " << i << " type '" << steps[i].message[0] << "'");
+    Verdict v = t.on_backend(steps[i].message[0], wire::body_of(steps[i].message));
+    ASSERT_EQ(v.kind, steps[i].kind) << v.sqlstate << " " << v.message;
+    if (v.kind == Kind::kReplace) {
+      EXPECT_EQ(v.bytes, steps[i].replaced);
+    }
+  }
+}
+
+std::string empty_row() { return wire::message('D', std::string("\0\0", 2)); }
+std::string no_columns() { return wire::message('T', std::string("\0\0", 2)); }
+
+TEST(ReshapedRepliesTest, QueryStatementsAnswerInOrder) {
+  ProtocolTracker t(kToken, false);
+  // SELECT; INSERT (reshaped, no RETURNING); UPDATE (reshaped, RETURNING)
+  ASSERT_TRUE(t.query_sent({}, {std::nullopt, kInsert, kUpdateReturning}));
+  const std::string rls = "new row violates row-level security policy for table \"docs\"";
+  run_replies(t, {
+                     {no_columns(), Kind::kForward},
+                     {empty_row(), Kind::kForward},
+                     {wire::command_complete("SELECT 1"), Kind::kForward},
+                     {no_columns(), Kind::kReplace, ""},
+                     {empty_row(), Kind::kReplace, ""},
+                     {wire::command_complete("SELECT 1"), Kind::kReplace,
+                      wire::command_complete("INSERT 0 1")},
+                     {no_columns(), Kind::kForward},
+                     {empty_row(), Kind::kForward},
+                     {wire::error("22P02", between_markers(rls)), Kind::kReplace,
+                      wire::error("42501", rls)},
+                     {wire::ready('I'), Kind::kForward},
+                 });
+  EXPECT_TRUE(t.idle_and_owes_nothing());
+  // The next Query is answered as written.
+  ASSERT_TRUE(t.query_sent({}));
+  run_replies(t, {
+                     {empty_row(), Kind::kForward},
+                     {wire::error("22P02", between_markers(rls)), Kind::kForward},
+                     {wire::ready('I'), Kind::kForward},
+                 });
+  EXPECT_TRUE(t.idle_and_owes_nothing());
+}
+
+TEST(ReshapedRepliesTest, QueryAndSyncStayInStep) {
+  ProtocolTracker t(kToken, false);
+  ASSERT_TRUE(t.query_sent({}, {kInsert}));
+  ASSERT_TRUE(t.sync_sent());
+  run_replies(t, {{wire::command_complete("SELECT 3"), Kind::kReplace,
+                   wire::command_complete("INSERT 0 3")},
+                  {wire::ready('I'), Kind::kForward}});
+  EXPECT_FALSE(t.idle_and_owes_nothing());  // the Sync's ReadyForQuery is owed
+  run_replies(t, {{wire::ready('I'), Kind::kForward}});
+  EXPECT_TRUE(t.idle_and_owes_nothing());
+}
+
+TEST(ReshapedRepliesTest, PortalsEndWithTheTransaction) {
+  ProtocolTracker t(kToken, false);
+  ASSERT_TRUE(t.statements().parse_sent("w", {}, {}));
+  ASSERT_TRUE(t.parse_sent("w", kInsert));
+  ASSERT_TRUE(t.bind_sent("p", "w"));
+  ASSERT_TRUE(t.execute_sent("p"));
+  ASSERT_TRUE(t.sync_sent());
+  run_replies(t, {{wire::parse_complete(), Kind::kForward},
+                  {wire::bind_complete(), Kind::kForward},
+                  {empty_row(), Kind::kReplace, ""},
+                  {wire::message('s'), Kind::kForward},
+                  {wire::ready('T'), Kind::kForward}});
+  // Inside the transaction the portal is still the reshaped write's.
+  ASSERT_TRUE(t.execute_sent("p"));
+  ASSERT_TRUE(t.sync_sent());
+  run_replies(t, {{empty_row(), Kind::kReplace, ""},
+                  {wire::command_complete("SELECT 2"), Kind::kReplace,
+                   wire::command_complete("INSERT 0 2")},
+                  {wire::ready('I'), Kind::kForward}});
+  // After it, a portal of that name (a cursor, say) is not.
+  ASSERT_TRUE(t.execute_sent("p"));
+  ASSERT_TRUE(t.sync_sent());
+  run_replies(t, {{empty_row(), Kind::kForward},
+                  {wire::command_complete("SELECT 1"), Kind::kForward},
+                  {wire::ready('I'), Kind::kForward}});
+  EXPECT_TRUE(t.idle_and_owes_nothing());
+}
+
+TEST(ReshapedRepliesTest, BypassChangesNothing) {
+  ProtocolTracker t(kToken, true);
+  t.bypass_sent('Q');
+  run_replies(t, {{empty_row(), Kind::kForward},
+                  {wire::command_complete("SELECT 1"), Kind::kForward},
+                  {wire::ready('I'), Kind::kForward}});
+  EXPECT_TRUE(t.idle_and_owes_nothing());
+}
+
+TEST(ReshapedRepliesTest, UnansweredMessagesAreBounded) {
+  ProtocolTracker t(kToken, false);
+  std::size_t sent = 0;
+  while (sent <= ReshapedReplies::kMaxOwed && t.execute_sent("")) ++sent;
+  EXPECT_EQ(sent, ReshapedReplies::kMaxOwed);
+}
+
 }  // namespace
 }  // namespace tenantgate::proxy

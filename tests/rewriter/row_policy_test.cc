@@ -114,8 +114,49 @@ TEST(RowPolicies, WritesAreVerifiedInTheStatement) {
                       "tenant_id) VALUES (1, 7, 'acme') RETURNING records.*) SELECT "
                       "records.* FROM tg_written records WHERE CASE WHEN "))
       << sql;
-  EXPECT_NE(sql.find("new row violates row-level security policy for table public.records"),
-            std::string::npos);
+  const std::string marker(kPolicyViolationMarker);
+  EXPECT_NE(sql.find(marker + "new row violates row-level security policy for table \"records\"" +
+                     marker),
+            std::string::npos)
+      << sql;
+}
+
+// Which statements of a query string are sent reshaped, and how the proxy
+// must answer them (ReshapedWrite).
+TEST(RowPolicies, ReshapedWritesAreReportedPerStatement) {
+  using Write = ReshapedWrite;
+  using Shapes = std::vector<std::optional<Write>>;
+  const Write insert{Write::Command::kInsert, false};
+  const Write insert_returning{Write::Command::kInsert, true};
+  const Write update{Write::Command::kUpdate, false};
+  const Write update_returning{Write::Command::kUpdate, true};
+  struct Case {
+    std::string sql;
+    Shapes reshaped;
+  };
+  const std::vector<Case> cases = {
+      {"INSERT INTO records (id, owner_id) VALUES (1, 7)", {insert}},
+      {"INSERT INTO records (id, owner_id) VALUES (1, 7) RETURNING id", {insert_returning}},
+      {"INSERT INTO records (id, owner_id) VALUES (1, 7) ON CONFLICT (id) DO UPDATE SET "
+       "owner_id = 7",
+       {insert}},
+      {"UPDATE records SET owner_id = 7 WHERE id = 1", {update}},
+      {"UPDATE records SET owner_id = 7 RETURNING *", {update_returning}},
+      {"SELECT 1; INSERT INTO records (id, owner_id) VALUES (1, 7); UPDATE records SET owner_id "
+       "= 7 RETURNING id; SELECT 2",
+       {std::nullopt, insert, update_returning, std::nullopt}},
+      // Answered as written: reads, DELETE, and a write that is not the
+      // statement the client runs (its reply is EXPLAIN's, or PREPARE's).
+      {"SELECT id FROM records", {}},
+      {"DELETE FROM records WHERE id = 1", {}},
+      {"EXPLAIN INSERT INTO records (id, owner_id) VALUES (1, 7)", {}},
+      {"SELECT 1; DELETE FROM records", {}},
+  };
+  for (const auto& c : cases) {
+    const RewriteResult r = testing::rewrite(c.sql, identity("acme", "7"), *membership_policy());
+    ASSERT_TRUE(r.is_ok()) << c.sql << ": " << r.refusal().message;
+    EXPECT_EQ(r.value().reshaped, c.reshaped) << c.sql;
+  }
 }
 
 TEST(RowPolicies, Refusals) {
