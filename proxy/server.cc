@@ -16,6 +16,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ops/admin_http.h"
+#include "ops/audit_sink.h"
+#include "ops/backend_probe.h"
+#include "ops/metrics.h"
+#include "ops/operations.h"
+#include "ops/policy_version.h"
 #include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
@@ -159,6 +165,15 @@ ConnectionLimits::Settings fit_limits(const config::Limits& limits) {
   return settings;
 }
 
+// The limit a ConnectionLimits::admit refusal names, as a metrics reason.
+ops::StartupRefusal limit_refusal(const std::string& message) {
+  if (message.find("max_startups_per_source") != std::string::npos) {
+    return ops::StartupRefusal::kMaxStartupsPerSource;
+  }
+  if (message.find("max_startups") != std::string::npos) return ops::StartupRefusal::kMaxStartups;
+  return ops::StartupRefusal::kMaxClientConnections;
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -170,7 +185,23 @@ class Server::Impl {
         limits_(fit_limits(config_->limits)),
         rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
-        analysis_pool_(analysis_options(config_->limits)) {
+        analysis_pool_(analysis_options(config_->limits)),
+        audit_(config_->audit.mode == config::AuditMode::kOff
+                   ? nullptr
+                   : std::make_unique<ops::AuditSink>(config_->audit.file,
+                                                      config_->audit.queue_events)),
+        operations_(*config_, metrics_, audit_.get()) {
+    operations_.set_policy_version(
+        ops::policy_file_version(config_->policy_file).value_or("unknown"));
+    metrics_.set_sources({[this] { return client_counts(); },
+                          [this] {
+                            const auto s = rewrite_cache_.stats();
+                            return ops::CacheCounts{s.exact_hits + s.shape_hits,
+                                                    s.exact_misses + s.shape_misses,
+                                                    s.evictions, rewrite_cache_.bytes(),
+                                                    rewrite_cache_.entries()};
+                          },
+                          [this] { return audit_ ? audit_->counts() : ops::AuditCounts{}; }});
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -198,7 +229,9 @@ class Server::Impl {
     analysis_pool_.stop();
     // Sessions still on the loops are destroyed with them and unregister from
     // cancels_ and sessions_: the loops (and the I/O objects on them) go first.
+    admin_.reset();
     grace_timer_.reset();
+    audit_signal_.reset();
     reload_signal_.reset();
     signals_.reset();
     acceptor_.reset();
@@ -220,6 +253,11 @@ class Server::Impl {
     });
     reload_signal_.emplace(main_context, SIGHUP);
     wait_for_reload();
+    if (audit_) {
+      audit_signal_.emplace(main_context, SIGUSR1);
+      wait_for_audit_reopen();
+    }
+    if (config_->admin.enabled) start_admin();
     asio::co_spawn(main_context, accept_loop(), asio::detached);
 
     if (config_->auth_mode == config::AuthMode::kTrust) {
@@ -286,6 +324,7 @@ class Server::Impl {
       const auto peer = socket.remote_endpoint(ignored);
       ConnectionSlot slot;
       if (auto refused = limits_.admit(peer.address().to_string(), slot)) {
+        metrics_.startup_refused(limit_refusal(*refused));
         refusals.note(spdlog::level::warn, fmt::format("refused a connection from {}: {}",
                                                        peer.address().to_string(), *refused));
         refuse(std::move(socket), *refused);
@@ -395,6 +434,49 @@ class Server::Impl {
     co_await stream.read_some(asio::buffer(&byte, 1));
   }
 
+  // The admin HTTP listener: /metrics, /healthz, /readyz (ops/admin_http.h).
+  // Ready means a policy is loaded, the server is not draining, and the
+  // backend accepts TCP connections.
+  void start_admin() {
+    admin_ = std::make_unique<ops::AdminHttp>(
+        config_->admin.host, config_->admin.port, metrics_,
+        [this]() -> std::optional<std::string> {
+          if (!policies_.get()) return "no policy loaded";
+          if (draining_flag_.load()) return "shutting down";
+          return ops::probe_backend(config_->backend.host, config_->backend.port,
+                                    std::chrono::seconds(1));
+        });
+    log_server(spdlog::level::info,
+               fmt::format("admin listener on http://{}:{} (/metrics, /healthz, /readyz)",
+                           config_->admin.host, admin_->port()));
+  }
+
+  ops::ClientCounts client_counts() {
+    ops::ClientCounts counts;
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      if (s->started()) {
+        ++counts.active;
+      } else {
+        ++counts.startup;
+      }
+    }
+    // In session pooling every relaying session holds one backend connection.
+    counts.backends = counts.active;
+    return counts;
+  }
+
+  void wait_for_audit_reopen() {
+    audit_signal_->async_wait([this](const error_code& ec, int) {
+      if (ec) return;
+      audit_->reopen();
+      log_server(spdlog::level::info, "SIGUSR1: reopening the audit file");
+      wait_for_audit_reopen();
+    });
+  }
+
   void wait_for_reload() {
     reload_signal_->async_wait([this](const error_code& ec, int) {
       if (ec) return;
@@ -468,11 +550,15 @@ class Server::Impl {
       auto next = policy::load_policy_file(config_->policy_file);
       const auto tables = next->tables.size();
       policies_.set(std::move(next));
+      operations_.set_policy_version(
+          ops::policy_file_version(config_->policy_file).value_or("unknown"));
+      metrics_.policy_reload(true);
       // Entries are keyed by snapshot, so old ones could never hit again.
       rewrite_cache_.clear();
       log_server(spdlog::level::info,
                  fmt::format("policy reloaded from {} ({} tables)", config_->policy_file, tables));
     } catch (const std::exception& e) {
+      metrics_.policy_reload(false);
       log_server(spdlog::level::err,
                  fmt::format("policy reload failed, keeping the policy in force: {}", e.what()));
     }
@@ -493,6 +579,7 @@ class Server::Impl {
     acceptor_->close(ignored);
     std::lock_guard lock(sessions_mutex_);
     draining_ = true;
+    draining_flag_ = true;
     if (sessions_.empty()) {
       stop_all();
       return;
@@ -531,6 +618,7 @@ class Server::Impl {
       if (acceptor_) acceptor_->close(ignored);
       if (signals_) signals_->cancel();
       if (reload_signal_) reload_signal_->cancel();
+      if (audit_signal_) audit_signal_->cancel();
       for (auto& g : *work_guards_) g.reset();
       for (auto& ctx : contexts_) ctx->stop();
     });
@@ -551,10 +639,16 @@ class Server::Impl {
   rewriter::RewriteCache rewrite_cache_;
   AnalysisPool analysis_pool_;
   SaltedPasswordCache salted_passwords_;
+  ops::Metrics metrics_;
+  std::unique_ptr<ops::AuditSink> audit_;
+  ops::Operations operations_;
+  std::unique_ptr<ops::AdminHttp> admin_;
+  std::atomic<bool> draining_flag_{false};  // draining_, for the admin threads
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;
   std::optional<asio::signal_set> reload_signal_;
+  std::optional<asio::signal_set> audit_signal_;
   std::optional<asio::steady_timer> grace_timer_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>>* work_guards_ = nullptr;
 
