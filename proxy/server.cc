@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ops/admin_console.h"
 #include "ops/admin_http.h"
 #include "ops/audit_sink.h"
 #include "ops/backend_probe.h"
@@ -304,6 +307,12 @@ class Server::Impl {
     ThrottledLog refusals(std::chrono::seconds(5));
     auto backoff = std::chrono::milliseconds(10);
     for (;;) {
+      // PAUSE (admin console): connections wait in the listen backlog.
+      while (paused_.load() && acceptor_->is_open()) {
+        asio::steady_timer pause(co_await asio::this_coro::executor,
+                                 std::chrono::milliseconds(50));
+        co_await pause.async_wait(use_nothrow);
+      }
       auto& ctx = *contexts_[next];
       next = (next + 1) % contexts_.size();
       auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
@@ -443,6 +452,7 @@ class Server::Impl {
         [this]() -> std::optional<std::string> {
           if (!policies_.get()) return "no policy loaded";
           if (draining_flag_.load()) return "shutting down";
+          if (paused_.load()) return "paused (admin console PAUSE)";
           return ops::probe_backend(config_->backend.host, config_->backend.port,
                                     std::chrono::seconds(1));
         });
@@ -468,6 +478,136 @@ class Server::Impl {
     return counts;
   }
 
+  // What the admin console shows and does (ops/admin_console.h). Called from
+  // the admin session's loop thread.
+  class Admin : public ops::AdminBackend {
+   public:
+    explicit Admin(Impl& server) : s_(server) {}
+
+    ops::AdminTable stats() override {
+      // Every sample of /metrics but the histogram's buckets.
+      ops::AdminTable t{{"metric", "value"}, {}};
+      const std::string text = s_.metrics_.render();
+      std::size_t i = 0;
+      while (i < text.size()) {
+        std::size_t end = text.find('\n', i);
+        if (end == std::string::npos) end = text.size();
+        std::string_view line(text.data() + i, end - i);
+        i = end + 1;
+        if (line.empty() || line.front() == '#' || line.find("_bucket{") != line.npos) continue;
+        const std::size_t space = line.rfind(' ');
+        if (space == line.npos) continue;
+        t.rows.push_back({std::string(line.substr(0, space)), std::string(line.substr(space + 1))});
+      }
+      return t;
+    }
+    ops::AdminTable clients() override { return s_.session_table(false); }
+    ops::AdminTable servers() override { return s_.session_table(true); }
+    ops::AdminTable pools() override {
+      // Session pooling: one pool per database and principal, one backend
+      // connection per relaying client.
+      std::map<std::pair<std::string, std::string>, std::array<uint64_t, 2>> pools;
+      for (const auto& row : s_.session_table(false).rows) {
+        auto& p = pools[{row[4], row[1]}];
+        ++p[0];
+        if (row[6] == "active") ++p[1];
+      }
+      ops::AdminTable t{{"database", "principal", "clients", "servers", "pool_mode"}, {}};
+      for (const auto& [key, counts] : pools) {
+        t.rows.push_back({key.first, key.second, std::to_string(counts[0]),
+                          std::to_string(counts[1]), "session"});
+      }
+      return t;
+    }
+    ops::AdminTable policy() override {
+      auto policy = s_.policies_.get();
+      ops::AdminTable t{{"key", "value"}, {}};
+      t.rows.push_back({"version", s_.operations_.policy_version()});
+      t.rows.push_back({"file", s_.config_->policy_file});
+      t.rows.push_back({"enforcement", std::string(config::enforcement_name(s_.config_->enforcement))});
+      t.rows.push_back({"default_action", std::string(policy::scope_name(policy->default_action))});
+      t.rows.push_back({"search_path", fmt::format("{}", fmt::join(policy->search_path, ", "))});
+      for (const auto& [name, table] : policy->tables) {
+        std::string columns;
+        if (!table.tenant_column.empty()) columns += "tenant " + table.tenant_column;
+        if (!table.owner_column.empty()) {
+          columns += (columns.empty() ? "" : ", ") + std::string("owner ") + table.owner_column;
+        }
+        t.rows.push_back({"table " + policy::to_string(name),
+                          std::string(policy::scope_name(table.scope)) +
+                              (columns.empty() ? "" : " (" + columns + ")")});
+      }
+      return t;
+    }
+    ops::AdminTable config() override {
+      const config::Config& c = *s_.config_;
+      ops::AdminTable t{{"key", "value"}, {}};
+      auto add = [&](std::string k, std::string v) { t.rows.push_back({std::move(k), std::move(v)}); };
+      add("file", c.source_file);
+      add("listen", fmt::format("{}:{}", c.listen.host, c.listen.port));
+      add("listen.threads", std::to_string(s_.contexts_.size()));
+      add("backend", fmt::format("{}:{}", c.backend.host, c.backend.port));
+      add("backend.user", c.backend.user);
+      add("backend.dialect",
+          c.backend.dialect == config::BackendDialect::kPostgreSQL ? "postgresql" : "cockroachdb");
+      add("auth.mode", c.auth_mode == config::AuthMode::kScram         ? "scram"
+                       : c.auth_mode == config::AuthMode::kPassthrough ? "passthrough"
+                                                                       : "trust");
+      add("principals", std::to_string(s_.principals_.get()->size()));
+      add("policy.file", c.policy_file);
+      add("policy.enforcement", std::string(config::enforcement_name(c.enforcement)));
+      add("admin.listen", c.admin.enabled ? fmt::format("{}:{}", c.admin.host, c.admin.port) : "off");
+      add("audit.mode", std::string(config::audit_mode_name(c.audit.mode)));
+      add("audit.file", c.audit.file.empty() ? "stdout" : c.audit.file);
+      add("limits.max_client_connections", std::to_string(c.limits.max_client_connections));
+      add("limits.max_connections_per_tenant", std::to_string(c.limits.max_connections_per_tenant));
+      add("limits.rewrite_cache_bytes", std::to_string(c.limits.rewrite_cache_bytes));
+      add("limits.shutdown_grace_ms", std::to_string(c.limits.shutdown_grace_ms));
+      add("log.level", c.log.level);
+      add("log.log_statement_values", c.log.log_statement_values ? "on" : "off");
+      return t;
+    }
+    std::optional<std::string> reload() override {
+      s_.reload_principals();
+      return s_.reload_policy();
+    }
+    std::optional<std::string> pause() override {
+      s_.paused_ = true;
+      log_server(spdlog::level::info, "PAUSE: new client connections wait until RESUME");
+      return std::nullopt;
+    }
+    std::optional<std::string> resume() override {
+      s_.paused_ = false;
+      log_server(spdlog::level::info, "RESUME: accepting client connections");
+      return std::nullopt;
+    }
+
+   private:
+    Impl& s_;
+  };
+
+  // SHOW CLIENTS (servers = false) or SHOW SERVERS.
+  ops::AdminTable session_table(bool servers) {
+    ops::AdminTable t;
+    if (servers) {
+      t.columns = {"session", "state"};
+    } else {
+      t.columns = {"session", "principal", "tenant", "user", "database", "peer", "state"};
+    }
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      const std::string state = s->started() ? "active" : "startup";
+      if (servers) {
+        if (s->started()) t.rows.push_back({std::to_string(id), state});
+      } else {
+        t.rows.push_back({std::to_string(id), "", "", "", "", "", state});
+      }
+    }
+    return t;
+  }
+
   void wait_for_audit_reopen() {
     audit_signal_->async_wait([this](const error_code& ec, int) {
       if (ec) return;
@@ -481,7 +621,7 @@ class Server::Impl {
     reload_signal_->async_wait([this](const error_code& ec, int) {
       if (ec) return;
       reload_principals();
-      reload_policy();
+      (void)reload_policy();
       wait_for_reload();
     });
   }
@@ -491,6 +631,7 @@ class Server::Impl {
   // or that changes how principals are read (auth.mode, [identity]), keeps
   // the principals in force.
   void reload_principals() {
+    std::lock_guard reloading(reload_mutex_);
     const std::string& file = config_->source_file;
     std::shared_ptr<const config::Config> next;
     try {
@@ -545,7 +686,9 @@ class Server::Impl {
     }
   }
 
-  void reload_policy() {
+  // nullopt when the new policy is in force, otherwise why the old one stays.
+  std::optional<std::string> reload_policy() {
+    std::lock_guard reloading(reload_mutex_);
     try {
       auto next = policy::load_policy_file(config_->policy_file);
       const auto tables = next->tables.size();
@@ -557,10 +700,12 @@ class Server::Impl {
       rewrite_cache_.clear();
       log_server(spdlog::level::info,
                  fmt::format("policy reloaded from {} ({} tables)", config_->policy_file, tables));
+      return std::nullopt;
     } catch (const std::exception& e) {
       metrics_.policy_reload(false);
       log_server(spdlog::level::err,
                  fmt::format("policy reload failed, keeping the policy in force: {}", e.what()));
+      return std::string("policy reload failed, keeping the policy in force: ") + e.what();
     }
   }
 
@@ -644,6 +789,9 @@ class Server::Impl {
   ops::Operations operations_;
   std::unique_ptr<ops::AdminHttp> admin_;
   std::atomic<bool> draining_flag_{false};  // draining_, for the admin threads
+  std::atomic<bool> paused_{false};         // admin console PAUSE
+  std::mutex reload_mutex_;                 // SIGHUP and RELOAD one at a time
+  Admin admin_console_{*this};
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;
