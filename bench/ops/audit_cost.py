@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""What the audit trail costs: pgbench select-only through tenantgate with
+audit.mode = "off" and "all", side by side in one run, rounds interleaved,
+medians reported. Not part of the test suite.
+
+    /usr/bin/python3 bench/ops/audit_cost.py [--rounds 5] [--seconds 5] [--clients 8]
+
+Starts its own PostgreSQL 15 (tests/integration/harness.py) and two tenantgate
+processes that differ only in [audit]; pgbench connects as principal "app"
+with tenant acme. pgbench_accounts is scoped by a tenant column added to it,
+so every statement is rewritten and analysed for missing predicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+import harness  # noqa: E402
+
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scale", type=int, default=5)
+    ap.add_argument("--protocol", default="simple", choices=["simple", "extended", "prepared"])
+    args = ap.parse_args()
+
+    pg = harness.PgServer()
+    pg.start()
+    work = Path(tempfile.mkdtemp(prefix="tg-audit-bench-"))
+    proxies = {}
+    try:
+        subprocess.run([PGBENCH, "-i", "-q", "-s", str(args.scale), "-h", str(pg.dir), "-p", str(pg.port),
+                        "-U", "postgres", harness.DATABASE], check=True, capture_output=True)
+        pg.psql("ALTER TABLE pgbench_accounts ADD COLUMN tenant_id text NOT NULL DEFAULT 'acme';"
+                "GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC;")
+        policy = ('default_action = "deny"\nsearch_path = ["public"]\n'
+                  '[tables."public.pgbench_accounts"]\nscope = "tenant"\ntenant_column = "tenant_id"\n')
+        for mode in ("off", "all"):
+            overrides = {"log": {"level": "warn"}, "listen": {"threads": 1},
+                         "limits": {"analysis_threads": 1}}
+            if mode == "all":
+                overrides["audit"] = {"mode": "all", "file": str(work / "audit.jsonl")}
+            p = harness.Proxy(pg, work / f"proxy-{mode}", overrides)
+            (p.dir / "policy.toml").write_text(policy)
+            proxies[mode] = p.start()
+
+        def tps(p: harness.Proxy) -> float:
+            conn = (f"host={p.host} port={p.port} user=app dbname={harness.DATABASE} "
+                    f"options='-c tenantgate.tenant=acme -c tenantgate.user=1'")
+            env = dict(os.environ, PGPASSWORD=harness.PRINCIPALS["app"]["password"])
+            r = subprocess.run([PGBENCH, "-n", "-S", "-M", args.protocol, "-c", str(args.clients),
+                                "-j", str(args.threads), "-T", str(args.seconds), conn],
+                               capture_output=True, text=True, env=env)
+            m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", r.stdout)
+            if r.returncode != 0 or not m:
+                raise RuntimeError(f"pgbench failed: {r.stdout}\n{r.stderr}")
+            return float(m.group(1))
+
+        results = {"off": [], "all": []}
+        print(f"pgbench -S -M {args.protocol} -c {args.clients} -j {args.threads} -T {args.seconds}, "
+              f"{args.rounds} rounds, order alternating", flush=True)
+        for i in range(args.rounds):
+            order = ("off", "all") if i % 2 == 0 else ("all", "off")
+            for mode in order:
+                results[mode].append(tps(proxies[mode]))
+            print(f"round {i + 1}: off {results['off'][-1]:.0f} tps, all {results['all'][-1]:.0f} tps",
+                  flush=True)
+        off, on = statistics.median(results["off"]), statistics.median(results["all"])
+        lines = sum(1 for _ in open(work / "audit.jsonl"))
+        print(f"median: audit off {off:.0f} tps, audit all {on:.0f} tps, ratio {on / off:.3f} "
+              f"({(1 - on / off) * 100:+.1f}% cost); {lines} audit lines written")
+        metrics_note = proxies["all"].log()
+        if "dropped" in metrics_note:
+            print("note: the audit sink dropped events (see log)")
+        return 0
+    finally:
+        for p in proxies.values():
+            p.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+#include "proxy/session_report.h"
+
+namespace tenantgate::proxy {
+
+ops::StartupRefusal startup_refusal_reason(std::string_view sqlstate, std::string_view message) {
+  if (sqlstate == "28P01") return ops::StartupRefusal::kAuthentication;
+  if (sqlstate == "28000") return ops::StartupRefusal::kIdentity;
+  if (sqlstate == "53300") {
+    if (message.find("max_startups_per_source") != std::string_view::npos) {
+      return ops::StartupRefusal::kMaxStartupsPerSource;
+    }
+    if (message.find("max_startups") != std::string_view::npos) {
+      return ops::StartupRefusal::kMaxStartups;
+    }
+    if (message.find("for principal") != std::string_view::npos) {
+      return ops::StartupRefusal::kPrincipalLimit;
+    }
+    if (message.find("for tenant") != std::string_view::npos) {
+      return ops::StartupRefusal::kTenantLimit;
+    }
+    return ops::StartupRefusal::kMaxClientConnections;
+  }
+  if (sqlstate == "42501" && message.find("admin console") != std::string_view::npos) {
+    return ops::StartupRefusal::kAdmin;
+  }
+  if (sqlstate.starts_with("08") || sqlstate == "57P01" || sqlstate == "0A000") {
+    return ops::StartupRefusal::kProtocol;
+  }
+  return ops::StartupRefusal::kBackend;
+}
+
+config::Enforcement enforcement_of(const config::Config& config,
+                                   const config::Principal& principal) {
+  return principal.enforcement.value_or(config.enforcement);
+}
+
+void SessionReport::statement(std::string_view sql, ops::Protocol protocol,
+                              const rewriter::RewriteResult& result,
+                              const std::shared_ptr<const policy::Policy>& policy,
+                              std::chrono::nanoseconds analysis) const {
+  if (!ops_ || !identity_) return;
+  ops::StatementReport r;
+  r.session = session_;
+  r.principal = principal_;
+  r.identity = identity_;
+  r.sql = sql;
+  r.protocol = protocol;
+  r.enforcement = enforcement_;
+  r.result = &result;
+  r.policy = &policy;
+  r.analysis = analysis;
+  ops_->statement(r);
+}
+
+void SessionReport::startup_refused(std::string_view sqlstate, std::string_view message) const {
+  if (ops_) ops_->metrics().startup_refused(startup_refusal_reason(sqlstate, message));
+}
+
+}  // namespace tenantgate::proxy

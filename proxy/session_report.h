@@ -1,0 +1,60 @@
+// The few facts a session reports to ops::Operations (metrics, the
+// missing-predicate analysis, the audit trail), gathered in one place so that
+// the session's own code calls one function per event.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "ops/metrics.h"
+#include "ops/operations.h"
+#include "policy/identity.h"
+#include "policy/policy.h"
+#include "rewriter/rewriter.h"
+
+namespace tenantgate::proxy {
+
+// Why a start-up ended with an error, for tenantgate_startups_refused_total.
+[[nodiscard]] ops::StartupRefusal startup_refusal_reason(std::string_view sqlstate,
+                                                         std::string_view message);
+
+// The enforcement of a principal's sessions: its own, or [policy]'s.
+[[nodiscard]] config::Enforcement enforcement_of(const config::Config& config,
+                                                 const config::Principal& principal);
+
+// One session's reporter; null operations: nothing is reported.
+class SessionReport {
+ public:
+  SessionReport() = default;
+  SessionReport(ops::Operations* operations, uint64_t session) : ops_(operations), session_(session) {}
+
+  // Once the identity is bound.
+  void bind(std::string principal, const policy::Identity* identity,
+            config::Enforcement enforcement) {
+    principal_ = std::move(principal);
+    identity_ = identity;
+    enforcement_ = enforcement;
+  }
+  [[nodiscard]] bool shadow() const { return enforcement_ == config::Enforcement::kShadow; }
+
+  void statement(std::string_view sql, ops::Protocol protocol,
+                 const rewriter::RewriteResult& result,
+                 const std::shared_ptr<const policy::Policy>& policy,
+                 std::chrono::nanoseconds analysis) const;
+
+  void startup_refused(std::string_view sqlstate, std::string_view message) const;
+
+ private:
+  ops::Operations* ops_ = nullptr;
+  uint64_t session_ = 0;
+  std::string principal_;
+  const policy::Identity* identity_ = nullptr;
+  config::Enforcement enforcement_ = config::Enforcement::kEnforce;
+};
+
+}  // namespace tenantgate::proxy
