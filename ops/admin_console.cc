@@ -121,10 +121,10 @@ std::string admin_execute(std::string_view sql, AdminBackend& backend) {
         break;
     }
   } else {
-    out = proxy::error_response(
-        "ERROR", "42601",
-        "the tenantgate admin console does not know this command (expected " +
-            std::string(kCommands) + ")");
+    out =
+        proxy::error_response("ERROR", "42601",
+                              "the tenantgate admin console does not know this command (expected " +
+                                  std::string(kCommands) + ")");
   }
   out += proxy::ready_for_query('I');
   return out;

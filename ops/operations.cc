@@ -43,13 +43,15 @@ bool read_only(std::string_view sql, const rewriter::CoverageShape* shape) {
   return false;
 }
 
-// The first policy table a statement touches, for the refusals' table label.
+// The first table a statement touches, for the refusals' table label: its
+// name when the policy lists it (a bounded set), otherwise a fixed word, so
+// that clients cannot create label values.
 std::string first_table(const rewriter::CoverageShape* shape) {
-  if (!shape) return "";
-  for (const auto& t : shape->tables) {
-    if (t.policy != "default" && t.policy != "catalog") return policy::to_string(t.table);
-  }
-  return "";
+  if (!shape || shape->tables.empty()) return "";
+  const auto& t = shape->tables.front();
+  if (t.policy == "default") return "(not in policy)";
+  if (t.policy == "catalog" || t.policy == "denied_catalog") return "(catalog)";
+  return policy::to_string(t.table);
 }
 
 }  // namespace

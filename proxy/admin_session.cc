@@ -8,7 +8,8 @@ namespace tenantgate::proxy {
 
 std::string admin_login_replies(std::string_view principal) {
   std::string out = authentication_ok();
-  out += parameter_status("server_version", "15.0 (tenantgate " TENANTGATE_VERSION " admin console)");
+  out +=
+      parameter_status("server_version", "15.0 (tenantgate " TENANTGATE_VERSION " admin console)");
   out += parameter_status("server_encoding", "UTF8");
   out += parameter_status("client_encoding", "UTF8");
   out += parameter_status("DateStyle", "ISO, MDY");

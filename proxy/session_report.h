@@ -31,7 +31,8 @@ namespace tenantgate::proxy {
 class SessionReport {
  public:
   SessionReport() = default;
-  SessionReport(ops::Operations* operations, uint64_t session) : ops_(operations), session_(session) {}
+  SessionReport(ops::Operations* operations, uint64_t session)
+      : ops_(operations), session_(session) {}
 
   // Once the identity is bound.
   void bind(std::string principal, const policy::Identity* identity,
