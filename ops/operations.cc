@@ -54,6 +54,17 @@ std::string first_table(const rewriter::CoverageShape* shape) {
   return policy::to_string(t.table);
 }
 
+bool has_parameters(const rewriter::CoverageShape& shape) {
+  for (const auto& t : shape.tables) {
+    for (const auto* values : {&t.tenant_values, &t.owner_values}) {
+      for (const auto& v : *values) {
+        if (v.param != 0) return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Operations::Operations(const config::Config& config, Metrics& metrics, AuditSink* sink)
@@ -133,29 +144,50 @@ void Operations::statement(const StatementReport& r) {
     std::vector<std::optional<std::string>> params(r.params.begin(), r.params.end());
     std::vector<std::optional<std::string>> lifted;
     shape = coverage(r.sql, *r.policy, r.identity->database, lifted);
-    if (shape) {
+    // A statement with parameters is judged at each Bind (bound()), when
+    // their values are known.
+    if (shape && !(r.protocol == Protocol::kExtended && has_parameters(*shape))) {
       missing = rewriter::evaluate_coverage(*shape, *r.identity, lifted.empty() ? params : lifted);
       for (const auto& m : missing) metrics_.missing_predicate(m.table);
     }
   }
   if (refused) metrics_.refusal(result.refusal().sqlstate, first_table(shape.get()));
 
-  bool record = false;
+  bool write = false;
   switch (mode_) {
     case config::AuditMode::kOff:
       break;
     case config::AuditMode::kRefusals:
-      record = refused || !missing.empty();
+      write = refused || !missing.empty();
       break;
     case config::AuditMode::kWrites:
-      record = refused || !missing.empty() || !read_only(r.sql, shape.get());
+      write = refused || !missing.empty() || !read_only(r.sql, shape.get());
       break;
     case config::AuditMode::kAll:
-      record = true;
+      write = true;
       break;
   }
-  if (!record) return;
+  if (!write) return;
+  record(r, shape.get(), missing, refused,
+         static_cast<int>(shadow ? Decision::kForwarded : enforced),
+         shadow ? static_cast<int>(enforced) : -1);
+}
 
+void Operations::bound(const StatementReport& r) {
+  std::vector<std::optional<std::string>> lifted;
+  auto shape = coverage(r.sql, *r.policy, r.identity->database, lifted);
+  if (!shape) return;
+  const auto missing = rewriter::evaluate_coverage(*shape, *r.identity, r.params);
+  if (missing.empty()) return;
+  for (const auto& m : missing) metrics_.missing_predicate(m.table);
+  if (mode_ == config::AuditMode::kOff) return;
+  // What was decided about the statement was recorded at its Parse.
+  record(r, shape.get(), missing, false, static_cast<int>(Decision::kForwarded), -1);
+}
+
+void Operations::record(const StatementReport& r, const rewriter::CoverageShape* shape,
+                        const std::vector<rewriter::MissingPredicate>& missing, bool refused,
+                        int decision, int would) {
   AuditEvent e;
   e.time_us = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::system_clock::now().time_since_epoch())
@@ -178,11 +210,11 @@ void Operations::statement(const StatementReport& r) {
       e.tables.push_back(std::move(table));
     }
   }
-  e.decision = shadow ? Decision::kForwarded : enforced;
-  if (shadow) e.would = enforced;
+  e.decision = static_cast<Decision>(decision);
+  if (would >= 0) e.would = static_cast<Decision>(would);
   if (refused) {
-    e.sqlstate = result.refusal().sqlstate;
-    e.message = result.refusal().message;
+    e.sqlstate = r.result->refusal().sqlstate;
+    e.message = r.result->refusal().message;
   }
   e.policy_version = policy_version();
   e.duration_us = static_cast<uint64_t>(

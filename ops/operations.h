@@ -58,11 +58,26 @@ class Operations {
   // through (54001 refusals are not analysed).
   void statement(const StatementReport& report);
 
+  // A Bind of an extended-protocol statement: its parameters are known now,
+  // so a comparison of a scope column with $n can be judged. Records a
+  // missing-predicate finding (metrics, and the audit trail unless off);
+  // report.result is not read.
+  void bound(const StatementReport& report);
+
   [[nodiscard]] Metrics& metrics() { return metrics_; }
+
+  // Whether statements are analysed for missing predicates at all (audit on);
+  // shadow sessions analyse theirs regardless.
+  [[nodiscard]] bool judges_statements() const { return mode_ != config::AuditMode::kOff; }
 
  private:
   // The coverage shape of `sql`, from the cache or analysed now; constants
   // lifted out of the text come back in `lifted` as parameter values.
+  // Queues one audit record; decision and would are Decision values (would
+  // -1: not shadow mode).
+  void record(const StatementReport& r, const rewriter::CoverageShape* shape,
+              const std::vector<rewriter::MissingPredicate>& missing, bool refused, int decision,
+              int would);
   std::shared_ptr<const rewriter::CoverageShape> coverage(
       std::string_view sql, const std::shared_ptr<const policy::Policy>& policy,
       std::string_view database, std::vector<std::optional<std::string>>& lifted);

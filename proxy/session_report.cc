@@ -52,6 +52,44 @@ void SessionReport::statement(std::string_view sql, ops::Protocol protocol,
   ops_->statement(r);
 }
 
+void SessionReport::parsed(std::string_view statement, std::string_view sql) {
+  if (!ops_ || (!ops_->judges_statements() && !shadow())) return;
+  // A session with thousands of named statements keeps only the latest ones.
+  constexpr std::size_t kMaxStatements = 1024;
+  if (statements_.size() >= kMaxStatements && !statements_.contains(statement)) {
+    statements_.clear();
+  }
+  statements_.insert_or_assign(std::string(statement), std::string(sql));
+}
+
+void SessionReport::bound(std::string_view statement, const std::vector<int16_t>& formats,
+                          const std::vector<std::optional<std::string_view>>& params,
+                          const std::shared_ptr<const policy::Policy>& policy) const {
+  if (!ops_ || !identity_) return;
+  auto it = statements_.find(statement);
+  if (it == statements_.end()) return;
+  std::vector<std::optional<std::string>> values;
+  values.reserve(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const int16_t format = formats.size() == 1 ? formats[0] : i < formats.size() ? formats[i] : 0;
+    if (params[i] && format == 0) {
+      values.emplace_back(std::string(*params[i]));
+    } else {
+      values.emplace_back(std::nullopt);  // NULL or binary: never the caller's value
+    }
+  }
+  ops::StatementReport r;
+  r.session = session_;
+  r.principal = principal_;
+  r.identity = identity_;
+  r.sql = it->second;
+  r.protocol = ops::Protocol::kExtended;
+  r.enforcement = enforcement_;
+  r.policy = &policy;
+  r.params = values;
+  ops_->bound(r);
+}
+
 void SessionReport::startup_refused(std::string_view sqlstate, std::string_view message) const {
   if (ops_) ops_->metrics().startup_refused(startup_refusal_reason(sqlstate, message));
 }

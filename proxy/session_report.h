@@ -5,10 +5,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "ops/metrics.h"
@@ -48,6 +50,13 @@ class SessionReport {
                  const std::shared_ptr<const policy::Policy>& policy,
                  std::chrono::nanoseconds analysis) const;
 
+  // Extended protocol: remembers a Parse's text by statement name, so that
+  // its Binds can be judged with their parameter values.
+  void parsed(std::string_view statement, std::string_view sql);
+  void bound(std::string_view statement, const std::vector<int16_t>& formats,
+             const std::vector<std::optional<std::string_view>>& params,
+             const std::shared_ptr<const policy::Policy>& policy) const;
+
   void startup_refused(std::string_view sqlstate, std::string_view message) const;
 
  private:
@@ -56,6 +65,8 @@ class SessionReport {
   std::string principal_;
   const policy::Identity* identity_ = nullptr;
   config::Enforcement enforcement_ = config::Enforcement::kEnforce;
+  // Statement name -> text, only while audit or shadow mode needs it.
+  std::map<std::string, std::string, std::less<>> statements_;
 };
 
 }  // namespace tenantgate::proxy
