@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,18 @@ namespace tenantgate::proxy {
 [[nodiscard]] config::Enforcement enforcement_of(const config::Config& config,
                                                  const config::Principal& principal);
 
+// What SHOW CLIENTS shows of a session, published once its start-up has
+// bound them.
+struct SessionFacts {
+  std::string principal;
+  std::string tenant;
+  std::string user;
+  std::string database;
+  std::string peer;
+  std::string enforcement;
+  bool admin = false;  // an admin console connection
+};
+
 // One session's reporter; null operations: nothing is reported.
 class SessionReport {
  public:
@@ -44,6 +57,16 @@ class SessionReport {
     enforcement_ = enforcement;
   }
   [[nodiscard]] bool shadow() const { return enforcement_ == config::Enforcement::kShadow; }
+
+  // Set from the session's loop; read from any thread (the admin console).
+  void publish(SessionFacts facts) {
+    std::lock_guard lock(facts_mutex_);
+    facts_ = std::move(facts);
+  }
+  [[nodiscard]] SessionFacts facts() const {
+    std::lock_guard lock(facts_mutex_);
+    return facts_;
+  }
 
   void statement(std::string_view sql, ops::Protocol protocol,
                  const rewriter::RewriteResult& result,
@@ -65,6 +88,8 @@ class SessionReport {
   std::string principal_;
   const policy::Identity* identity_ = nullptr;
   config::Enforcement enforcement_ = config::Enforcement::kEnforce;
+  mutable std::mutex facts_mutex_;
+  SessionFacts facts_;
   // Statement name -> text, only while audit or shadow mode needs it.
   std::map<std::string, std::string, std::less<>> statements_;
 };
