@@ -137,7 +137,8 @@ void Operations::statement(const StatementReport& r) {
   const bool analysable =
       !refused || (result.refusal().sqlstate != "54001" && result.refusal().sqlstate != "53000" &&
                    result.refusal().sqlstate != "42601");
-  const bool analyse = (mode_ != config::AuditMode::kOff || shadow) && analysable;
+  // Refusals are analysed too (they are rare), for their metrics' table label.
+  const bool analyse = (mode_ != config::AuditMode::kOff || shadow || refused) && analysable;
   std::shared_ptr<const rewriter::CoverageShape> shape;
   std::vector<rewriter::MissingPredicate> missing;
   if (analyse) {

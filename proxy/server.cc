@@ -6,12 +6,12 @@
 
 #include <array>
 #include <atomic>
-#include <map>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -199,10 +199,9 @@ class Server::Impl {
     metrics_.set_sources({[this] { return client_counts(); },
                           [this] {
                             const auto s = rewrite_cache_.stats();
-                            return ops::CacheCounts{s.exact_hits + s.shape_hits,
-                                                    s.exact_misses + s.shape_misses,
-                                                    s.evictions, rewrite_cache_.bytes(),
-                                                    rewrite_cache_.entries()};
+                            return ops::CacheCounts{
+                                s.exact_hits + s.shape_hits, s.exact_misses + s.shape_misses,
+                                s.evictions, rewrite_cache_.bytes(), rewrite_cache_.entries()};
                           },
                           [this] { return audit_ ? audit_->counts() : ops::AuditCounts{}; }});
     unsigned threads = config_->listen.threads;
@@ -307,12 +306,6 @@ class Server::Impl {
     ThrottledLog refusals(std::chrono::seconds(5));
     auto backoff = std::chrono::milliseconds(10);
     for (;;) {
-      // PAUSE (admin console): connections wait in the listen backlog.
-      while (paused_.load() && acceptor_->is_open()) {
-        asio::steady_timer pause(co_await asio::this_coro::executor,
-                                 std::chrono::milliseconds(50));
-        co_await pause.async_wait(use_nothrow);
-      }
       auto& ctx = *contexts_[next];
       next = (next + 1) % contexts_.size();
       auto [ec, socket] = co_await acceptor_->async_accept(ctx, use_nothrow);
@@ -448,8 +441,7 @@ class Server::Impl {
   // backend accepts TCP connections.
   void start_admin() {
     admin_ = std::make_unique<ops::AdminHttp>(
-        config_->admin.host, config_->admin.port, metrics_,
-        [this]() -> std::optional<std::string> {
+        config_->admin.host, config_->admin.port, metrics_, [this]() -> std::optional<std::string> {
           if (!policies_.get()) return "no policy loaded";
           if (draining_flag_.load()) return "shutting down";
           if (paused_.load()) return "paused (admin console PAUSE)";
@@ -524,7 +516,8 @@ class Server::Impl {
       ops::AdminTable t{{"key", "value"}, {}};
       t.rows.push_back({"version", s_.operations_.policy_version()});
       t.rows.push_back({"file", s_.config_->policy_file});
-      t.rows.push_back({"enforcement", std::string(config::enforcement_name(s_.config_->enforcement))});
+      t.rows.push_back(
+          {"enforcement", std::string(config::enforcement_name(s_.config_->enforcement))});
       t.rows.push_back({"default_action", std::string(policy::scope_name(policy->default_action))});
       t.rows.push_back({"search_path", fmt::format("{}", fmt::join(policy->search_path, ", "))});
       for (const auto& [name, table] : policy->tables) {
@@ -542,7 +535,9 @@ class Server::Impl {
     ops::AdminTable config() override {
       const config::Config& c = *s_.config_;
       ops::AdminTable t{{"key", "value"}, {}};
-      auto add = [&](std::string k, std::string v) { t.rows.push_back({std::move(k), std::move(v)}); };
+      auto add = [&](std::string k, std::string v) {
+        t.rows.push_back({std::move(k), std::move(v)});
+      };
       add("file", c.source_file);
       add("listen", fmt::format("{}:{}", c.listen.host, c.listen.port));
       add("listen.threads", std::to_string(s_.contexts_.size()));
@@ -556,7 +551,8 @@ class Server::Impl {
       add("principals", std::to_string(s_.principals_.get()->size()));
       add("policy.file", c.policy_file);
       add("policy.enforcement", std::string(config::enforcement_name(c.enforcement)));
-      add("admin.listen", c.admin.enabled ? fmt::format("{}:{}", c.admin.host, c.admin.port) : "off");
+      add("admin.listen",
+          c.admin.enabled ? fmt::format("{}:{}", c.admin.host, c.admin.port) : "off");
       add("audit.mode", std::string(config::audit_mode_name(c.audit.mode)));
       add("audit.file", c.audit.file.empty() ? "stdout" : c.audit.file);
       add("limits.max_client_connections", std::to_string(c.limits.max_client_connections));
@@ -573,12 +569,14 @@ class Server::Impl {
     }
     std::optional<std::string> pause() override {
       s_.paused_ = true;
-      log_server(spdlog::level::info, "PAUSE: new client connections wait until RESUME");
+      log_server(spdlog::level::info,
+                 "PAUSE: new sessions wait before their backend login until RESUME (at most "
+                 "limits.startup_timeout_ms); the admin console stays open");
       return std::nullopt;
     }
     std::optional<std::string> resume() override {
       s_.paused_ = false;
-      log_server(spdlog::level::info, "RESUME: accepting client connections");
+      log_server(spdlog::level::info, "RESUME: new sessions go on");
       return std::nullopt;
     }
 
