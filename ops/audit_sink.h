@@ -2,6 +2,9 @@
 // stdout, written by one thread of its own so that the event loops never
 // wait for the disk.
 //
+// Lines reach the sink within a few milliseconds (the writer lets a batch
+// gather for 5 ms, then writes and flushes it at once).
+//
 // Back-pressure policy: submit() only appends to a bounded in-memory queue.
 // When the queue already holds `capacity` lines (the disk, or a pipe reader,
 // cannot keep up) the line is dropped and counted; the proxy's traffic is
@@ -61,6 +64,7 @@ class AuditSink {
   bool reopen_ = false;
   bool stop_ = false;
   bool writing_ = false;
+  bool flush_requested_ = false;
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;
   uint64_t reopened_ = 0;

@@ -39,6 +39,10 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=5)
     ap.add_argument("--protocol", default="simple", choices=["simple", "extended", "prepared"])
     ap.add_argument("--modes", default="off,all", help="audit modes to compare (first is the base)")
+    ap.add_argument("--scoped", action="store_true",
+                    help="pgbench's select-only statement with the caller's tenant predicate "
+                         "(no missing-predicate findings) instead of the stock one (every "
+                         "statement is a finding)")
     args = ap.parse_args()
 
     pg = harness.PgServer()
@@ -68,7 +72,14 @@ def main() -> int:
             conn = (f"host={p.host} port={p.port} user=app dbname={harness.DATABASE} "
                     f"options='-c tenantgate.tenant=acme -c tenantgate.user=1'")
             env = dict(os.environ, PGPASSWORD=harness.PRINCIPALS["app"]["password"])
-            r = subprocess.run([PGBENCH, "-n", "-S", "-M", args.protocol, "-c", str(args.clients),
+            workload = ["-S"]
+            if args.scoped:
+                script = work / "scoped.sql"
+                script.write_text("\\set aid random(1, 100000 * :scale)\n"
+                                  "SELECT abalance FROM pgbench_accounts WHERE aid = :aid "
+                                  "AND tenant_id = 'acme';\n")
+                workload = ["-f", str(script)]
+            r = subprocess.run([PGBENCH, "-n", *workload, "-M", args.protocol, "-c", str(args.clients),
                                 "-j", str(args.threads), "-T", str(args.seconds), conn],
                                capture_output=True, text=True, env=env)
             m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", r.stdout)
@@ -77,7 +88,7 @@ def main() -> int:
             return float(m.group(1))
 
         results = {m: [] for m in modes}
-        print(f"pgbench -S -M {args.protocol} -c {args.clients} -j {args.threads} -T {args.seconds}, "
+        print(f"pgbench {'scoped select' if args.scoped else '-S'} -M {args.protocol} -c {args.clients} -j {args.threads} -T {args.seconds}, "
               f"{args.rounds} rounds, order rotating", flush=True)
         for i in range(args.rounds):
             order = modes[i % len(modes):] + modes[:i % len(modes)]
