@@ -219,6 +219,9 @@ class Server::Impl {
     services_.rewrite_cache = &rewrite_cache_;
     services_.analysis = &analysis_pool_;
     services_.salted_passwords = &salted_passwords_;
+    services_.operations = &operations_;
+    services_.admin = &admin_console_;
+    services_.paused = &paused_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -461,6 +464,8 @@ class Server::Impl {
       if (!s) continue;
       if (s->started()) {
         ++counts.active;
+      } else if (s->facts().admin) {
+        ++counts.admin;
       } else {
         ++counts.startup;
       }
@@ -596,11 +601,13 @@ class Server::Impl {
     for (auto& [id, weak] : sessions_) {
       auto s = weak.lock();
       if (!s) continue;
-      const std::string state = s->started() ? "active" : "startup";
+      const SessionFacts f = s->facts();
+      const std::string state = s->started() ? "active" : f.admin ? "admin" : "startup";
       if (servers) {
         if (s->started()) t.rows.push_back({std::to_string(id), state});
       } else {
-        t.rows.push_back({std::to_string(id), "", "", "", "", "", state});
+        t.rows.push_back({std::to_string(id), f.principal, f.tenant, f.user, f.database, f.peer,
+                          state});
       }
     }
     return t;

@@ -34,8 +34,7 @@ config::Enforcement enforcement_of(const config::Config& config,
   return principal.enforcement.value_or(config.enforcement);
 }
 
-void SessionReport::statement(std::string_view sql, ops::Protocol protocol,
-                              const rewriter::RewriteResult& result,
+void SessionReport::statement(std::string_view sql, const rewriter::RewriteResult& result,
                               const std::shared_ptr<const policy::Policy>& policy,
                               std::chrono::nanoseconds analysis) const {
   if (!ops_ || !identity_) return;
@@ -44,7 +43,7 @@ void SessionReport::statement(std::string_view sql, ops::Protocol protocol,
   r.principal = principal_;
   r.identity = identity_;
   r.sql = sql;
-  r.protocol = protocol;
+  r.protocol = protocol_;
   r.enforcement = enforcement_;
   r.result = &result;
   r.policy = &policy;

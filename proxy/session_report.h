@@ -68,8 +68,21 @@ class SessionReport {
     return facts_;
   }
 
-  void statement(std::string_view sql, ops::Protocol protocol,
-                 const rewriter::RewriteResult& result,
+  // Whether anything is reported (a non-bypass caller is bound).
+  [[nodiscard]] bool active() const { return ops_ != nullptr && identity_ != nullptr; }
+  // Whether Binds are judged (audit on, or shadow mode).
+  [[nodiscard]] bool judges_binds() const {
+    return active() && (ops_->judges_statements() || shadow());
+  }
+
+  // The type of the client message being filtered: 'Q' is the simple
+  // protocol, anything else the extended one.
+  void message(char type) {
+    protocol_ = type == 'Q' ? ops::Protocol::kSimple : ops::Protocol::kExtended;
+  }
+
+  // The enforcement decision about one statement of the current message.
+  void statement(std::string_view sql, const rewriter::RewriteResult& result,
                  const std::shared_ptr<const policy::Policy>& policy,
                  std::chrono::nanoseconds analysis) const;
 
@@ -88,6 +101,7 @@ class SessionReport {
   std::string principal_;
   const policy::Identity* identity_ = nullptr;
   config::Enforcement enforcement_ = config::Enforcement::kEnforce;
+  ops::Protocol protocol_ = ops::Protocol::kSimple;
   mutable std::mutex facts_mutex_;
   SessionFacts facts_;
   // Statement name -> text, only while audit or shadow mode needs it.

@@ -63,6 +63,7 @@ def principals(auth_mode: str = "scram", **app_extra) -> list[dict]:
 
 def start(start_proxy, tmp_path, *, audit: str = "all", enforcement: str = "enforce",
           admin_port: int | None = None, app_extra: dict | None = None, **more) -> harness.Proxy:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     overrides = {"policy": {"file": "policy.toml", "enforcement": enforcement},
                  "principals": principals(**(app_extra or {}))}
     if audit != "off":
@@ -86,7 +87,8 @@ def audit_lines(path) -> list[dict]:
 
 
 def wait_for_audit(path, predicate, what):
-    return harness.wait_until(lambda: predicate(audit_lines(path)), 10, what)
+    harness.wait_until(lambda: predicate(audit_lines(path)), 10, what)
+    return audit_lines(path)
 
 
 def report(path) -> str:
@@ -102,12 +104,12 @@ def report(path) -> str:
 
 def test_shadow_forwards_what_enforce_refuses(start_proxy, opsdb, tmp_path):
     enforce = start(start_proxy, tmp_path / "e", audit="refusals")
-    with connect(enforce) as conn:
-        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-            conn.cursor().execute("SELECT value FROM secrets")
-        cur = conn.cursor()
-        cur.execute("SELECT count(*) FROM users")
-        assert cur.fetchone() == (2,)  # acme's two users: rewritten
+    conn = connect(enforce)
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        conn.cursor().execute("SELECT value FROM secrets")
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM users")
+    assert cur.fetchone() == (2,)  # acme's two users: rewritten
     conn.close()
 
     shadow = start(start_proxy, tmp_path / "s", audit="refusals", enforcement="shadow")
@@ -241,7 +243,7 @@ def test_audit_fields_modes_and_rotation(start_proxy, opsdb, tmp_path):
     path.rename(rotated)
     proxy.signal(signal.SIGUSR1)
     harness.wait_until(lambda: path.exists(), 10, "the audit file to be reopened")
-    cur.execute("DELETE FROM records WHERE id = -1")
+    cur.execute("DELETE FROM records WHERE id = 0")
     new = wait_for_audit(path, lambda ev: len(ev) >= 1, "an event in the new file")
     assert new[0]["normalised"] == "DELETE FROM records WHERE id = ?"
     assert len(audit_lines(rotated)) == 1
@@ -331,7 +333,7 @@ def test_admin_console(start_proxy, opsdb, tmp_path):
     bad = psql(proxy, user, pw, "RELOAD")
     assert bad.returncode != 0 and "policy reload failed" in bad.stderr
 
-    # PAUSE holds new connections until RESUME.
+    # PAUSE holds new sessions (not the admin console) until RESUME.
     assert psql(proxy, user, pw, "PAUSE").returncode == 0
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(proxy.dsn(dbname=OPS_DB, connect_timeout=2))
@@ -351,3 +353,23 @@ def test_admin_console_refuses_other_principals(start_proxy, opsdb, tmp_path):
     # A wrong password for the admin principal is an ordinary authentication failure.
     r = psql(proxy, ADMIN_PRINCIPAL["name"], "wrong", "SHOW STATS")
     assert r.returncode != 0 and "password authentication failed" in r.stderr, r.stderr
+
+
+def test_parameters_are_judged_by_their_bound_values(start_proxy, opsdb, tmp_path):
+    import psycopg
+
+    proxy = start(start_proxy, tmp_path, audit="refusals")
+    dsn = proxy.dsn(tenant="acme", user_id="1", dbname=OPS_DB)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        # Extended protocol, the tenant as a bound text parameter: the caller's own.
+        assert c.execute("SELECT id FROM users WHERE tenant_id = %s ORDER BY id", ("acme",)).fetchall() \
+            == [(1,), (2,)]
+        # Another tenant's value: tenantgate still scopes the rows, and reports the statement.
+        assert c.execute("SELECT id FROM users WHERE tenant_id = %s AND id > %s",
+                         ("globex", "0")).fetchall() == []
+    events = wait_for_audit(tmp_path / "audit.jsonl", lambda ev: len(ev) >= 1, "the finding")
+    assert len(events) == 1, events
+    e = events[0]
+    assert e["protocol"] == "extended"
+    assert e["normalised"] == "SELECT id FROM users WHERE tenant_id = $1 AND id > $2"
+    assert e["tables"][0]["missing_predicate"] == ["tenant_id"]
