@@ -1197,6 +1197,7 @@ bool Session::apply(const Verdict& verdict) {
       return true;
     case Verdict::Kind::kRefused:
       log_refusal(rewriter::Refusal{verdict.sqlstate, verdict.message}, verdict.statement);
+      report_.refused(verdict.sqlstate);
       return true;
     case Verdict::Kind::kFatal:
       fail(verdict.sqlstate, verdict.message);

@@ -38,6 +38,7 @@ void SessionReport::statement(std::string_view sql, const rewriter::RewriteResul
                               const std::shared_ptr<const policy::Policy>& policy,
                               std::chrono::nanoseconds analysis) const {
   if (!ops_ || !identity_) return;
+  if (!result.is_ok()) rewrite_refused_ = true;
   ops::StatementReport r;
   r.session = session_;
   r.principal = principal_;
@@ -87,6 +88,11 @@ void SessionReport::bound(std::string_view statement, const std::vector<int16_t>
   r.policy = &policy;
   r.params = values;
   ops_->bound(r);
+}
+
+void SessionReport::refused(std::string_view sqlstate) const {
+  if (!active() || rewrite_refused_) return;
+  ops_->metrics().refusal(sqlstate, "");
 }
 
 void SessionReport::startup_refused(std::string_view sqlstate, std::string_view message) const {

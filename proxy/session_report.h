@@ -79,7 +79,14 @@ class SessionReport {
   // protocol, anything else the extended one.
   void message(char type) {
     protocol_ = type == 'Q' ? ops::Protocol::kSimple : ops::Protocol::kExtended;
+    rewrite_refused_ = false;
   }
+
+  // The filter refused the current message: counted in
+  // tenantgate_refusals_total unless the rewrite already reported it
+  // (refusals decided after it: Bind parameter checks, prepared-statement
+  // names; tenantgate_statements_total keeps the rewrite's outcome).
+  void refused(std::string_view sqlstate) const;
 
   // The enforcement decision about one statement of the current message.
   void statement(std::string_view sql, const rewriter::RewriteResult& result,
@@ -102,6 +109,7 @@ class SessionReport {
   const policy::Identity* identity_ = nullptr;
   config::Enforcement enforcement_ = config::Enforcement::kEnforce;
   ops::Protocol protocol_ = ops::Protocol::kSimple;
+  mutable bool rewrite_refused_ = false;  // statement() reported a refusal for this message
   mutable std::mutex facts_mutex_;
   SessionFacts facts_;
   // Statement name -> text, only while audit or shadow mode needs it.

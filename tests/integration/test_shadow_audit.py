@@ -281,6 +281,15 @@ def test_statement_metrics_move(start_proxy, opsdb, tmp_path):
     assert 'tenantgate_refusals_total{sqlstate="42501",table="(not in policy)"} 1' in text
     assert float(re.search(r"tenantgate_rewrite_duration_seconds_count (\S+)", text).group(1)) >= 6
     conn.close()
+    # A refusal decided at Bind (a parameter for the tenant column that is not
+    # the caller's) is counted too, without a table.
+    import psycopg
+    with psycopg.connect(proxy.dsn(tenant="acme", user_id="1", dbname=OPS_DB), autocommit=True) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("INSERT INTO users (id, tenant_id, email, role) VALUES (%s, %s, %s, %s)",
+                      ("77", "globex", "x@globex.test", "member"))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'tenantgate_refusals_total{sqlstate="42501",table=""} 1' in text
     # A refused start-up is counted by reason.
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(proxy.dsn(user="limited", tenant="initech", dbname=OPS_DB))
