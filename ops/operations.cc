@@ -15,6 +15,11 @@ namespace {
 // new shapes costs one parse each, as it does in the rewriter).
 constexpr std::size_t kMaxShapes = 4096;
 
+// Longer statements are not analysed for missing predicates (their audit
+// records list no tables): ORM statements are far shorter, and a parse on the
+// event loop must stay cheap whatever a client sends.
+constexpr std::size_t kMaxAnalysedBytes = 16 * 1024;
+
 bool starts_with_keyword(std::string_view sql, std::string_view keyword) {
   std::size_t i = 0;
   while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(')) {
@@ -137,8 +142,11 @@ void Operations::statement(const StatementReport& r) {
   const bool analysable =
       !refused || (result.refusal().sqlstate != "54001" && result.refusal().sqlstate != "53000" &&
                    result.refusal().sqlstate != "42601");
-  // Refusals are analysed too (they are rare), for their metrics' table label.
-  const bool analyse = (mode_ != config::AuditMode::kOff || shadow || refused) && analysable;
+  // Only with the audit trail or in shadow mode: the analysis parses on the
+  // event loop (shapes are cached), outside the analysis pool's per-tenant
+  // budget, so it is also skipped for long statements.
+  const bool analyse = (mode_ != config::AuditMode::kOff || shadow) && analysable &&
+                       r.sql.size() <= kMaxAnalysedBytes;
   std::shared_ptr<const rewriter::CoverageShape> shape;
   std::vector<rewriter::MissingPredicate> missing;
   if (analyse) {

@@ -267,7 +267,8 @@ def test_audit_statement_values_only_when_asked(start_proxy, opsdb, tmp_path):
 
 def test_statement_metrics_move(start_proxy, opsdb, tmp_path):
     port = harness.free_port()
-    proxy = start(start_proxy, tmp_path, audit="off", admin_port=port)
+    # audit "refusals": refused statements are analysed, which names the table label.
+    proxy = start(start_proxy, tmp_path, audit="refusals", admin_port=port)
     conn = connect(proxy)
     cur = conn.cursor()
     for i in range(5):
