@@ -85,6 +85,9 @@ class Loader {
   void load_policy(const toml::value& v);
   void load_limits(const toml::value& v);
   void load_log(const toml::value& v);
+  void load_admin(const toml::value& v);
+  void load_audit(const toml::value& v);
+  Enforcement enforcement(const toml::value& v, std::string_view key) const;
   void validate_principals() const;
 
   std::string file_;
@@ -323,9 +326,13 @@ void Loader::load_principals(const toml::value& v) {
                "unknown principal identity " + dq(s) + " (expected claimed | token | either)");
         }
         identity = value;
+      } else if (key == "admin") {
+        p.admin = boolean(*value, key);
+      } else if (key == "enforcement") {
+        p.enforcement = enforcement(*value, key);
       } else {
         unknown(key, *value, "[[principals]]",
-                "name, scram, tenants, bypass, max_connections, identity");
+                "name, scram, tenants, bypass, max_connections, identity, admin, enforcement");
       }
     }
     if (p.name.empty()) fail(pv, "principal has no name");
@@ -444,8 +451,73 @@ void Loader::load_policy(const toml::value& v) {
     if (key == "file") {
       config_.policy_file = path(*value, key);
       config_.policy_file_line = static_cast<int>(value->location().line());
+    } else if (key == "enforcement") {
+      config_.enforcement = enforcement(*value, key);
     } else {
-      unknown(key, *value, "[policy]", "file");
+      unknown(key, *value, "[policy]", "file, enforcement");
+    }
+  }
+}
+
+Enforcement Loader::enforcement(const toml::value& v, std::string_view key) const {
+  const std::string& s = str(v, key);
+  if (s == "enforce") return Enforcement::kEnforce;
+  if (s == "shadow") return Enforcement::kShadow;
+  fail(v, "unknown " + std::string(key) + " " + dq(s) + " (expected enforce | shadow)");
+}
+
+void Loader::load_admin(const toml::value& v) {
+  Admin& a = config_.admin;
+  for (const auto& [key, value] : entries(v, "[admin]")) {
+    if (key == "listen") {
+      // "host:port"; an IPv6 host in brackets ("[::1]:9187").
+      const std::string s = nonempty(*value, key);
+      const size_t colon = s.rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+        fail(*value, "admin.listen " + dq(s) + " is not \"host:port\"");
+      }
+      std::string host = s.substr(0, colon);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      }
+      const std::string port_text = s.substr(colon + 1);
+      if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
+                                               [](char c) { return c >= '0' && c <= '9'; })) {
+        fail(*value, "admin.listen " + dq(s) + " has an invalid port");
+      }
+      const long port_number = std::stol(port_text);
+      if (port_number > 65535) fail(*value, "admin.listen " + dq(s) + " has an invalid port");
+      a.enabled = true;
+      a.host = std::move(host);
+      a.port = static_cast<uint16_t>(port_number);
+    } else {
+      unknown(key, *value, "[admin]", "listen");
+    }
+  }
+}
+
+void Loader::load_audit(const toml::value& v) {
+  Audit& a = config_.audit;
+  for (const auto& [key, value] : entries(v, "[audit]")) {
+    if (key == "mode") {
+      const std::string& s = str(*value, key);
+      if (s == "off") {
+        a.mode = AuditMode::kOff;
+      } else if (s == "refusals") {
+        a.mode = AuditMode::kRefusals;
+      } else if (s == "writes") {
+        a.mode = AuditMode::kWrites;
+      } else if (s == "all") {
+        a.mode = AuditMode::kAll;
+      } else {
+        fail(*value, "unknown audit.mode " + dq(s) + " (expected off | refusals | writes | all)");
+      }
+    } else if (key == "file") {
+      a.file = path(*value, key);
+    } else if (key == "queue_events") {
+      a.queue_events = static_cast<uint32_t>(integer(*value, key, 1, 16'777'216));
+    } else {
+      unknown(key, *value, "[audit]", "mode, file, queue_events");
     }
   }
 }
@@ -633,10 +705,14 @@ Config Loader::load(std::string_view text) {
       load_limits(*value);
     } else if (key == "log") {
       load_log(*value);
+    } else if (key == "admin") {
+      load_admin(*value);
+    } else if (key == "audit") {
+      load_audit(*value);
     } else if (key != "identity") {
       fail(*value, "unknown key " + dq(key) +
                        " (expected listen, backend, auth, principals, identity, policy, limits, "
-                       "log)");
+                       "log, admin, audit)");
     }
   }
 
@@ -668,6 +744,24 @@ Config Loader::load(std::string_view text) {
 }
 
 }  // namespace
+
+std::string_view enforcement_name(Enforcement e) {
+  return e == Enforcement::kShadow ? "shadow" : "enforce";
+}
+
+std::string_view audit_mode_name(AuditMode m) {
+  switch (m) {
+    case AuditMode::kOff:
+      return "off";
+    case AuditMode::kRefusals:
+      return "refusals";
+    case AuditMode::kWrites:
+      return "writes";
+    case AuditMode::kAll:
+      return "all";
+  }
+  return "off";
+}
 
 const Principal* find_principal(const std::vector<Principal>& principals, std::string_view name) {
   for (const Principal& p : principals) {

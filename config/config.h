@@ -21,6 +21,22 @@ enum class BackendTls { kDisable, kPrefer, kRequire, kVerifyFull };
 enum class AuthMode { kScram, kPassthrough, kTrust };
 enum class LogFormat { kText, kJson };
 
+// Whether statements are enforced or only observed. In shadow mode
+// statements are forwarded as the client sent them and the audit trail
+// records what enforcement would have done (refusals, missing predicates).
+enum class Enforcement { kEnforce, kShadow };
+
+// Which decisions the audit trail records.
+enum class AuditMode {
+  kOff,
+  kRefusals,  // refused statements (and, in shadow mode, would-be refusals)
+  kWrites,    // refusals and every statement that is not a plain read
+  kAll,       // every statement
+};
+
+[[nodiscard]] std::string_view enforcement_name(Enforcement e);
+[[nodiscard]] std::string_view audit_mode_name(AuditMode m);
+
 struct Listen {
   std::string host = "127.0.0.1";
   uint16_t port = 6432;  // 0: an ephemeral port (tests)
@@ -70,6 +86,10 @@ struct Principal {
   bool bypass = false;
   uint32_t max_connections = 0;  // open sessions of this principal; 0: no limit
   IdentitySource identity = IdentitySource::kClaimed;
+  // May open the admin console (the virtual database "tenantgate").
+  bool admin = false;
+  // Overrides [policy] enforcement for this principal's sessions.
+  std::optional<Enforcement> enforcement;
   int line = 0;
 };
 
@@ -145,6 +165,28 @@ struct Log {
   bool operator==(const Log&) const = default;
 };
 
+// [admin]: the HTTP listener for /metrics, /healthz and /readyz. Off unless
+// `listen = "host:port"` is given.
+struct Admin {
+  bool enabled = false;
+  std::string host;
+  uint16_t port = 0;  // 0: an ephemeral port (tests)
+
+  bool operator==(const Admin&) const = default;
+};
+
+// [audit]: JSON lines of enforcement decisions.
+struct Audit {
+  AuditMode mode = AuditMode::kOff;
+  std::string file;  // absolute path; empty: stdout
+  // Events waiting for the writer thread; past this the event is dropped and
+  // counted (tenantgate_audit_events_dropped_total): the event loops never
+  // wait for the sink.
+  uint32_t queue_events = 65536;
+
+  bool operator==(const Audit&) const = default;
+};
+
 struct Config {
   std::string source_file;  // absolute path of the loaded file
   Listen listen;
@@ -156,6 +198,9 @@ struct Config {
   std::string policy_file;   // absolute path, resolved relative to source_file
   int policy_file_line = 0;  // where [policy] file was given (0: the default);
                              // default "policy.toml" next to it
+  Enforcement enforcement = Enforcement::kEnforce;  // [policy] enforcement
+  Admin admin;
+  Audit audit;
   Limits limits;
   Log log;
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -18,6 +19,8 @@
 #include "config/config.h"
 #include "identity/token_authority.h"
 #include "identity/token_minter.h"
+#include "ops/audit_report.h"
+#include "ops/schema.h"
 #include "policy/identity.h"
 #include "policy/policy.h"
 #include "proxy/check_functions.h"
@@ -35,7 +38,11 @@ constexpr const char* kUsage = R"(usage:
   tenantgate --config FILE                 run the proxy
   tenantgate check --config FILE           validate the configuration and the policy
   tenantgate check --dsn CONNINFO [--config FILE]
-                                           list the database's app functions and the policy's entries
+                                           list the database's app functions and the policy's entries;
+                                           with --config, verify the policy's tables and columns
+  tenantgate policy init --dsn CONNINFO [--output FILE] [--tenant-column C] [--owner-column C]
+                                           print a starting policy.toml guessed from the live schema
+  tenantgate report AUDIT_FILE             missing-predicate and shadow-mode findings of an audit trail
   tenantgate rewrite --config FILE --tenant T [--user U] [--principal P] [--database D]
                      [--dialect postgresql|cockroachdb] [SQL]
                                            print the rewritten SQL (reads stdin without SQL)
@@ -154,7 +161,23 @@ int check(const Args& args) {
     if (!config) return 1;
   }
   if (dsn != args.options.end()) {
-    return tg::proxy::check_functions(dsn->second, policy.get(), std::cout, std::cerr);
+    int status = tg::proxy::check_functions(dsn->second, policy.get(), std::cout, std::cerr);
+    if (status == 2 || !config) return status;
+    std::string error;
+    auto tables = tg::ops::read_schema(dsn->second, &error);
+    if (!tables) {
+      std::cerr << error;
+      return 2;
+    }
+    std::cout << "\n" << tables->size() << " tables and views\n";
+    for (const auto& f : tg::ops::check_schema(*policy, *tables, config->identity.tenant_type,
+                                               config->identity.user_type)) {
+      const bool is_error = f.severity == tg::ops::SchemaFinding::Severity::kError;
+      std::cout << (is_error ? "error: " : "note: ") << f.message << "\n";
+      if (is_error) status = 1;
+    }
+    if (status == 0) std::cout << "ok: the policy fits the database\n";
+    return status;
   }
   try {
     (void)tg::identity::load_token_authority(*config);
@@ -249,6 +272,62 @@ int rewrite(const Args& args) {
     }
   });
   return status;
+}
+
+// `tenantgate policy init --dsn DSN`: a starting policy.toml from the schema.
+int policy_command(const Args& args) {
+  auto dsn = args.options.find("dsn");
+  if (args.positional.size() != 1 || args.positional.front() != "init" ||
+      dsn == args.options.end()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  tg::ops::InitOptions options;
+  if (auto c = args.options.find("tenant-column"); c != args.options.end()) {
+    options.tenant_columns = {c->second};
+  }
+  if (auto c = args.options.find("owner-column"); c != args.options.end()) {
+    options.owner_columns = {c->second};
+  }
+  std::string error;
+  auto tables = tg::ops::read_schema(dsn->second, &error);
+  if (!tables) {
+    std::cerr << error;
+    return 2;
+  }
+  const std::string text = tg::ops::policy_init(*tables, options);
+  if (auto o = args.options.find("output"); o != args.options.end()) {
+    std::ofstream out(o->second, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) {
+      std::cerr << "cannot write " << o->second << ": " << std::strerror(errno) << "\n";
+      return 1;
+    }
+    std::cerr << "wrote " << o->second << " (" << tables->size() << " tables)\n";
+    return 0;
+  }
+  std::cout << text;
+  return 0;
+}
+
+// `tenantgate report AUDIT_FILE` ("-": stdin).
+int report(const Args& args) {
+  if (args.positional.size() != 1) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string& path = args.positional.front();
+  if (path == "-") {
+    (void)tg::ops::report(std::cin, std::cout);
+    return 0;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "cannot open " << path << ": " << std::strerror(errno) << "\n";
+    return 2;
+  }
+  (void)tg::ops::report(in, std::cout);
+  return 0;
 }
 
 int hash_password(const Args& args) {
@@ -404,6 +483,8 @@ int main(int argc, char** argv) {
   if (args->command == "rewrite") return rewrite(*args);
   if (args->command == "hash-password") return hash_password(*args);
   if (args->command == "token") return token(*args);
+  if (args->command == "policy") return policy_command(*args);
+  if (args->command == "report") return report(*args);
   std::cerr << "unknown command \"" << args->command << "\"\n" << kUsage;
   return 2;
 }

@@ -135,10 +135,11 @@ void append_query_message(std::string& out, std::string_view sql) {
 
 std::string terminate_message() { return MessageWriter('X').finish(); }
 
-std::optional<std::string> redact_exclusion_detail(std::string_view body) {
+std::optional<std::string> redact_row_detail(std::string_view body) {
   MessageReader r(body);
   std::vector<std::pair<char, std::string_view>> fields;
   bool exclusion = false;
+  bool failing_row = false;
   for (;;) {
     auto code = r.u8();
     if (!code) return std::nullopt;
@@ -146,11 +147,15 @@ std::optional<std::string> redact_exclusion_detail(std::string_view body) {
     auto value = r.cstr();
     if (!value) return std::nullopt;
     if (*code == 'C' && *value == "23P01") exclusion = true;
+    if (*code == 'D' && value->starts_with("Failing row contains")) failing_row = true;
     fields.emplace_back(static_cast<char>(*code), *value);
   }
-  if (!exclusion || !r.at_end()) return std::nullopt;
+  if ((!exclusion && !failing_row) || !r.at_end()) return std::nullopt;
   std::string out_body;
   for (const auto& [code, value] : fields) {
+    // PostgreSQL leaves the failing row out when the caller may not see
+    // every column of it (row-level security, column privileges).
+    if (code == 'D' && failing_row) continue;
     out_body += code;
     out_body += code == 'D' ? std::string_view("Key conflicts with existing key.") : value;
     out_body += '\0';

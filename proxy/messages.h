@@ -66,7 +66,11 @@ struct ErrorFields {
 // DETAIL PostgreSQL itself sends when it may not show the key ("Key conflicts
 // with existing key.", as for a table with row-level security); nullopt for
 // any other body, or one that does not parse.
-[[nodiscard]] std::optional<std::string> redact_exclusion_detail(std::string_view body);
+// The same for a "Failing row contains (...)" DETAIL (not-null and check
+// violations): it lists every column of the new row, masked ones and values
+// a row policy hides included, so it is dropped, as PostgreSQL drops it for a
+// table with row-level security.
+[[nodiscard]] std::optional<std::string> redact_row_detail(std::string_view body);
 
 // An Authentication ('R') request from the backend.
 struct AuthRequest {

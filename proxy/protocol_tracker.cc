@@ -125,7 +125,7 @@ Verdict ProtocolTracker::track_backend(char type, std::string_view body) {
         if (auto reply = refusal_reply(body)) return Verdict::replace(std::move(*reply));
       }
       if (!bypass_) {
-        if (auto redacted = redact_exclusion_detail(body)) {
+        if (auto redacted = redact_row_detail(body)) {
           return Verdict::replace(std::move(*redacted));
         }
       }

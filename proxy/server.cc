@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +21,13 @@
 #include <vector>
 
 #include "identity/token_authority.h"
+#include "ops/admin_console.h"
+#include "ops/admin_http.h"
+#include "ops/audit_sink.h"
+#include "ops/backend_probe.h"
+#include "ops/metrics.h"
+#include "ops/operations.h"
+#include "ops/policy_version.h"
 #include "proxy/analysis_pool.h"
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
@@ -162,6 +171,15 @@ ConnectionLimits::Settings fit_limits(const config::Limits& limits) {
   return settings;
 }
 
+// The limit a ConnectionLimits::admit refusal names, as a metrics reason.
+ops::StartupRefusal limit_refusal(const std::string& message) {
+  if (message.find("max_startups_per_source") != std::string::npos) {
+    return ops::StartupRefusal::kMaxStartupsPerSource;
+  }
+  if (message.find("max_startups") != std::string::npos) return ops::StartupRefusal::kMaxStartups;
+  return ops::StartupRefusal::kMaxClientConnections;
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -174,7 +192,12 @@ class Server::Impl {
         rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
         analysis_pool_(analysis_options(config_->limits)),
-        tokens_(identity::load_token_authority(*config_)) {
+        tokens_(identity::load_token_authority(*config_)),
+        audit_(config_->audit.mode == config::AuditMode::kOff
+                   ? nullptr
+                   : std::make_unique<ops::AuditSink>(config_->audit.file,
+                                                      config_->audit.queue_events)),
+        operations_(*config_, metrics_, audit_.get()) {
     if (config_->backend.dialect == config::BackendDialect::kAuto) {
       rewriter::Options options = rewriter_options(*config_);
       options.dialect = rewriter::Dialect::kPostgreSQL;
@@ -182,6 +205,16 @@ class Server::Impl {
       postgres_rewrite_cache_ =
           std::make_unique<rewriter::RewriteCache>(config_->limits.rewrite_cache_bytes);
     }
+    operations_.set_policy_version(
+        ops::policy_file_version(config_->policy_file).value_or("unknown"));
+    metrics_.set_sources({[this] { return client_counts(); },
+                          [this] {
+                            const auto s = rewrite_cache_.stats();
+                            return ops::CacheCounts{
+                                s.exact_hits + s.shape_hits, s.exact_misses + s.shape_misses,
+                                s.evictions, rewrite_cache_.bytes(), rewrite_cache_.entries()};
+                          },
+                          [this] { return audit_ ? audit_->counts() : ops::AuditCounts{}; }});
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
@@ -202,6 +235,9 @@ class Server::Impl {
     services_.analysis = &analysis_pool_;
     services_.salted_passwords = &salted_passwords_;
     services_.tokens = tokens_.get();
+    services_.operations = &operations_;
+    services_.admin = &admin_console_;
+    services_.paused = &paused_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -214,7 +250,9 @@ class Server::Impl {
     analysis_pool_.stop();
     // Sessions still on the loops are destroyed with them and unregister from
     // cancels_ and sessions_: the loops (and the I/O objects on them) go first.
+    admin_.reset();
     grace_timer_.reset();
+    audit_signal_.reset();
     reload_signal_.reset();
     signals_.reset();
     acceptor_.reset();
@@ -236,6 +274,11 @@ class Server::Impl {
     });
     reload_signal_.emplace(main_context, SIGHUP);
     wait_for_reload();
+    if (audit_) {
+      audit_signal_.emplace(main_context, SIGUSR1);
+      wait_for_audit_reopen();
+    }
+    if (config_->admin.enabled) start_admin();
     asio::co_spawn(main_context, accept_loop(), asio::detached);
 
     if (config_->auth_mode == config::AuthMode::kTrust) {
@@ -302,6 +345,7 @@ class Server::Impl {
       const auto peer = socket.remote_endpoint(ignored);
       ConnectionSlot slot;
       if (auto refused = limits_.admit(peer.address().to_string(), slot)) {
+        metrics_.startup_refused(limit_refusal(*refused));
         refusals.note(spdlog::level::warn, fmt::format("refused a connection from {}: {}",
                                                        peer.address().to_string(), *refused));
         refuse(std::move(socket), *refused);
@@ -411,11 +455,194 @@ class Server::Impl {
     co_await stream.read_some(asio::buffer(&byte, 1));
   }
 
+  // The admin HTTP listener: /metrics, /healthz, /readyz (ops/admin_http.h).
+  // Ready means a policy is loaded, the server is not draining, and the
+  // backend accepts TCP connections.
+  void start_admin() {
+    admin_ = std::make_unique<ops::AdminHttp>(
+        config_->admin.host, config_->admin.port, metrics_, [this]() -> std::optional<std::string> {
+          if (!policies_.get()) return "no policy loaded";
+          if (draining_flag_.load()) return "shutting down";
+          if (paused_.load()) return "paused (admin console PAUSE)";
+          return ops::probe_backend(config_->backend.host, config_->backend.port,
+                                    std::chrono::seconds(1));
+        });
+    log_server(spdlog::level::info,
+               fmt::format("admin listener on http://{}:{} (/metrics, /healthz, /readyz)",
+                           config_->admin.host, admin_->port()));
+  }
+
+  ops::ClientCounts client_counts() {
+    ops::ClientCounts counts;
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      if (s->started()) {
+        ++counts.active;
+      } else if (s->facts().admin) {
+        ++counts.admin;
+      } else {
+        ++counts.startup;
+      }
+    }
+    // In session pooling every relaying session holds one backend connection.
+    counts.backends = counts.active;
+    return counts;
+  }
+
+  // What the admin console shows and does (ops/admin_console.h). Called from
+  // the admin session's loop thread.
+  class Admin : public ops::AdminBackend {
+   public:
+    explicit Admin(Impl& server) : s_(server) {}
+
+    ops::AdminTable stats() override {
+      // Every sample of /metrics but the histogram's buckets.
+      ops::AdminTable t{{"metric", "value"}, {}};
+      const std::string text = s_.metrics_.render();
+      std::size_t i = 0;
+      while (i < text.size()) {
+        std::size_t end = text.find('\n', i);
+        if (end == std::string::npos) end = text.size();
+        std::string_view line(text.data() + i, end - i);
+        i = end + 1;
+        if (line.empty() || line.front() == '#' || line.find("_bucket{") != line.npos) continue;
+        const std::size_t space = line.rfind(' ');
+        if (space == line.npos) continue;
+        t.rows.push_back({std::string(line.substr(0, space)), std::string(line.substr(space + 1))});
+      }
+      return t;
+    }
+    ops::AdminTable clients() override { return s_.session_table(false); }
+    ops::AdminTable servers() override { return s_.session_table(true); }
+    ops::AdminTable pools() override {
+      // Session pooling: one pool per database and principal, one backend
+      // connection per relaying client.
+      std::map<std::pair<std::string, std::string>, std::array<uint64_t, 2>> pools;
+      for (const auto& row : s_.session_table(false).rows) {
+        auto& p = pools[{row[4], row[1]}];
+        ++p[0];
+        if (row[6] == "active") ++p[1];
+      }
+      ops::AdminTable t{{"database", "principal", "clients", "servers", "pool_mode"}, {}};
+      for (const auto& [key, counts] : pools) {
+        t.rows.push_back({key.first, key.second, std::to_string(counts[0]),
+                          std::to_string(counts[1]), "session"});
+      }
+      return t;
+    }
+    ops::AdminTable policy() override {
+      auto policy = s_.policies_.get();
+      ops::AdminTable t{{"key", "value"}, {}};
+      t.rows.push_back({"version", s_.operations_.policy_version()});
+      t.rows.push_back({"file", s_.config_->policy_file});
+      t.rows.push_back(
+          {"enforcement", std::string(config::enforcement_name(s_.config_->enforcement))});
+      t.rows.push_back({"default_action", std::string(policy::scope_name(policy->default_action))});
+      t.rows.push_back({"search_path", fmt::format("{}", fmt::join(policy->search_path, ", "))});
+      for (const auto& [name, table] : policy->tables) {
+        std::string columns;
+        if (!table.tenant_column.empty()) columns += "tenant " + table.tenant_column;
+        if (!table.owner_column.empty()) {
+          columns += (columns.empty() ? "" : ", ") + std::string("owner ") + table.owner_column;
+        }
+        t.rows.push_back({"table " + policy::to_string(name),
+                          std::string(policy::scope_name(table.scope)) +
+                              (columns.empty() ? "" : " (" + columns + ")")});
+      }
+      return t;
+    }
+    ops::AdminTable config() override {
+      const config::Config& c = *s_.config_;
+      ops::AdminTable t{{"key", "value"}, {}};
+      auto add = [&](std::string k, std::string v) {
+        t.rows.push_back({std::move(k), std::move(v)});
+      };
+      add("file", c.source_file);
+      add("listen", fmt::format("{}:{}", c.listen.host, c.listen.port));
+      add("listen.threads", std::to_string(s_.contexts_.size()));
+      add("backend", fmt::format("{}:{}", c.backend.host, c.backend.port));
+      add("backend.user", c.backend.user);
+      add("backend.dialect",
+          c.backend.dialect == config::BackendDialect::kPostgreSQL ? "postgresql" : "cockroachdb");
+      add("auth.mode", c.auth_mode == config::AuthMode::kScram         ? "scram"
+                       : c.auth_mode == config::AuthMode::kPassthrough ? "passthrough"
+                                                                       : "trust");
+      add("principals", std::to_string(s_.principals_.get()->size()));
+      add("policy.file", c.policy_file);
+      add("policy.enforcement", std::string(config::enforcement_name(c.enforcement)));
+      add("admin.listen",
+          c.admin.enabled ? fmt::format("{}:{}", c.admin.host, c.admin.port) : "off");
+      add("audit.mode", std::string(config::audit_mode_name(c.audit.mode)));
+      add("audit.file", c.audit.file.empty() ? "stdout" : c.audit.file);
+      add("limits.max_client_connections", std::to_string(c.limits.max_client_connections));
+      add("limits.max_connections_per_tenant", std::to_string(c.limits.max_connections_per_tenant));
+      add("limits.rewrite_cache_bytes", std::to_string(c.limits.rewrite_cache_bytes));
+      add("limits.shutdown_grace_ms", std::to_string(c.limits.shutdown_grace_ms));
+      add("log.level", c.log.level);
+      add("log.log_statement_values", c.log.log_statement_values ? "on" : "off");
+      return t;
+    }
+    std::optional<std::string> reload() override {
+      s_.reload_principals();
+      return s_.reload_policy();
+    }
+    std::optional<std::string> pause() override {
+      s_.paused_ = true;
+      log_server(spdlog::level::info,
+                 "PAUSE: new sessions wait before their backend login until RESUME (at most "
+                 "limits.startup_timeout_ms); the admin console stays open");
+      return std::nullopt;
+    }
+    std::optional<std::string> resume() override {
+      s_.paused_ = false;
+      log_server(spdlog::level::info, "RESUME: new sessions go on");
+      return std::nullopt;
+    }
+
+   private:
+    Impl& s_;
+  };
+
+  // SHOW CLIENTS (servers = false) or SHOW SERVERS.
+  ops::AdminTable session_table(bool servers) {
+    ops::AdminTable t;
+    if (servers) {
+      t.columns = {"session", "state"};
+    } else {
+      t.columns = {"session", "principal", "tenant", "user", "database", "peer", "state"};
+    }
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      const SessionFacts f = s->facts();
+      const std::string state = s->started() ? "active" : f.admin ? "admin" : "startup";
+      if (servers) {
+        if (s->started()) t.rows.push_back({std::to_string(id), state});
+      } else {
+        t.rows.push_back({std::to_string(id), f.principal, f.tenant, f.user, f.database, f.peer,
+                          state});
+      }
+    }
+    return t;
+  }
+
+  void wait_for_audit_reopen() {
+    audit_signal_->async_wait([this](const error_code& ec, int) {
+      if (ec) return;
+      audit_->reopen();
+      log_server(spdlog::level::info, "SIGUSR1: reopening the audit file");
+      wait_for_audit_reopen();
+    });
+  }
+
   void wait_for_reload() {
     reload_signal_->async_wait([this](const error_code& ec, int) {
       if (ec) return;
       reload_principals();
-      reload_policy();
+      (void)reload_policy();
       wait_for_reload();
     });
   }
@@ -425,6 +652,7 @@ class Server::Impl {
   // or that changes how principals are read (auth.mode, [identity]), keeps
   // the principals in force.
   void reload_principals() {
+    std::lock_guard reloading(reload_mutex_);
     const std::string& file = config_->source_file;
     std::shared_ptr<const config::Config> next;
     try {
@@ -479,19 +707,27 @@ class Server::Impl {
     }
   }
 
-  void reload_policy() {
+  // nullopt when the new policy is in force, otherwise why the old one stays.
+  std::optional<std::string> reload_policy() {
+    std::lock_guard reloading(reload_mutex_);
     try {
       auto next = policy::load_policy_file(config_->policy_file);
       const auto tables = next->tables.size();
       policies_.set(std::move(next));
+      operations_.set_policy_version(
+          ops::policy_file_version(config_->policy_file).value_or("unknown"));
+      metrics_.policy_reload(true);
       // Entries are keyed by snapshot, so old ones could never hit again.
       rewrite_cache_.clear();
       if (postgres_rewrite_cache_) postgres_rewrite_cache_->clear();
       log_server(spdlog::level::info,
                  fmt::format("policy reloaded from {} ({} tables)", config_->policy_file, tables));
+      return std::nullopt;
     } catch (const std::exception& e) {
+      metrics_.policy_reload(false);
       log_server(spdlog::level::err,
                  fmt::format("policy reload failed, keeping the policy in force: {}", e.what()));
+      return std::string("policy reload failed, keeping the policy in force: ") + e.what();
     }
   }
 
@@ -510,6 +746,7 @@ class Server::Impl {
     acceptor_->close(ignored);
     std::lock_guard lock(sessions_mutex_);
     draining_ = true;
+    draining_flag_ = true;
     if (sessions_.empty()) {
       stop_all();
       return;
@@ -548,6 +785,7 @@ class Server::Impl {
       if (acceptor_) acceptor_->close(ignored);
       if (signals_) signals_->cancel();
       if (reload_signal_) reload_signal_->cancel();
+      if (audit_signal_) audit_signal_->cancel();
       for (auto& g : *work_guards_) g.reset();
       for (auto& ctx : contexts_) ctx->stop();
     });
@@ -574,10 +812,19 @@ class Server::Impl {
   // [identity.token]'s keys and cache; null without the table. Keys are read
   // once, here: a reload does not change them.
   std::unique_ptr<const identity::TokenAuthority> tokens_;
+  ops::Metrics metrics_;
+  std::unique_ptr<ops::AuditSink> audit_;
+  ops::Operations operations_;
+  std::unique_ptr<ops::AdminHttp> admin_;
+  std::atomic<bool> draining_flag_{false};  // draining_, for the admin threads
+  std::atomic<bool> paused_{false};         // admin console PAUSE
+  std::mutex reload_mutex_;                 // SIGHUP and RELOAD one at a time
+  Admin admin_console_{*this};
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::signal_set> signals_;
   std::optional<asio::signal_set> reload_signal_;
+  std::optional<asio::signal_set> audit_signal_;
   std::optional<asio::steady_timer> grace_timer_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>>* work_guards_ = nullptr;
 

@@ -1,5 +1,7 @@
 #include "proxy/session.h"
 
+#include "proxy/admin_session.h"
+
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -80,7 +82,8 @@ Session::Session(tcp::socket client, const ProxyServices& services, uint64_t id,
       config_(*services.config),
       id_(id),
       client_(std::move(client)),
-      slot_(std::move(slot)) {
+      slot_(std::move(slot)),
+      report_(services.operations, id) {
   log_context_.set("session", std::to_string(id_));
   log_context_.set("peer", endpoint_text(client_.socket()));
   unsigned char token[8];
@@ -122,11 +125,15 @@ awaitable<void> Session::run() {
       fail("08P01", "start-up did not finish within limits.startup_timeout_ms");
     }
     log(spdlog::level::info, "start-up timed out");
+  } else if (std::get<0>(started) && admin_) {
+    co_await serve_admin_console(client_, client_buffer_, *services_.admin, principal_name_,
+                                 config_.limits.max_message_bytes);
   } else if (std::get<0>(started)) {
     phase_ = Phase::kReady;
     started_ = true;
     co_await relay();
   }
+  if (!started_ && fatal_) report_.startup_refused(fatal_->sqlstate, fatal_->message);
   co_await send_fatal_and_close();
 }
 
@@ -238,6 +245,24 @@ awaitable<bool> Session::startup() {
     co_return false;
   }
 
+  // The admin console: an admin principal, authenticated as usual; run()
+  // then serves it. (g++ 12 miscompiles co_await in a nested member
+  // coroutine here and in && operands: keep these steps inline.)
+  if (database_ == ops::kAdminDatabase) {
+    if (!admin_allowed()) co_return false;
+    phase_ = Phase::kAuthenticating;
+    if (config_.auth_mode == config::AuthMode::kScram) {
+      if (!co_await authenticate_client_scram()) co_return false;
+    }
+    co_return admin_ready();
+  }
+  // PAUSE (admin console): new sessions wait here, before any backend work,
+  // until RESUME or the start-up deadline.
+  while (services_.paused && services_.paused->load() && !terminating_) {
+    asio::steady_timer wait(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+    co_await wait.async_wait(use_nothrow);
+  }
+
   // What the backend will see: the client's parameters without identity, with
   // the database made explicit (PostgreSQL defaults it to the user name, and
   // the login user may change below).
@@ -286,7 +311,11 @@ awaitable<bool> Session::startup() {
   if (!principal_->bypass && !co_await load_catalog_snapshot()) co_return false;
 
   tracker_.emplace(refusal_token_, bypass_);
-  filter_.emplace(caller_->identity(), bypass_, config_.limits.max_message_bytes,
+  publish_facts();
+  // A shadow session's filter forwards everything; observe() records what
+  // enforcement would have done.
+  filter_.emplace(caller_->identity(), bypass_ || report_.shadow(),
+                  config_.limits.max_message_bytes,
                   static_cast<StatementRewriter&>(*this));
 
   auto issued = services_.cancels->issue(CancelTarget{backend_pid_, backend_key_});
@@ -985,6 +1014,7 @@ awaitable<void> Session::client_to_backend() {
         }
         if (!co_await analyse(*sql)) co_return;
       }
+      if (!observe(message.type, message.body)) co_return;
       const Verdict verdict =
           filter_->filter(message.type, message.body,
                           client_buffer_.pending().substr(0, message.total_size), *tracker_, out);
@@ -1135,6 +1165,7 @@ awaitable<bool> Session::analyse(std::string_view sql) {
 std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
   auto policy = current_policy();
   if (!policy) return std::nullopt;
+  const auto started = std::chrono::steady_clock::now();
   std::optional<rewriter::RewriteResult> result;
   if (analysed_ && analysed_sql_ == sql.data()) {
     result = std::move(*analysed_);
@@ -1150,6 +1181,7 @@ std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
       result = rewriter::RewriteResult::refused("42501", std::move(*why));
     }
   }
+  report_.statement(sql, *result, *policy, std::chrono::steady_clock::now() - started);
   return result;
 }
 
@@ -1272,6 +1304,73 @@ rewriter::RewriteCache& Session::session_rewrite_cache() const {
   return postgres ? *services_.postgres_rewrite_cache : *services_.rewrite_cache;
 }
 
+bool Session::observe(char type, std::string_view body) {
+  if (bypass_ || !report_.active()) return true;
+  report_.message(type);
+  if (type == 'B') {
+    if (report_.judges_binds()) {
+      auto policy = current_policy();
+      if (!policy) return false;
+      if (auto bind = parse_bind(body)) {
+        report_.bound(bind->statement, bind->param_formats, bind->params, *policy);
+      }
+    }
+    return true;
+  }
+  if (type != 'Q' && type != 'P') return true;
+  std::optional<std::string_view> sql;
+  if (type == 'Q') {
+    sql = parse_query(body);
+  } else if (auto parse = parse_parse(body)) {
+    sql = parse->query;
+    report_.parsed(parse->statement, parse->query);
+  }
+  // In enforce mode the filter's rewrite reports the statement; a shadow
+  // session's filter forwards it without one.
+  if (sql && report_.shadow() && !rewrite(*sql)) return false;
+  return true;
+}
+
+bool Session::admin_allowed() {
+  if (config_.auth_mode == config::AuthMode::kPassthrough || !services_.admin) {
+    fail("0A000", "the admin console needs auth.mode = \"scram\" or \"trust\"");
+    return false;
+  }
+  return true;
+}
+
+bool Session::admin_ready() {
+  if (!principal_->admin) {
+    fail("42501", fmt::format("admin console: principal \"{}\" is not an admin (admin = true)",
+                              principal_name_));
+    return false;
+  }
+  admin_ = true;
+  publish_facts();
+  log(spdlog::level::info, "admin console session started");
+  return true;
+}
+
+// Not a coroutine: g++ 12 miscompiles braced string lists inside coroutines.
+void Session::publish_facts() {
+  SessionFacts facts;
+  facts.principal = principal_name_;
+  facts.database = database_;
+  facts.peer = endpoint_text(client_.socket());
+  facts.admin = admin_;
+  if (!admin_) {
+    const config::Enforcement enforcement = enforcement_of(config_, *principal_);
+    if (!principal_->bypass && caller_) {
+      report_.bind(principal_name_, &caller_->identity(), enforcement);
+    }
+    facts.tenant = tenant_;
+    facts.user = user_.value_or("");
+    facts.enforcement =
+        principal_->bypass ? "bypass" : std::string(config::enforcement_name(enforcement));
+  }
+  report_.publish(std::move(facts));
+}
+
 bool Session::apply(const Verdict& verdict) {
   switch (verdict.kind) {
     case Verdict::Kind::kForward:
@@ -1280,6 +1379,7 @@ bool Session::apply(const Verdict& verdict) {
       return true;
     case Verdict::Kind::kRefused:
       log_refusal(rewriter::Refusal{verdict.sqlstate, verdict.message}, verdict.statement);
+      report_.refused(verdict.sqlstate);
       return true;
     case Verdict::Kind::kFatal:
       fail(verdict.sqlstate, verdict.message);

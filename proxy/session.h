@@ -23,6 +23,7 @@
 #include "proxy/client_caller.h"
 #include "proxy/connection_limits.h"
 #include "proxy/frame_decoder.h"
+#include "ops/admin_console.h"
 #include "proxy/frontend_filter.h"
 #include "proxy/log.h"
 #include "proxy/messages.h"
@@ -31,6 +32,7 @@
 #include "proxy/protocol_tracker.h"
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
+#include "proxy/session_report.h"
 #include "proxy/startup_packet.h"
 #include "proxy/stream.h"
 #include "rewriter/rewrite_cache.h"
@@ -60,6 +62,9 @@ struct ProxyServices {
   // Verifies signed identity tokens ([identity.token]); null without it.
   const identity::TokenAuthority* tokens = nullptr;
   std::string backend_password;  // from backend.password_env at start-up
+  ops::Operations* operations = nullptr;            // metrics, audit, missing predicates
+  ops::AdminBackend* admin = nullptr;               // the admin console's commands
+  const std::atomic<bool>* paused = nullptr;        // admin console PAUSE
 };
 
 class Session : public std::enable_shared_from_this<Session>, private StatementRewriter {
@@ -84,6 +89,9 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   // True once start-up is over and the session relays. Any thread.
   [[nodiscard]] bool started() const { return started_; }
 
+  // What SHOW CLIENTS shows of this session. Any thread.
+  [[nodiscard]] SessionFacts facts() const { return report_.facts(); }
+
  private:
   // Start-up phase states, in order.
   enum class Phase {
@@ -99,6 +107,17 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   };
 
   awaitable<bool> startup();
+  // The virtual database "tenantgate": whether the admin console can
+  // authenticate here, and whether the authenticated principal may use it
+  // (fatal_ set when not); run() then serves the console.
+  bool admin_allowed();
+  bool admin_ready();
+  // Once start-up has bound the caller: the reporter's identity, SHOW CLIENTS.
+  void publish_facts();
+  // Before the filter sees a client message: remembers its protocol, and for
+  // shadow sessions (whose filter forwards everything) records what
+  // enforcement would do; judges Binds' parameters. False sets fatal_.
+  bool observe(char type, std::string_view body);
   awaitable<bool> negotiate(StartupPacket& packet);
   awaitable<bool> authenticate_client_scram();
   bool bind_identity();
@@ -190,6 +209,8 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   std::atomic<bool> terminating_{false};
   std::atomic<bool> started_{false};
   ConnectionSlot slot_;
+  SessionReport report_;
+  bool admin_ = false;  // an admin console connection: no backend, no relay
 
   // Bound at start-up.
   StartupParams client_params_;

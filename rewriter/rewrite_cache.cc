@@ -111,6 +111,7 @@ void RewriteCache::insert(Shard& shard, std::string key,
   if (bytes > shard.max_bytes || shard.find(key, policy) != nullptr) return;
   while (shard.bytes + bytes > shard.max_bytes && !shard.lru.empty()) {
     shard.erase(std::prev(shard.lru.end()));
+    evictions_.fetch_add(1, std::memory_order_relaxed);
   }
   shard.lru.push_front(
       Entry{std::move(key), policy, std::move(tmpl), usable, max_statement_bytes, bytes});
@@ -198,6 +199,7 @@ RewriteCache::Stats RewriteCache::stats() const {
   s.shape_hits = shape_hits_.load(std::memory_order_relaxed);
   s.shape_misses = shape_misses_.load(std::memory_order_relaxed);
   s.shape_fallbacks = shape_fallbacks_.load(std::memory_order_relaxed);
+  s.evictions = evictions_.load(std::memory_order_relaxed);
   return s;
 }
 

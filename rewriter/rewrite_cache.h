@@ -91,6 +91,7 @@ class RewriteCache {
     std::uint64_t shape_hits = 0;       // a usable shape's template was reused
     std::uint64_t shape_misses = 0;     // a shape was rewritten
     std::uint64_t shape_fallbacks = 0;  // a statement with a shape took the exact path
+    std::uint64_t evictions = 0;        // entries dropped to make room
   };
   [[nodiscard]] Stats stats() const;
 
@@ -118,6 +119,7 @@ class RewriteCache {
   std::atomic<std::uint64_t> shape_hits_{0};
   std::atomic<std::uint64_t> shape_misses_{0};
   std::atomic<std::uint64_t> shape_fallbacks_{0};
+  std::atomic<std::uint64_t> evictions_{0};
 };
 
 }  // namespace tenantgate::rewriter

@@ -11,6 +11,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
   python3 python3-pytest python3-psycopg2 python3-psycopg python3-sqlalchemy
   python3-flask python3-flask-sqlalchemy
+  prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev podman systemd
 )
 
 missing=()

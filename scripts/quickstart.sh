@@ -2,7 +2,8 @@
 # Quick start: installs what is missing, builds tenantgate, starts a local
 # database with the example schema (PostgreSQL 15, or a CockroachDB single
 # node when a `cockroach` binary is on the PATH), starts tenantgate in front
-# of it and prints the psql command to connect.
+# of it and prints the psql command to connect, the admin console and the
+# metrics address.
 #   scripts/quickstart.sh          start (again) everything
 #   scripts/quickstart.sh stop     stop tenantgate and the database
 set -euo pipefail
@@ -10,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 run=$root/.run
 db_port=${TENANTGATE_DEMO_DB_PORT:-54329}
 proxy_port=${TENANTGATE_DEMO_PORT:-6432}
+admin_port=${TENANTGATE_DEMO_ADMIN_PORT:-9187}
 service_password=tenantgate-demo
 
 stop() {
@@ -31,12 +33,32 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
+echo "[1/4] checking packages (scripts/install_deps.sh)"
 "$root/scripts/install_deps.sh"
-"$root/scripts/build.sh" "$root/build" >/dev/null
+# The build takes minutes on a fresh clone: show its progress on one line
+# (cmake's "[ 42%]" markers), and the whole output if it fails.
+echo "[2/4] building tenantgate (build/, ccache)"
+build_log=$(mktemp)
+if ! "$root/scripts/build.sh" "$root/build" 2>&1 | tee "$build_log" |
+  while IFS= read -r line; do
+    if [[ $line =~ ^\[\ *([0-9]+)%\]\ (.*)$ ]]; then
+      printf '\r      %3s%%  %-70.70s' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    fi
+  done; then
+  printf '\n'
+  echo "build failed:" >&2
+  tail -40 "$build_log" >&2
+  rm -f "$build_log"
+  exit 1
+fi
+printf '\r%100s\r' ''
+rm -f "$build_log"
+echo "      built $("$root/build/proxy/tenantgate" --version)"
 bin=$root/build/proxy/tenantgate
 stop
 mkdir -p "$run"
 
+echo "[3/4] starting the database"
 if command -v cockroach >/dev/null 2>&1; then
   dialect=cockroachdb
   echo "starting CockroachDB single node on 127.0.0.1:$db_port"
@@ -60,6 +82,7 @@ fi
 
 app_verifier=$(echo secret | "$bin" hash-password)
 migrator_verifier=$(echo migrate | "$bin" hash-password)
+ops_verifier=$(echo operate | "$bin" hash-password)
 cat >"$run/tenantgate.toml" <<TOML
 # Written by scripts/quickstart.sh: the example configuration.
 [listen]
@@ -86,14 +109,27 @@ name = "migrator"
 scram = "$migrator_verifier"   # password: migrate
 bypass = true
 
+[[principals]]            # operators: the admin console (database "tenantgate")
+name = "ops"
+scram = "$ops_verifier"   # password: operate
+admin = true
+
 [identity]
 tenant_type = "text"
 user_type = "int"
 
 [policy]
 file = "$root/examples/policy.toml"
+
+[admin]
+listen = "127.0.0.1:$admin_port"
+
+[audit]
+mode = "refusals"
+file = "$run/audit.jsonl"
 TOML
 
+echo "[4/4] starting tenantgate"
 "$bin" check --config "$run/tenantgate.toml" >/dev/null
 TENANTGATE_BACKEND_PASSWORD=$service_password nohup "$bin" --config "$run/tenantgate.toml" \
   >"$run/tenantgate.log" 2>&1 &
@@ -111,9 +147,15 @@ fi
 cat <<MSG
 
 tenantgate is running on 127.0.0.1:$proxy_port (log: $run/tenantgate.log).
-Connect as user 1 of tenant "acme":
 
-  psql "postgresql://app:secret@127.0.0.1:$proxy_port/appdb?options=-c%20tenantgate.tenant%3Dacme%20-c%20tenantgate.user%3D1"
+  app (user 1 of tenant acme):
+    psql "postgresql://app:secret@127.0.0.1:$proxy_port/appdb?options=-c%20tenantgate.tenant%3Dacme%20-c%20tenantgate.user%3D1"
+  admin console (SHOW STATS, SHOW CLIENTS, SHOW POLICY, RELOAD, ...):
+    psql "postgresql://ops:operate@127.0.0.1:$proxy_port/tenantgate"
+  metrics and health:
+    http://127.0.0.1:$admin_port/metrics   http://127.0.0.1:$admin_port/healthz   http://127.0.0.1:$admin_port/readyz
+  audit trail (refusals, missing predicates):
+    $run/audit.jsonl     report: $bin report $run/audit.jsonl
 
 Try: SELECT * FROM users;   SELECT * FROM records;
 Stop everything with: scripts/quickstart.sh stop

@@ -1,7 +1,9 @@
 """The scenario of SCENARIO.md as a runnable Flask application.
 
-Its three routes keep the object-level authorization bug exactly as written
-there: the SQL never binds the caller's identity. Run it against the database
+Its three routes of the scenario keep the object-level authorization bug
+exactly as written there: the SQL never binds the caller's identity. Three
+more routes (/api/me, /api/my/records, /api/countries) are written correctly,
+so that tenantgate's shadow-mode report has something to leave out. Run it against the database
 directly and it leaks other tenants' rows; run it through tenantgate and the
 same code returns only what the caller may see.
 
@@ -118,6 +120,33 @@ def create_app(database_url=None, send_identity=None, send_token=None):
                 for r in rows
             ]
         )
+
+    # Correct routes: the caller's identity is in the SQL.
+    @app.get("/api/me")
+    def get_me():
+        row = db.session.execute(
+            text("SELECT id, email, role FROM users WHERE tenant_id = :tid AND id = :uid"),
+            {"tid": g.tenant, "uid": int(g.user)},
+        ).first()
+        if row is None:
+            abort(404)
+        return jsonify(id=row.id, email=row.email, role=row.role)
+
+    @app.get("/api/my/records")
+    def list_my_records():
+        rows = db.session.execute(
+            text(
+                "SELECT id, data FROM records WHERE tenant_id = :tid AND created_by = :uid "
+                "ORDER BY id"
+            ),
+            {"tid": g.tenant, "uid": int(g.user)},
+        ).all()
+        return jsonify([dict(id=r.id, data=r.data) for r in rows])
+
+    @app.get("/api/countries")
+    def list_countries():
+        rows = db.session.execute(text("SELECT code, name FROM countries ORDER BY code")).all()
+        return jsonify([dict(code=r.code, name=r.name) for r in rows])
 
     return app
 

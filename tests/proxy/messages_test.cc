@@ -351,7 +351,7 @@ TEST(RedactExclusionDetail, ReplacesTheConflictingKeyOnlyFor23P01) {
       error_response("ERROR", "23P01", "conflicting key value",
                      "Key (room)=(101) conflicts with existing key (room)=(101).")
           .substr(5);
-  auto redacted = redact_exclusion_detail(body);
+  auto redacted = redact_row_detail(body);
   ASSERT_TRUE(redacted.has_value());
   auto fields = parse_error_fields(std::string_view(*redacted).substr(5));
   ASSERT_TRUE(fields.has_value());
@@ -362,10 +362,29 @@ TEST(RedactExclusionDetail, ReplacesTheConflictingKeyOnlyFor23P01) {
   EXPECT_EQ(static_cast<unsigned char>((*redacted)[4]), redacted->size() - 1);
 
   EXPECT_FALSE(
-      redact_exclusion_detail(
+      redact_row_detail(
           error_response("ERROR", "23505", "duplicate", "Key (id)=(1) already exists.").substr(5))
           .has_value());
-  EXPECT_FALSE(redact_exclusion_detail("C23P01").has_value());  // no terminator
+  EXPECT_FALSE(redact_row_detail("C23P01").has_value());  // no terminator
+}
+
+// A not-null violation lists the whole new row, masked columns included: the
+// DETAIL goes, the rest of the error stays.
+TEST(RedactRowDetail, DropsTheFailingRowOfNotNullAndCheckViolations) {
+  for (const char* sqlstate : {"23502", "23514"}) {
+    const std::string body =
+        error_response("ERROR", sqlstate, "null value in column \"email\" violates not-null",
+                       "Failing row contains (2, acme, null, member, 200).")
+            .substr(5);
+    auto redacted = redact_row_detail(body);
+    ASSERT_TRUE(redacted.has_value()) << sqlstate;
+    auto fields = parse_error_fields(std::string_view(*redacted).substr(5));
+    ASSERT_TRUE(fields.has_value());
+    EXPECT_EQ(fields->sqlstate, sqlstate);
+    EXPECT_EQ(fields->message, "null value in column \"email\" violates not-null");
+    EXPECT_EQ(fields->detail, "");
+    EXPECT_EQ(redacted->find("200"), std::string::npos);
+  }
 }
 
 }  // namespace
