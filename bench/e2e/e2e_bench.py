@@ -37,6 +37,9 @@ import time
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGBENCH = os.path.join(PG_BIN, "pgbench")
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+# The project's one PostgreSQL launcher.
+PG_LOCAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                        "pg_local.sh")
 
 DB = "bench"
 SERVICE_ROLE, SERVICE_PASSWORD = "tgbench", "tgbench-e2e"  # owner, BYPASSRLS
@@ -235,7 +238,7 @@ class Stack:
         if is_root():
             pw = pwd.getpwnam("postgres")
             os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
-        self.pgdata = os.path.join(self.tmp, "pgdata")
+        self.pgdir = os.path.join(self.tmp, "pg")  # data/, the socket, postgres.log
         self.pg_port = self.bouncer_port = self.tg_port = None
         self.pg_started = False
         self.bouncer = None
@@ -262,21 +265,21 @@ class Stack:
     # -- PostgreSQL --------------------------------------------------------
 
     def start_postgres(self):
-        self.pg_port = free_port()
-        run(as_postgres([f"{PG_BIN}/initdb", "-D", self.pgdata, "-U", "postgres", "-A", "trust",
-                         "-E", "UTF8", "--no-sync"]))
-        with open(os.path.join(self.pgdata, "pg_hba.conf"), "w") as f:
-            f.write("local all all trust\n"
-                    "host all postgres 127.0.0.1/32 trust\n"
-                    "host all all 127.0.0.1/32 scram-sha-256\n")
-        opts = (f"-p {self.pg_port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=200 -c shared_buffers=256MB")
-        run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.pgdata, "-l", self.path("postgres.log"),
-                         "-w", "-t", "60", "-o", opts, "start"]))
+        # scripts/pg_local.sh is the project's one PostgreSQL launcher; its
+        # default pg_hba (trust for postgres, scram-sha-256 for the rest) is
+        # what the benchmark needs.
+        for attempt in range(5):
+            self.pg_port = free_port()
+            r = run([PG_LOCAL, "start", self.pgdir, str(self.pg_port), "-c", "max_connections=200",
+                     "-c", "shared_buffers=256MB"], check=False)
+            if r.returncode == 0:
+                break
+            if attempt == 4:
+                raise RuntimeError(f"PostgreSQL did not start:\n{r.stderr}")
         self.pg_started = True
 
     def psql(self, sql, user="postgres", db="postgres"):
-        return run([f"{PG_BIN}/psql", "-qX", "-v", "ON_ERROR_STOP=1", "-h", self.tmp, "-p",
+        return run([f"{PG_BIN}/psql", "-qX", "-v", "ON_ERROR_STOP=1", "-h", self.pgdir, "-p",
                     str(self.pg_port), "-U", user, "-d", db, "-c", sql], env=clean_env()).stdout
 
     def load_schema(self, scale):
@@ -453,8 +456,7 @@ level = "info"
                     pass
             self.bouncer = None
         if self.pg_started:
-            run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.pgdata, "-m", "immediate", "-w",
-                             "stop"]), check=False)
+            run([PG_LOCAL, "stop", self.pgdir, "--immediate"], check=False)
             self.pg_started = False
         shutil.rmtree(self.tmp, ignore_errors=True)
 
