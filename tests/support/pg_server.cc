@@ -119,9 +119,17 @@ std::unique_ptr<PgServer> PgServer::start() {
   }
   server->dir_ = tmpl;
   const std::string log = server->dir_ + "/launcher.log";
+  // Every role is trusted on loopback: the tests log in as roles without
+  // passwords.
+  const std::string hba = server->dir_ + "/pg_hba.conf";
+  {
+    std::ofstream out(hba);
+    out << "local all all trust\nhost all all 127.0.0.1/32 trust\n";
+  }
   for (int attempt = 0; attempt < 5; ++attempt) {
     server->port_ = free_port();
-    std::vector<std::string> args = {"start", server->dir_, std::to_string(server->port_)};
+    std::vector<std::string> args = {"start", server->dir_, std::to_string(server->port_), "--hba",
+                                     hba};
     for (const char* setting : kSettings) {
       args.push_back("-c");
       args.push_back(setting);

@@ -4,8 +4,8 @@
 // connections, as the postgres user when run as root), stopped through it on
 // destruction, and the directory removed.
 //
-// The cluster's superuser is `postgres`; it is trusted over the private
-// socket directory and on loopback. A watchdog process stops the server and
+// The cluster's superuser is `postgres`; every role is trusted over the
+// private socket directory and on loopback. A watchdog process stops the server and
 // removes the directory if the test process dies without cleaning up.
 //
 // Thread-safety: start() and the destructor must not race; the accessors are
