@@ -159,6 +159,32 @@ ConnectionLimits::Settings fit_limits(const config::Limits& limits) {
   return settings;
 }
 
+// The [pool] settings the sessions act on today: session mode with one
+// backend per client. Any other setting would be silently ignored, so the
+// server refuses to start with it instead (fail closed) until sessions take
+// their backends from the pool (proxy/backend_pool.h).
+void refuse_inactive_pool_settings(const config::Pool& pool) {
+  const config::Pool session_default;
+  const char* key = nullptr;
+  if (pool.mode != config::PoolMode::kSession) {
+    key = "mode = \"transaction\"";
+  } else if (pool.size != session_default.size) {
+    key = "size";
+  } else if (pool.min_idle != session_default.min_idle) {
+    key = "min_idle";
+  } else if (pool.max_per_tenant != session_default.max_per_tenant) {
+    key = "max_per_tenant";
+  } else if (pool.tenant_statements_per_second != session_default.tenant_statements_per_second) {
+    key = "tenant_statements_per_second";
+  }
+  if (key != nullptr) {
+    throw std::runtime_error(fmt::format(
+        "pool.{} is not supported by this version of tenantgate yet (sessions keep one backend "
+        "each, opened at login); remove it from [pool]",
+        key));
+  }
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -206,6 +232,7 @@ class Server::Impl {
   }
 
   int run() {
+    refuse_inactive_pool_settings(config_->pool);
     auto& main_context = *contexts_.front();
     tcp::endpoint endpoint(asio::ip::make_address(config_->listen.host), config_->listen.port);
     acceptor_.emplace(main_context);

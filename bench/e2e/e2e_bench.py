@@ -243,6 +243,7 @@ class Stack:
         self.pg_started = False
         self.bouncer = None
         self.bouncer_pid = None
+        self.bouncers = {}  # name -> port, pid, proc, mode, pool_size
         self.tg = None
         self.tg_log = None
         self.tg_bin = None
@@ -301,37 +302,45 @@ class Stack:
 
     # -- PgBouncer ---------------------------------------------------------
 
-    def start_pgbouncer(self, pool_size):
-        self.bouncer_port = free_port()
+    def start_pgbouncer(self, pool_size, pool_mode="session", name="pgbouncer",
+                        max_client_conn=None):
+        """Starts a PgBouncer called `name` (a target of target_conn). The
+        first one started is also self.bouncer_port / self.bouncer_pid."""
+        port = free_port()
         self.write("userlist.txt", f'"{SERVICE_ROLE}" "{SERVICE_PASSWORD}"\n', 0o600)
-        ini = self.write("pgbouncer.ini", f"""[databases]
+        ini = self.write(f"{name}.ini", f"""[databases]
 {DB} = host=127.0.0.1 port={self.pg_port} dbname={DB}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = {self.bouncer_port}
-unix_socket_dir = {self.tmp}
+listen_port = {port}
+unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {self.path("userlist.txt")}
-pool_mode = session
+pool_mode = {pool_mode}
 default_pool_size = {pool_size}
-max_client_conn = {pool_size + 50}
+max_client_conn = {max_client_conn or pool_size + 50}
 max_db_connections = 0
-logfile = {self.path("pgbouncer.log")}
-pidfile = {self.path("pgbouncer.pid")}
+logfile = {self.path(name + ".log")}
+pidfile = {self.path(name + ".pid")}
 log_connections = 0
 log_disconnections = 0
 """)
-        self.bouncer = subprocess.Popen(as_postgres([PGBOUNCER, ini]), stdout=subprocess.DEVNULL,
-                                        stderr=open(self.path("pgbouncer.stderr"), "w"),
-                                        start_new_session=True)
-        self._wait_port(self.bouncer_port, self.bouncer, "pgbouncer", self.path("pgbouncer.log"))
-        with open(self.path("pgbouncer.pid")) as f:
-            self.bouncer_pid = int(f.read().strip())
+        proc = subprocess.Popen(as_postgres([PGBOUNCER, ini]), stdout=subprocess.DEVNULL,
+                                stderr=open(self.path(name + ".stderr"), "w"),
+                                start_new_session=True)
+        self._wait_port(port, proc, name, self.path(name + ".log"))
+        with open(self.path(name + ".pid")) as f:
+            pid = int(f.read().strip())
+        self.bouncers[name] = {"port": port, "pid": pid, "proc": proc, "mode": pool_mode,
+                               "pool_size": pool_size}
+        if self.bouncer is None:
+            self.bouncer, self.bouncer_port, self.bouncer_pid = proc, port, pid
 
     # -- tenantgate --------------------------------------------------------
 
-    def configure_tenantgate(self, binary, listen_threads=0):
+    def configure_tenantgate(self, binary, listen_threads=0, pool=None):
+        """`pool`: the keys of tenantgate's [pool] section (default: none, session mode)."""
         # A private copy: other engineers relink build/proxy/tenantgate while we run.
         self.tg_bin = self.path("tenantgate")
         shutil.copy2(binary, self.tg_bin)
@@ -365,9 +374,13 @@ tenant_type = "int"
 [policy]
 file = "policy.toml"
 
+[limits]
+max_client_connections = 20000
+
 [log]
 level = "info"
-""")
+""" + ("\n[pool]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in pool.items())
+       if pool else ""))
         r = run([self.tg_bin, "check", "--config", self.tg_config], check=False)
         out = (r.stdout + r.stderr).strip()
         log(f"tenantgate check --config {self.tg_config}: exit {r.returncode}"
@@ -444,17 +457,17 @@ level = "info"
             self.stop_tenantgate()
         except Exception as e:  # keep cleaning up
             log(f"cleanup: tenantgate: {e}")
-        if self.bouncer:
+        for b in self.bouncers.values():
             try:
-                if self.bouncer_pid:
-                    os.kill(self.bouncer_pid, signal.SIGTERM)
-                self.bouncer.wait(10)
+                os.kill(b["pid"], signal.SIGTERM)
+                b["proc"].wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 try:
-                    os.killpg(self.bouncer.pid, signal.SIGKILL)
+                    os.killpg(b["proc"].pid, signal.SIGKILL)
                 except OSError:
                     pass
-            self.bouncer = None
+        self.bouncers = {}
+        self.bouncer = None
         if self.pg_started:
             run([PG_LOCAL, "stop", self.pgdir, "--immediate"], check=False)
             self.pg_started = False
@@ -496,8 +509,8 @@ def target_conn(stack, target, tenant):
     """(port, user, extra environment) for one target."""
     if target == "direct":
         return stack.pg_port, SERVICE_ROLE, {"PGPASSWORD": SERVICE_PASSWORD}
-    if target == "pgbouncer":
-        return stack.bouncer_port, SERVICE_ROLE, {"PGPASSWORD": SERVICE_PASSWORD}
+    if target in stack.bouncers:
+        return stack.bouncers[target]["port"], SERVICE_ROLE, {"PGPASSWORD": SERVICE_PASSWORD}
     if target == "tenantgate":
         return stack.tg_port, PRINCIPAL, {"PGPASSWORD": PRINCIPAL_PASSWORD,
                                           "PGOPTIONS": f"-c tenantgate.tenant={tenant}"}
@@ -505,6 +518,15 @@ def target_conn(stack, target, tenant):
         return stack.pg_port, RLS_ROLE, {"PGPASSWORD": RLS_PASSWORD,
                                          "PGOPTIONS": f"-c app.tenant={tenant}"}
     raise ValueError(target)
+
+
+def proxy_pid(stack, target):
+    """The process whose CPU a run of `target` is charged to, or None."""
+    if target == "tenantgate":
+        return stack.tg.pid
+    if target in stack.bouncers:
+        return stack.bouncers[target]["pid"]
+    return None
 
 
 def read_latencies(prefix):
@@ -538,16 +560,16 @@ def summarize_errors(stderr):
     return sorted(counts.items(), key=lambda kv: -kv[1])
 
 
-def run_pgbench(stack, args, workload, script_path, mode, target, logdir):
+def run_pgbench(stack, args, workload, script_path, mode, target, logdir, extra_args=()):
     port, user, extra = target_conn(stack, target, args.tenant)
     prefix = os.path.join(logdir, f"{workload.replace('/', '_')}.{target}")
     cmd = [PGBENCH, "-n", "-c", str(args.clients), "-j", str(args.threads), "-T",
            str(args.duration), "-M", mode, "-D", f"scale={args.scale}", "-f", script_path,
-           "-l", f"--log-prefix={prefix}", "-h", "127.0.0.1", "-p", str(port), "-U", user, DB]
+           *extra_args, "-l", f"--log-prefix={prefix}", "-h", "127.0.0.1", "-p", str(port),
+           "-U", user, DB]
     env = clean_env(**extra)
-    proxy_pid = stack.tg.pid if target == "tenantgate" else (
-        stack.bouncer_pid if target == "pgbouncer" else None)
-    cpu0 = cpu_seconds(proxy_pid) if proxy_pid else None
+    pid = proxy_pid(stack, target)
+    cpu0 = cpu_seconds(pid) if pid else None
     load0 = loadavg()
     t0 = time.time()
     try:
@@ -558,7 +580,7 @@ def run_pgbench(stack, args, workload, script_path, mode, target, logdir):
         rc, out, err = "timeout", (e.stdout or b"").decode(errors="replace"), \
             (e.stderr or b"").decode(errors="replace") + "\npgbench timed out"
     wall = time.time() - t0
-    cpu1 = cpu_seconds(proxy_pid) if proxy_pid else None
+    cpu1 = cpu_seconds(pid) if pid else None
 
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     tps = float(m.group(1)) if m else None
