@@ -582,7 +582,9 @@ def run_pgbench(stack, args, workload, script_path, mode, target, logdir, extra_
     wall = time.time() - t0
     cpu1 = cpu_seconds(pid) if pid else None
 
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    # -C (a connection per transaction) reports "including reconnection times".
+    m = re.search(r"tps = ([\d.]+) \((?:without initial connection time|including reconnection "
+                  r"times)\)", out)
     tps = float(m.group(1)) if m else None
     m = re.search(r"number of transactions actually processed: (\d+)", out)
     processed = int(m.group(1)) if m else 0

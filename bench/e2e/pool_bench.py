@@ -127,9 +127,11 @@ def hold_idle(stack, target, n, tenant):
     seconds = time.time() - t0
     time.sleep(1.0)
     held = eb.rss_kib(pid)
-    backends = int(stack.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
-                              "'client backend' AND datname = 'bench'", db="postgres").strip()
-                   or 0)
+    backends = int(eb.run([f"{eb.PG_BIN}/psql", "-XAt", "-h", stack.pgdir, "-p",
+                           str(stack.pg_port), "-U", "postgres", "-d", "postgres", "-c",
+                           "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                           "'client backend' AND datname = 'bench'"],
+                          env=eb.clean_env()).stdout.strip())
     for c in conns:
         c.close()
     return {"target": target, "requested": n, "opened": len(conns), "error": err,
