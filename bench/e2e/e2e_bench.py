@@ -155,10 +155,6 @@ def is_root():
     return os.geteuid() == 0
 
 
-def as_postgres(cmd):
-    return ["runuser", "-u", "postgres", "--"] + cmd if is_root() else cmd
-
-
 def scram_verifier(password, iterations=4096):
     salt = os.urandom(16)
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
@@ -325,8 +321,11 @@ logfile = {self.path(name + ".log")}
 pidfile = {self.path(name + ".pid")}
 log_connections = 0
 log_disconnections = 0
-""")
-        proc = subprocess.Popen(as_postgres([PGBOUNCER, ini]), stdout=subprocess.DEVNULL,
+""" + ("user = postgres\n" if is_root() else ""))
+        # As root, PgBouncer drops to `user` itself (it refuses to run as
+        # root) and keeps this process's open-file limit, which runuser's
+        # login session would lower.
+        proc = subprocess.Popen([PGBOUNCER, ini], stdout=subprocess.DEVNULL,
                                 stderr=open(self.path(name + ".stderr"), "w"),
                                 start_new_session=True)
         self._wait_port(port, proc, name, self.path(name + ".log"))
