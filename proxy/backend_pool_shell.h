@@ -142,6 +142,9 @@ class BackendPoolShell {
     stopped_ = true;
     idle_.clear();
     for (auto& [id, waiter] : waiters_) {
+      // A lease granted but not yet picked up stays: overwriting it here
+      // would give it back under the mutex. Its session releases it.
+      if (waiter->result) continue;
       core_.cancel(id);
       finish(*waiter, shutdown_refusal());
     }
@@ -233,10 +236,14 @@ class BackendPoolShell {
     for (BackendPool::Action& a : actions) {
       using Kind = BackendPool::Action::Kind;
       switch (a.kind) {
-        case Kind::kOpen:
-          asio::co_spawn(executors_[next_executor_++ % executors_.size()], open_one(a.connection),
-                         asio::detached);
-          break;
+        case Kind::kOpen: {
+          // Posted: co_spawn may start the coroutine at once on this thread,
+          // and it takes the mutex held here.
+          auto executor = executors_[next_executor_++ % executors_.size()];
+          asio::post(executor, [this, executor, id = a.connection] {
+            asio::co_spawn(executor, open_one(id), asio::detached);
+          });
+        } break;
         case Kind::kClose:
           idle_.erase(a.connection);
           break;

@@ -17,6 +17,7 @@ double TenantRateLimit::refilled(const Bucket& b, TimePoint now) const {
 
 bool TenantRateLimit::admit(std::string_view tenant, TimePoint now) {
   if (per_second_ == 0) return true;
+  std::lock_guard lock(mutex_);
   auto it = buckets_.find(std::string(tenant));
   if (it == buckets_.end()) {
     if (buckets_.size() >= kSweepAbove) {

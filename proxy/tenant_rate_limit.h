@@ -5,13 +5,16 @@
 // limit is refused by the session (53300) before anything reaches the
 // backend.
 //
-// Pure: no clock (callers pass `now`). Not thread-safe: one per event loop,
-// or behind the caller's mutex.
+// No clock (callers pass `now`). Thread-safe: one limit is shared by the
+// sessions of every event loop, so that a tenant's rate does not depend on
+// how its connections are spread over the loops; one mutex, held for a
+// lookup and a few arithmetic operations.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,7 +33,11 @@ class TenantRateLimit {
   // when the bucket holds less than one.
   [[nodiscard]] bool admit(std::string_view tenant, TimePoint now);
 
-  [[nodiscard]] std::size_t tenants() const { return buckets_.size(); }
+  [[nodiscard]] std::size_t tenants() const {
+    std::lock_guard lock(mutex_);
+    return buckets_.size();
+  }
+  [[nodiscard]] std::uint32_t per_second() const { return per_second_; }
 
  private:
   struct Bucket {
@@ -39,7 +46,8 @@ class TenantRateLimit {
   };
   [[nodiscard]] double refilled(const Bucket& b, TimePoint now) const;
 
-  std::uint32_t per_second_;
+  const std::uint32_t per_second_;
+  mutable std::mutex mutex_;
   std::unordered_map<std::string, Bucket> buckets_;
 };
 

@@ -2,13 +2,15 @@
 // the waiter's own loop, reuse, timeouts, failed opens, dead idle
 // connections, withdrawn requests and sessions on two loops at once. The
 // connections are plain objects (the shell only opens, checks and destroys
-// them); BackendConnection's own tests cover the sockets.
+// them); the sockets are the backend connection's.
 #include "proxy/backend_pool_shell.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
+
+#include "proxy/session_slots.h"
 
 namespace tenantgate::proxy {
 namespace {
@@ -218,6 +220,72 @@ TEST(BackendPoolShellTest, TwoLoopsShareThePool) {
   EXPECT_EQ(served, 1600);
   EXPECT_LE(max_out, 2);
   EXPECT_LE(backend.opened, 2);
+}
+
+}  // namespace
+}  // namespace tenantgate::proxy
+
+namespace tenantgate::proxy {
+namespace {
+
+TEST(SessionSlotsTest, OnlySessionModeWithASizeHasSlots) {
+  asio::io_context io;
+  config::Pool pool;
+  EXPECT_EQ(make_session_slots({io.get_executor()}, pool), nullptr);
+  pool.mode = config::PoolMode::kTransaction;
+  pool.size = 4;
+  EXPECT_EQ(make_session_slots({io.get_executor()}, pool), nullptr);
+}
+
+TEST(SessionSlotsTest, ATenantAtItsCapWaitsWhileAnotherLogsIn) {
+  asio::io_context io;
+  config::Pool pool;
+  pool.size = 2;
+  pool.max_per_tenant = 1;
+  pool.acquire_timeout_ms = 100;
+  auto slots = make_session_slots({io.get_executor()}, pool);
+  ASSERT_NE(slots, nullptr);
+  run_on(io, [&]() -> awaitable<void> {
+    SessionSlots::Acquired first = co_await slots->acquire("acme");
+    EXPECT_TRUE(first.lease);
+    SessionSlots::Acquired second = co_await slots->acquire("acme");
+    EXPECT_FALSE(second.lease);
+    EXPECT_EQ(second.sqlstate, "53300");
+    SessionSlots::Acquired other = co_await slots->acquire("globex");
+    EXPECT_TRUE(other.lease);
+    first.lease.release(true);
+    SessionSlots::Acquired third = co_await slots->acquire("acme");
+    EXPECT_TRUE(third.lease);
+  });
+}
+
+}  // namespace
+}  // namespace tenantgate::proxy
+
+namespace tenantgate::proxy {
+namespace {
+
+TEST(BackendPoolShellTest, StopRefusesWaitersAndNewRequests) {
+  asio::io_context io;
+  Backend backend;
+  auto s = settings(1);
+  s.acquire_timeout = std::chrono::seconds(5);
+  auto shell = make_shell({io.get_executor()}, s, backend);
+  run_on(io, [&]() -> awaitable<void> {
+    Shell::Acquired holder = co_await shell->acquire("acme");
+    EXPECT_TRUE(holder.lease);
+    asio::steady_timer later(io, milliseconds(20));
+    auto waiting = co_await (shell->acquire("globex") && [&]() -> awaitable<void> {
+      co_await later.async_wait(use_nothrow);
+      shell->stop();
+    }());
+    EXPECT_FALSE(waiting.lease);
+    EXPECT_EQ(waiting.sqlstate, "57P01");
+    Shell::Acquired after = co_await shell->acquire("acme");
+    EXPECT_EQ(after.sqlstate, "57P01");
+    holder.lease.release(true);  // closed, not kept
+  });
+  EXPECT_EQ(backend.destroyed, 1);
 }
 
 }  // namespace
