@@ -33,28 +33,6 @@ constexpr std::size_t kMaxAuthMessage = 8192;
 constexpr std::size_t kMaxBackendMessage = (1u << 30) + 1024;
 constexpr std::size_t kReadChunk = ReadBuffer::kInitialSize;
 
-// Frontend message types valid after start-up (protocol 55.7).
-bool is_frontend_type(char type) {
-  switch (type) {
-    case 'B':  // Bind
-    case 'C':  // Close
-    case 'd':  // CopyData
-    case 'c':  // CopyDone
-    case 'f':  // CopyFail
-    case 'D':  // Describe
-    case 'E':  // Execute
-    case 'H':  // Flush
-    case 'F':  // FunctionCall
-    case 'P':  // Parse
-    case 'Q':  // Query
-    case 'S':  // Sync
-    case 'X':  // Terminate
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool tenant_allowed(const config::Principal& principal, const std::string& tenant,
                     policy::ValueType type) {
   for (const auto& allowed : principal.tenants) {
@@ -171,7 +149,9 @@ awaitable<void> Session::send_fatal_and_close() {
               timer.async_wait(use_nothrow));
   }
   if (backend_) {
-    if (phase_ == Phase::kReady && pending_syncs_ > 0) co_await cancel_backend_query();
+    if (phase_ == Phase::kReady && tracker_ && tracker_->owed_ready_for_query() > 0) {
+      co_await cancel_backend_query();
+    }
     backend_->close();
   }
   client_.close();
@@ -313,6 +293,10 @@ awaitable<bool> Session::startup() {
   if (terminating_) co_return false;
   if (!principal_->bypass && !co_await load_catalog_snapshot()) co_return false;
 
+  tracker_.emplace(refusal_token_, bypass_);
+  filter_.emplace(identity_, bypass_, config_.limits.max_message_bytes,
+                  static_cast<StatementRewriter&>(*this));
+
   auto issued = services_.cancels->issue(CancelTarget{backend_pid_, backend_key_});
   proxy_pid_ = issued.pid;
 
@@ -320,7 +304,7 @@ awaitable<bool> Session::startup() {
   if (!passthrough) out += authentication_ok();
   out += startup_replies_;
   out += backend_key_data(issued.pid, issued.key);
-  out += ready_for_query(transaction_status_);
+  out += ready_for_query(login_status_);
   startup_replies_.clear();
   startup_replies_.shrink_to_fit();
   if (co_await client_.write(out)) co_return false;
@@ -858,7 +842,7 @@ awaitable<bool> Session::login_backend(bool passthrough) {
           fail("08006", "unexpected ReadyForQuery from the backend");
           co_return false;
         }
-        transaction_status_ = *status;
+        login_status_ = *status;
         co_return true;
       }
       default:
@@ -909,7 +893,7 @@ awaitable<bool> Session::load_catalog_snapshot() {
           refuse(*error);
           co_return false;
         }
-        transaction_status_ = *status;
+        login_status_ = *status;
         identity_.catalog = builder.finish();
         co_return true;
       }
@@ -943,16 +927,6 @@ awaitable<void> Session::client_to_backend() {
     // Forward every whole message already buffered in one write.
     out.clear();
     for (;;) {
-      if (!is_frontend_type(message.type)) {
-        fail("08P01", fmt::format("invalid frontend message type {}",
-                                  static_cast<int>(static_cast<unsigned char>(message.type))));
-        co_return;
-      }
-      if (message.type == 'X') {
-        out += terminate_message();
-        co_await backend_->write(out);
-        co_return;
-      }
       if (auto sql = needs_analysis(message.type, message.body)) {
         // A cache miss: send what is batched, then let the loop serve other
         // sessions while the pool analyses. The message stays in the buffer,
@@ -966,10 +940,14 @@ awaitable<void> Session::client_to_backend() {
         }
         if (!co_await analyse(*sql)) co_return;
       }
-      if (!filter_frontend(message.type, message.body,
-                           client_buffer_.pending().substr(0, message.total_size), out)) {
+      const Verdict verdict =
+          filter_->filter(message.type, message.body,
+                          client_buffer_.pending().substr(0, message.total_size), *tracker_, out);
+      if (verdict.kind == Verdict::Kind::kTerminate) {
+        co_await backend_->write(out);
         co_return;
       }
+      if (!apply(verdict)) co_return;
       client_buffer_.consume(message.total_size);
       auto next = decode_message(client_buffer_.pending(), max);
       if (next.status != DecodeStatus::kMessage) break;
@@ -1009,47 +987,15 @@ awaitable<void> Session::backend_to_client() {
     std::size_t copied = 0;  // bytes of `pending` already appended to `replaced`
     replaced.clear();
     for (;;) {
-      switch (message.type) {
-        case 'Z':
-          if (auto status = parse_ready_for_query(message.body)) transaction_status_ = *status;
-          if (copy_in_) {
-            if (copy_in_zs_before_ > 0) {
-              --copy_in_zs_before_;
-            } else {
-              copy_in_.reset();  // the COPY's own ReadyForQuery: it is over
-            }
-          }
-          if (pending_syncs_ > 0) --pending_syncs_;
-          [[fallthrough]];
-        case '1':  // ParseComplete
-        case '3':  // CloseComplete
-          if (!bypass_ && !statements_.on_backend_ack(message.type)) {
-            // The backend confirmed something tenantgate did not send: the
-            // statement bookkeeping can no longer be trusted.
-            fail("08006", fmt::format("unexpected {} from the backend",
-                                      message.type == '1' ? "ParseComplete" : "CloseComplete"));
-            co_return;
-          }
-          break;
-        case 'E':
-          if (statements_.has_refusals()) {
-            if (auto reply = refusal_reply(message.body)) {
-              replaced.append(pending.substr(copied, run - copied));
-              replaced += *reply;
-              copied = run + message.total_size;
-              break;
-            }
-          }
-          if (!bypass_) {
-            if (auto redacted = redact_exclusion_detail(message.body)) {
-              replaced.append(pending.substr(copied, run - copied));
-              replaced += *redacted;
-              copied = run + message.total_size;
-            }
-          }
-          break;
-        default:
-          break;
+      Verdict verdict = tracker_->on_backend(message.type, message.body);
+      if (verdict.kind == Verdict::Kind::kFatal) {
+        fail(std::move(verdict.sqlstate), std::move(verdict.message));
+        co_return;
+      }
+      if (verdict.kind == Verdict::Kind::kReplace) {
+        replaced.append(pending.substr(copied, run - copied));
+        replaced += verdict.bytes;
+        copied = run + message.total_size;
       }
       run += message.total_size;
       auto next = decode_message(pending.substr(run), kMaxBackendMessage);
@@ -1071,10 +1017,10 @@ awaitable<void> Session::backend_to_client() {
 // ---- Enforcement ------------------------------------------------------------
 
 std::optional<std::string_view> Session::needs_analysis(char type, std::string_view body) {
-  if (bypass_ || copy_in_ || services_.analysis == nullptr) return std::nullopt;
+  if (bypass_ || tracker_->copy_in_active() || services_.analysis == nullptr) return std::nullopt;
   std::optional<std::string_view> sql;
   if (type == 'Q') {
-    if (extended_open_) return std::nullopt;
+    if (tracker_->extended_open()) return std::nullopt;
     sql = parse_query(body);
   } else if (type == 'P') {
     if (auto parse = parse_parse(body)) sql = parse->query;
@@ -1134,332 +1080,32 @@ awaitable<bool> Session::analyse(std::string_view sql) {
   co_return true;
 }
 
-rewriter::RewriteResult Session::rewrite(std::string_view sql,
-                                         const std::shared_ptr<const policy::Policy>& policy) {
+std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
+  auto policy = current_policy();
+  if (!policy) return std::nullopt;
   if (analysed_ && analysed_sql_ == sql.data()) {
     auto result = std::move(*analysed_);
     analysed_.reset();
     return result;
   }
   analysed_.reset();
-  return services_.rewrite_cache->rewrite(*services_.rewriter, sql, identity_, policy);
+  return services_.rewrite_cache->rewrite(*services_.rewriter, sql, identity_, *policy);
 }
 
-bool Session::filter_frontend(char type, std::string_view body, std::string_view raw,
-                              std::string& out) {
-  if (bypass_) {
-    if (type == 'Q' || type == 'S' || type == 'F') ++pending_syncs_;
-    out.append(raw);
-    return true;
-  }
-  if (copy_in_) {
-    // In copy-in mode PostgreSQL accepts only CopyData/Done/Fail and ignores
-    // Flush and Sync (which get no reply: forwarding a Sync would break the
-    // ReadyForQuery bookkeeping). Anything else could only slip a statement
-    // past the row checks of a COPY still in progress.
-    if (type == 'H' || type == 'S') return true;
-    if (type != 'd' && type != 'c' && type != 'f') {
-      fail("08P01", fmt::format("unexpected message type '{}' during COPY FROM STDIN", type));
+bool Session::apply(const Verdict& verdict) {
+  switch (verdict.kind) {
+    case Verdict::Kind::kForward:
+    case Verdict::Kind::kReplace:
+    case Verdict::Kind::kTerminate:
+      return true;
+    case Verdict::Kind::kRefused:
+      log_refusal(rewriter::Refusal{verdict.sqlstate, verdict.message}, verdict.statement);
+      return true;
+    case Verdict::Kind::kFatal:
+      fail(verdict.sqlstate, verdict.message);
       return false;
-    }
   }
-  switch (type) {
-    case 'Q': {
-      auto sql = parse_query(body);
-      if (!sql) {
-        fail("08P01", "malformed Query message");
-        return false;
-      }
-      if (extended_open_) {
-        fail("08P01", "Query inside an extended-protocol batch: send Sync first");
-        return false;
-      }
-      auto policy = current_policy();
-      if (!policy) return false;
-      auto result = rewrite(*sql, *policy);
-      if (result.is_ok()) {
-        if (auto why = statements_.refuse_query(result.value().prepared_names)) {
-          result = rewriter::RewriteResult::refused("42501", std::move(*why));
-        }
-      }
-      ++pending_syncs_;
-      if (!result.is_ok()) {
-        log_refusal(result.refusal(), *sql);
-        if (!substitute_refusal(result.refusal(), Substitute::kQuery, out)) return false;
-        return track(statements_.sync_sent());
-      }
-      if (!track(statements_.query_sent(result.value().prepared_names))) return false;
-      if (result.value().copy_in) {
-        copy_in_.emplace(copy_in_spec(*result.value().copy_in));
-        copy_in_failed_ = false;
-        copy_in_zs_before_ = pending_syncs_ - 1;  // ReadyForQuery of earlier messages
-      }
-      if (result.value().changed) {
-        append_query_message(out, result.value().sql);
-      } else {
-        out.append(raw);
-      }
-      return true;
-    }
-    case 'P': {
-      auto parse = parse_parse(body);
-      if (!parse) {
-        fail("08P01", "malformed Parse message");
-        return false;
-      }
-      extended_open_ = true;
-      auto policy = current_policy();
-      if (!policy) return false;
-      auto result = rewrite(parse->query, *policy);
-      // The server must read a checked parameter as the Bind check does:
-      // its type is declared in the Parse, never left to inference.
-      std::vector<int32_t>& types = parse->param_types;
-      const std::size_t declared_types = types.size();
-      if (result.is_ok()) {
-        auto& rewritten = result.value();
-        if (auto why = declare_checked_param_types(types, rewritten.param_checks, identity_)) {
-          result = rewriter::RewriteResult::refused("42501", std::move(*why));
-        } else if (auto refused = statements_.refuse_parse(parse->statement, rewritten.param_checks,
-                                                           rewritten.prepared_names)) {
-          result = rewriter::RewriteResult::refused("42501", std::move(*refused));
-        } else if (rewritten.copy_in) {
-          result = rewriter::RewriteResult::refused(
-              "0A000",
-              "COPY FROM into a scoped table is supported in the simple query protocol only");
-        }
-      }
-      // A refused Parse of the unnamed statement must still drop the one the
-      // backend has, as PostgreSQL's own failed Parse would.
-      const Substitute substitute =
-          parse->statement.empty() ? Substitute::kUnnamedParse : Substitute::kParse;
-      if (!result.is_ok()) {
-        log_refusal(result.refusal(), parse->query);
-        return substitute_refusal(result.refusal(), substitute, out);
-      }
-      auto& rewritten = result.value();
-      const bool retyped = types.size() != declared_types ||
-                           std::any_of(rewritten.param_checks.begin(), rewritten.param_checks.end(),
-                                       [](const auto& c) { return c.type_oid != 0; });
-      if (!track(statements_.parse_sent(parse->statement, std::move(rewritten.param_checks),
-                                        rewritten.prepared_names))) {
-        return false;
-      }
-      if (rewritten.changed || retyped) {
-        append_parse(out, parse->statement, rewritten.sql, types);
-      } else {
-        out.append(raw);
-      }
-      return true;
-    }
-    case 'B': {
-      BindMessage& bind = bind_;
-      if (!parse_bind(body, bind)) {
-        fail("08P01", "malformed Bind message");
-        return false;
-      }
-      extended_open_ = true;
-      std::optional<std::string> refused = StatementTracker::refuse_name(bind.statement);
-      const auto checks = statements_.checks_for(bind.statement);
-      if (!refused && !checks.empty()) refused = check_bind_params(bind, checks, identity_);
-      // Keep the vectors of an ordinary Bind; give back those of a huge one.
-      constexpr std::size_t kKeptBindParams = 64;
-      if (bind.params.capacity() > kKeptBindParams) bind = BindMessage{};
-      if (refused) {
-        rewriter::Refusal refusal{"42501", *refused};
-        log_refusal(refusal, {});
-        return substitute_refusal(refusal, Substitute::kBind, out);
-      }
-      out.append(raw);
-      return true;
-    }
-    case 'C': {
-      auto close = parse_describe_or_close(body);
-      if (!close) {
-        fail("08P01", "malformed Close message");
-        return false;
-      }
-      extended_open_ = true;
-      if (close->kind == 'S' && StatementTracker::refuse_name(close->name)) {
-        fail("08P01", "statement names longer than 63 bytes are not supported");
-        return false;
-      }
-      if (!track(statements_.close_sent(close->kind, close->name))) return false;
-      out.append(raw);
-      return true;
-    }
-    case 'S':
-      extended_open_ = false;
-      ++pending_syncs_;
-      out.append(raw);
-      return track(statements_.sync_sent());
-    case 'F': {
-      // The legacy fast-path function call runs a function by OID with no SQL
-      // for the rewriter to see.
-      if (extended_open_) {
-        fail("08P01", "FunctionCall inside an extended-protocol batch: send Sync first");
-        return false;
-      }
-      ++pending_syncs_;
-      rewriter::Refusal refusal{"42501",
-                                "the function-call protocol message is not allowed through "
-                                "tenantgate"};
-      log_refusal(refusal, {});
-      if (!substitute_refusal(refusal, Substitute::kQuery, out)) return false;
-      return track(statements_.sync_sent());
-    }
-    case 'd':
-    case 'c':
-    case 'f':
-      if (copy_in_) return filter_copy_data(type, body, raw, out);
-      // Outside a checked COPY the backend ignores these (protocol 55.2.6).
-      out.append(raw);
-      return true;
-    case 'D': {
-      auto describe = parse_describe_or_close(body);
-      if (!describe) {
-        fail("08P01", "malformed Describe message");
-        return false;
-      }
-      if (describe->kind == 'S' && StatementTracker::refuse_name(describe->name)) {
-        fail("08P01", "statement names longer than 63 bytes are not supported");
-        return false;
-      }
-      extended_open_ = true;
-      out.append(raw);
-      return true;
-    }
-    case 'E':
-      extended_open_ = true;
-      out.append(raw);
-      return true;
-    default:  // Flush
-      out.append(raw);
-      return true;
-  }
-}
-
-CopyInSpec Session::copy_in_spec(const rewriter::CopyIn& copy) const {
-  CopyInSpec spec;
-  spec.format = copy.csv ? CopyInSpec::Format::kCsv : CopyInSpec::Format::kText;
-  spec.delimiter = copy.delimiter;
-  spec.null_string = copy.null_string;
-  spec.header = copy.header;
-  spec.quote = copy.quote;
-  spec.escape = copy.escape;
-  spec.columns = copy.columns;
-  spec.table = copy.table;
-  spec.max_row_bytes = config_.limits.max_message_bytes;
-  // The rewriter refuses owner scopes when the connection has no user, so
-  // identity_.user is set whenever a check asks for it; an empty expected
-  // value (never a canonical identity) fails closed otherwise.
-  auto value_of = [&](rewriter::IdentityField field) -> const policy::TypedValue* {
-    if (field == rewriter::IdentityField::kTenant) return &identity_.tenant;
-    return identity_.user ? &*identity_.user : nullptr;
-  };
-  for (const auto& check : copy.checks) {
-    const auto* value = value_of(check.field);
-    spec.checks.push_back({check.position, value ? value->value : std::string(),
-                           value ? value->type : policy::ValueType::kText, check.column});
-  }
-  for (auto field : copy.appended) {
-    const auto* value = value_of(field);
-    spec.appended_values.push_back(value ? value->value : std::string());
-  }
-  return spec;
-}
-
-bool Session::filter_copy_data(char type, std::string_view body, std::string_view raw,
-                               std::string& out) {
-  if (copy_in_failed_) {
-    // CopyFail already went to the backend: the rest of the client's data
-    // has nowhere to go.
-    if (type != 'd') copy_in_.reset();
-    return true;
-  }
-  std::string rows;
-  std::optional<std::string> refused;
-  switch (type) {
-    case 'd':
-      refused = copy_in_->feed(body, rows);
-      break;
-    case 'c':
-      refused = copy_in_->finish(rows);
-      break;
-    default:  // CopyFail from the client: nothing more to check
-      copy_in_.reset();
-      out.append(raw);
-      return true;
-  }
-  if (!rows.empty()) {
-    MessageWriter data('d');
-    data.bytes(rows);
-    out += std::move(data).finish();
-  }
-  if (refused) {
-    rewriter::Refusal refusal{"42501", *refused};
-    log_refusal(refusal, {});
-    const uint64_t seq = statements_.copy_fail_sent(refusal);
-    // The backend answers CopyFail with an error quoting this message, which
-    // backend_to_client() replaces with the refusal; nothing is written.
-    MessageWriter fail_copy('f');
-    fail_copy.cstr(fmt::format("tenantgate_refusal_{}_{}", refusal_token_, seq));
-    out += std::move(fail_copy).finish();
-    copy_in_failed_ = true;
-    if (type == 'c') copy_in_.reset();
-    return true;
-  }
-  if (type == 'c') {
-    out.append(raw);
-    copy_in_.reset();
-  }
-  return true;
-}
-
-bool Session::track(bool ok) {
-  if (!ok) fail("54000", "too many unanswered messages, or a statement name that is too long");
-  return ok;
-}
-
-bool Session::substitute_refusal(const rewriter::Refusal& refusal, Substitute what,
-                                 std::string& out) {
-  const std::optional<uint64_t> seq = statements_.refusal_sent(refusal);
-  if (!track(seq.has_value())) return false;
-  // Not valid SQL: the backend answers with a syntax error naming this word,
-  // which backend_to_client() replaces with the refusal.
-  const std::string marker = fmt::format("tenantgate_refusal_{}_{}", refusal_token_, *seq);
-  switch (what) {
-    case Substitute::kQuery:
-      append_query_message(out, marker);
-      break;
-    case Substitute::kUnnamedParse:
-      // PostgreSQL drops the unnamed statement before it parses the new
-      // text, so this failing Parse leaves the backend without one.
-      append_parse(out, "", marker, {});
-      extended_open_ = true;
-      break;
-    case Substitute::kParse:
-    case Substitute::kBind:
-      append_parse(out, marker, marker, {});
-      extended_open_ = true;
-      break;
-  }
-  return true;
-}
-
-std::optional<std::string> Session::refusal_reply(std::string_view error_body) {
-  auto fields = parse_error_fields(error_body);
-  if (!fields) return std::nullopt;
-  const std::string prefix = "tenantgate_refusal_" + refusal_token_ + "_";
-  auto at = fields->message.find(prefix);
-  if (at == std::string::npos) return std::nullopt;
-  uint64_t seq = 0;
-  for (std::size_t i = at + prefix.size();
-       i < fields->message.size() && fields->message[i] >= '0' && fields->message[i] <= '9'; ++i) {
-    seq = seq * 10 + static_cast<uint64_t>(fields->message[i] - '0');
-  }
-  auto refusal = statements_.take_refusal(seq);
-  if (!refusal) return std::nullopt;
-  return error_response("ERROR", refusal->sqlstate, refusal->message);
+  return false;
 }
 
 void Session::log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const {

@@ -20,16 +20,16 @@
 #include "proxy/asio.h"
 #include "proxy/cancel_registry.h"
 #include "proxy/connection_limits.h"
-#include "proxy/copy_in_validator.h"
 #include "proxy/frame_decoder.h"
+#include "proxy/frontend_filter.h"
 #include "proxy/log.h"
 #include "proxy/messages.h"
 #include "proxy/policy_store.h"
 #include "proxy/principal_store.h"
+#include "proxy/protocol_tracker.h"
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/startup_packet.h"
-#include "proxy/statement_tracker.h"
 #include "proxy/stream.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
@@ -54,12 +54,12 @@ struct ProxyServices {
   std::string backend_password;                     // from backend.password_env at start-up
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, private StatementRewriter {
  public:
   // `slot` counts this connection against the connection limits; the
   // session frees its start-up part once start-up is over.
   Session(tcp::socket client, const ProxyServices& services, uint64_t id, ConnectionSlot slot);
-  ~Session();
+  ~Session() override;
 
   // The whole life of the connection; returns when both sides are closed.
   awaitable<void> run();
@@ -143,27 +143,11 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<bool> analyse(std::string_view sql);
   // The rewrite for filter_frontend: analysed_ when it was made for `sql`,
   // otherwise the cache (and on a miss the rewriter) on this thread.
-  rewriter::RewriteResult rewrite(std::string_view sql,
-                                  const std::shared_ptr<const policy::Policy>& policy);
+  // (StatementRewriter, for the filter; nullopt sets fatal_.)
+  std::optional<rewriter::RewriteResult> rewrite(std::string_view sql) override;
+  // Performs a frontend filter verdict; false when the session must end.
+  bool apply(const Verdict& verdict);
 
-  // Enforcement on the client-to-backend path: appends to `out` what to send
-  // the backend in place of one client message. Returns false when the
-  // session must end (fatal_ is set).
-  bool filter_frontend(char type, std::string_view body, std::string_view raw, std::string& out);
-  // Makes the backend fail in place of a refused message, so that its own
-  // error handling (ReadyForQuery status, skipping to Sync) is what the
-  // client sees; the backend's error is replaced by the refusal on the way
-  // back. A refused Parse of the unnamed statement is replaced by a failing
-  // Parse of the unnamed statement (PostgreSQL drops the old one first).
-  // False when the session must end (fatal_ is set).
-  enum class Substitute { kQuery, kParse, kUnnamedParse, kBind };
-  [[nodiscard]] bool substitute_refusal(const rewriter::Refusal& refusal, Substitute what,
-                                        std::string& out);
-  // Passes on a StatementTracker bound check: false (and fatal_ set) when a
-  // bound was exceeded.
-  bool track(bool ok);
-  // Replaces the backend's error for a substituted message, if this is one.
-  [[nodiscard]] std::optional<std::string> refusal_reply(std::string_view error_body);
   void log_refusal(const rewriter::Refusal& refusal, std::string_view statement) const;
 
   awaitable<void> send_fatal_and_close();
@@ -206,30 +190,16 @@ class Session : public std::enable_shared_from_this<Session> {
   int32_t backend_key_ = 0;
   std::optional<int32_t> proxy_pid_;
   std::string startup_replies_;  // ParameterStatus/notices to pass on once ready
+  char login_status_ = 'I';      // the backend's ReadyForQuery status after login
 
   // Relay state.
   std::optional<rewriter::RewriteResult> analysed_;  // see needs_analysis
   const char* analysed_sql_ = nullptr;               // the text it was made for
-  BindMessage bind_;       // the Bind being checked; kept for its vectors' memory
-  int pending_syncs_ = 0;  // Query/Sync sent whose ReadyForQuery has not come back
-  char transaction_status_ = 'I';
   std::string refusal_token_;  // random per session: marks substituted messages
-  // Prepared statements, their Bind-time checks, and what the backend still
-  // owes (statement_tracker.h).
-  StatementTracker statements_;
-  // True while extended-protocol messages have been sent without a Sync. A
-  // Query then would be ignored by a backend skipping to Sync after an error
-  // and never answered, which would break the bookkeeping above; clients
-  // (libpq pipelines included) never do it, so it ends the session.
-  bool extended_open_ = false;
-
-  // COPY ... FROM STDIN into a scoped table: set from the rewritten Query
-  // until the backend's ReadyForQuery; every CopyData row is checked.
-  std::optional<CopyInValidator> copy_in_;
-  bool copy_in_failed_ = false;  // a row was refused: the rest is dropped
-  int copy_in_zs_before_ = 0;    // ReadyForQuery messages due before the COPY's own
-  [[nodiscard]] CopyInSpec copy_in_spec(const rewriter::CopyIn& copy) const;
-  bool filter_copy_data(char type, std::string_view body, std::string_view raw, std::string& out);
+  // What the backend still owes (protocol_tracker.h) and the enforcement of
+  // client messages (frontend_filter.h); both exist once start-up is over.
+  std::optional<ProtocolTracker> tracker_;
+  std::optional<FrontendFilter> filter_;
 };
 
 }  // namespace tenantgate::proxy

@@ -99,6 +99,8 @@ class StatementTracker {
   // message `seq`, once.
   [[nodiscard]] std::optional<rewriter::Refusal> take_refusal(uint64_t seq);
   [[nodiscard]] bool has_refusals() const { return !refusals_.empty(); }
+  // No reply owed for anything sent, and no substituted refusal outstanding.
+  [[nodiscard]] bool owes_nothing() const { return pending_.empty() && refusals_.empty(); }
 
  private:
   struct PendingOp {
