@@ -17,8 +17,10 @@
 // constructor in turn, so that their I/O is spread over the loops.
 //
 // Lifetime: the shell must outlive every Lease and every acquire() in
-// progress; stop() (on shutdown) closes the idle connections, refuses the
-// waiting requests and new ones (57P01), and stops the deadline timer.
+// progress; stop() (on shutdown, while the event loops still exist) closes
+// the idle connections, refuses the waiting requests and new ones (57P01),
+// and destroys the deadline timer. Leases given back after stop() are
+// closed.
 #pragma once
 
 #include <chrono>
@@ -97,7 +99,7 @@ class BackendPoolShell {
         core_(settings),
         open_(std::move(open)),
         is_alive_(std::move(is_alive)),
-        timer_(executors_.front()) {}
+        timer_(std::in_place, executors_.front()) {}
 
   BackendPoolShell(const BackendPoolShell&) = delete;
   BackendPoolShell& operator=(const BackendPoolShell&) = delete;
@@ -148,7 +150,8 @@ class BackendPoolShell {
       core_.cancel(id);
       finish(*waiter, shutdown_refusal());
     }
-    timer_.cancel();
+    // The timer is bound to the first loop: it goes while that loop exists.
+    timer_.reset();
   }
 
   [[nodiscard]] BackendPool::Counts counts() const {
@@ -222,9 +225,9 @@ class BackendPoolShell {
       repoll_ = false;
       carry_out(core_.poll(now()));
     } while (repoll_);
-    if (const auto deadline = core_.next_deadline()) {
-      timer_.expires_at(*deadline);
-      timer_.async_wait([this](error_code ec) {
+    if (const auto deadline = core_.next_deadline(); deadline && timer_) {
+      timer_->expires_at(*deadline);
+      timer_->async_wait([this](error_code ec) {
         if (ec) return;
         std::lock_guard lock(mutex_);
         pump();
@@ -265,7 +268,7 @@ class BackendPoolShell {
                              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 settings_.acquire_timeout)
                                                 .count()) +
-                             " ms); the statement was not run"});
+                             " ms); nothing was run"});
           }
           break;
         case Kind::kFail:
@@ -299,7 +302,7 @@ class BackendPoolShell {
   BackendPool core_;
   Opener open_;
   IsAlive is_alive_;
-  asio::steady_timer timer_;
+  std::optional<asio::steady_timer> timer_;  // reset by stop()
   std::unordered_map<BackendPool::ConnectionId, std::unique_ptr<Connection>> idle_;
   std::unordered_map<BackendPool::WaiterId, std::shared_ptr<Waiter>> waiters_;
   BackendPool::WaiterId next_waiter_ = 1;

@@ -28,8 +28,10 @@
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/session.h"
+#include "proxy/session_slots.h"
 #include "proxy/startup_packet.h"
 #include "proxy/stream.h"
+#include "proxy/tenant_rate_limit.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
@@ -159,28 +161,23 @@ ConnectionLimits::Settings fit_limits(const config::Limits& limits) {
   return settings;
 }
 
-// The [pool] settings the sessions act on today: session mode with one
-// backend per client. Any other setting would be silently ignored, so the
-// server refuses to start with it instead (fail closed) until sessions take
-// their backends from the pool (proxy/backend_pool.h).
+// The [pool] settings the sessions act on today: session mode, where
+// pool.size caps the clients that hold a backend at once (session_slots.h),
+// and the tenant statement rate. Transaction mode and idle backends kept
+// open would be silently ignored, so the server refuses to start with them
+// instead (fail closed) until sessions take their backends from the pool.
 void refuse_inactive_pool_settings(const config::Pool& pool) {
-  const config::Pool session_default;
   const char* key = nullptr;
   if (pool.mode != config::PoolMode::kSession) {
     key = "mode = \"transaction\"";
-  } else if (pool.size != session_default.size) {
-    key = "size";
-  } else if (pool.min_idle != session_default.min_idle) {
+  } else if (pool.min_idle != 0) {
     key = "min_idle";
-  } else if (pool.max_per_tenant != session_default.max_per_tenant) {
-    key = "max_per_tenant";
-  } else if (pool.tenant_statements_per_second != session_default.tenant_statements_per_second) {
-    key = "tenant_statements_per_second";
   }
   if (key != nullptr) {
     throw std::runtime_error(fmt::format(
-        "pool.{} is not supported by this version of tenantgate yet (sessions keep one backend "
-        "each, opened at login); remove it from [pool]",
+        "pool.{} is not supported by this version of tenantgate yet (sessions open a backend "
+        "each at login; backends are not handed from one client to the next); remove it from "
+        "[pool]",
         key));
   }
 }
@@ -196,12 +193,16 @@ class Server::Impl {
         limits_(fit_limits(config_->limits)),
         rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
-        analysis_pool_(analysis_options(config_->limits)) {
+        analysis_pool_(analysis_options(config_->limits)),
+        statement_rate_(config_->pool.tenant_statements_per_second) {
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<asio::any_io_executor> executors;
     for (unsigned i = 0; i < threads; ++i) {
       contexts_.push_back(std::make_unique<asio::io_context>(1));
+      executors.push_back(contexts_.back()->get_executor());
     }
+    session_slots_ = make_session_slots(std::move(executors), config_->pool);
     setup_tls();
     services_.config = config_;
     services_.cancels = &cancels_;
@@ -212,6 +213,8 @@ class Server::Impl {
     services_.rewrite_cache = &rewrite_cache_;
     services_.analysis = &analysis_pool_;
     services_.salted_passwords = &salted_passwords_;
+    services_.session_slots = session_slots_.get();
+    if (statement_rate_.per_second() != 0) services_.statement_rate = &statement_rate_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -228,6 +231,9 @@ class Server::Impl {
     reload_signal_.reset();
     signals_.reset();
     acceptor_.reset();
+    // Its timer lives on the first loop; sessions give their slots back
+    // while the loops are destroyed below, and the slots outlive them.
+    if (session_slots_) session_slots_->stop();
     contexts_.clear();
   }
 
@@ -577,6 +583,9 @@ class Server::Impl {
   rewriter::Rewriter rewriter_;
   rewriter::RewriteCache rewrite_cache_;
   AnalysisPool analysis_pool_;
+  TenantRateLimit statement_rate_;
+  // Outlives the sessions: ~Impl destroys the loops (and their sessions) first.
+  std::unique_ptr<SessionSlots> session_slots_;
   SaltedPasswordCache salted_passwords_;
   ProxyServices services_;
   std::optional<tcp::acceptor> acceptor_;

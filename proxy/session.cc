@@ -287,6 +287,8 @@ awaitable<bool> Session::startup() {
     }
   }
   phase_ = Phase::kBackendLogin;
+  if (!co_await acquire_backend_slot()) co_return false;
+  if (terminating_) co_return false;
   if (!co_await connect_backend()) co_return false;
   if (terminating_) co_return false;  // terminate() could not cancel the connect
   if (!co_await login_backend(passthrough)) co_return false;
@@ -580,6 +582,22 @@ void Session::on_principals_reloaded(PrincipalSnapshot principals) {
 }
 
 // ---- Backend ----------------------------------------------------------------
+
+awaitable<bool> Session::acquire_backend_slot() {
+  if (services_.session_slots == nullptr) co_return true;
+  // In passthrough mode the tenant is not yet authenticated: those clients
+  // wait in one queue, so that a tenant claimed by an unauthenticated
+  // client cannot take that tenant's share.
+  const std::string queue =
+      config_.auth_mode == config::AuthMode::kPassthrough || bypass_ ? std::string() : tenant_;
+  SessionSlots::Acquired got = co_await services_.session_slots->acquire(queue);
+  if (!got.lease) {
+    fail(got.sqlstate, got.message);
+    co_return false;
+  }
+  backend_slot_ = std::move(got.lease);
+  co_return true;
+}
 
 awaitable<bool> Session::connect_backend() {
   auto executor = co_await asio::this_coro::executor;
@@ -1083,6 +1101,14 @@ awaitable<bool> Session::analyse(std::string_view sql) {
 std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
   auto policy = current_policy();
   if (!policy) return std::nullopt;
+  if (services_.statement_rate != nullptr &&
+      !services_.statement_rate->admit(tenant_, std::chrono::steady_clock::now())) {
+    analysed_.reset();
+    return rewriter::RewriteResult::refused(
+        "53300", fmt::format("tenant \"{}\" is over its statement rate "
+                             "(pool.tenant_statements_per_second = {}); the statement was not run",
+                             tenant_, services_.statement_rate->per_second()));
+  }
   if (analysed_ && analysed_sql_ == sql.data()) {
     auto result = std::move(*analysed_);
     analysed_.reset();
