@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +56,10 @@ struct Identity {
   // read as an empty catalog (the proxy refuses a session whose catalog
   // could not be loaded, so it never rewrites with null).
   std::shared_ptr<const AppCatalog> catalog;
+  // Claims of the caller's verified token other than the registered ones
+  // (exp, nbf, iat, iss, aud, jti), scalar values as text: strings verbatim,
+  // numbers and booleans in their JSON spelling. Empty without a token.
+  std::map<std::string, std::string, std::less<>> claims;
 };
 
 }  // namespace tenantgate::policy

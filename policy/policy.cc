@@ -305,6 +305,24 @@ std::string_view scope_name(Scope scope) {
       return "shared";
     case Scope::kDeny:
       return "deny";
+    case Scope::kPolicies:
+      return "policies";
+  }
+  return "unknown";
+}
+
+std::string_view policy_command_name(PolicyCommand command) {
+  switch (command) {
+    case PolicyCommand::kAll:
+      return "all";
+    case PolicyCommand::kSelect:
+      return "select";
+    case PolicyCommand::kInsert:
+      return "insert";
+    case PolicyCommand::kUpdate:
+      return "update";
+    case PolicyCommand::kDelete:
+      return "delete";
   }
   return "unknown";
 }

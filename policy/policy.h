@@ -17,7 +17,9 @@
 
 namespace tenantgate::policy {
 
-enum class Scope { kTenant, kOwner, kTenantOwner, kShared, kDeny };
+// kPolicies: the table carries row policies (RowPolicy); a scope written next
+// to them became one permissive policy.
+enum class Scope { kTenant, kOwner, kTenantOwner, kShared, kDeny, kPolicies };
 
 [[nodiscard]] std::string_view scope_name(Scope scope);
 // Parses "tenant" | "owner" | "tenant_owner" | "shared" | "deny".
@@ -40,12 +42,48 @@ struct QualifiedName {
 // messages and for qualified names, where PostgreSQL accepts them bare.
 [[nodiscard]] std::string quote_identifier(std::string_view ident);
 
+// The commands a row policy applies to, as in CREATE POLICY ... FOR.
+enum class PolicyCommand { kAll, kSelect, kInsert, kUpdate, kDelete };
+[[nodiscard]] std::string_view policy_command_name(PolicyCommand command);
+
+struct PolicyExpression;  // policy_expression.h: a parsed, validated expression
+
+// `[[tables."s.t".policies]]`: one CREATE POLICY. Expressions are SQL boolean
+// expressions over the table's columns that may call tenantgate.tenant(),
+// tenantgate.user_id() and tenantgate.claim('name') and may read other policy
+// tables in subqueries (which get their own policies).
+struct RowPolicy {
+  std::string name;
+  PolicyCommand command = PolicyCommand::kAll;
+  bool permissive = true;  // false: restrictive
+  // Null when absent. A missing check uses the using expression, as in RLS.
+  std::shared_ptr<const PolicyExpression> using_expr;
+  std::shared_ptr<const PolicyExpression> check_expr;
+  int line = 0;
+};
+
+// `[tables."s.t".columns.<column>]`: reads see `mask` in place of the
+// column's value unless `unless` holds (for the row and the caller).
+struct ColumnMask {
+  std::string column;
+  std::shared_ptr<const PolicyExpression> mask;
+  std::shared_ptr<const PolicyExpression> unless;  // null: always masked
+  int line = 0;
+};
+
 struct TablePolicy {
   QualifiedName name;
   Scope scope = Scope::kDeny;
-  std::string tenant_column;  // set for kTenant and kTenantOwner
-  std::string owner_column;   // set for kOwner and kTenantOwner
+  std::string tenant_column;  // set for kTenant and kTenantOwner (and a kPolicies
+                              // table whose shorthand scope used it)
+  std::string owner_column;   // set for kOwner and kTenantOwner (likewise)
   int line = 0;               // where it was declared in policy.toml
+  // kPolicies only: the row policies, the shorthand scope's first.
+  std::vector<RowPolicy> policies;
+  // kPolicies only: column masks, in file order.
+  std::vector<ColumnMask> masks;
+  // kPolicies only: whether some expression calls tenantgate.user_id().
+  bool uses_user = false;
 };
 
 enum class FunctionMode {

@@ -5,12 +5,15 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <toml.hpp>
 #include <utility>
 #include <variant>
 
 #include "policy/policy.h"
+#include "policy/policy_expression.h"
 #include "policy/toml_text.h"
 
 namespace tenantgate::policy {
@@ -54,6 +57,33 @@ class Loader {
   void load_functions(const toml::value& v);
   void load_app_function(const std::string& key, const toml::value& v);
   void load_catalogs(const toml::value& v);
+  void load_row_policy(TablePolicy* tp, const toml::value& v);
+  // After every table is known: compiles the expressions, turns shorthand
+  // scopes next to policies into policies, and refuses cycles.
+  void compile_row_policies();
+
+  // A [[tables."s.t".policies]] entry before its expressions are compiled.
+  struct PendingPolicy {
+    QualifiedName table;
+    RowPolicy policy;
+    std::string using_sql;
+    std::string check_sql;
+    int using_line = 0;
+    int check_line = 0;
+  };
+  std::vector<PendingPolicy> pending_policies_;
+  // A [tables."s.t".columns.<column>] entry before its expressions are compiled.
+  struct PendingMask {
+    QualifiedName table;
+    std::string column;
+    std::string mask_sql;
+    std::string unless_sql;
+    int line = 0;
+    int mask_line = 0;
+    int unless_line = 0;
+  };
+  std::vector<PendingMask> pending_masks_;
+  void load_masks(const TablePolicy& tp, const toml::value& v);
 
   std::string file_;
   std::shared_ptr<Policy> policy_ = std::make_shared<Policy>();
@@ -215,7 +245,7 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
   const std::string where = "[tables." + dq(key) + "]";
   if (!v.is_table()) fail(v, where + " must be a table");
   const auto& t = v.as_table();
-  if (!t.contains("scope")) {
+  if (!t.contains("scope") && !t.contains("policies") && !t.contains("columns")) {
     const bool nested = !t.empty() && std::all_of(t.begin(), t.end(), [](const auto& kv) {
       return kv.second.is_table();
     });
@@ -257,13 +287,27 @@ void Loader::load_table(const std::string& key, const toml::value& v) {
     } else if (k == "owner_column") {
       tp.owner_column = column(*value, k);
       owner_override = value;
+    } else if (k == "columns") {
+      load_masks(tp, *value);
+    } else if (k == "policies") {
+      if (!value->is_array()) fail(*value, where + ".policies must be [[...policies]] tables");
+      for (const toml::value& p : value->as_array()) load_row_policy(&tp, p);
     } else {
       fail(*value, "unknown key " + dq(k) + " in " + where +
-                       " (expected scope, tenant_column, owner_column)");
+                       " (expected scope, tenant_column, owner_column, policies, columns)");
     }
+  }
+  // Policies without a scope: nothing but the policies grants rows.
+  if (!t.contains("scope")) tp.scope = Scope::kPolicies;
+  if (tp.scope == Scope::kShared && t.contains("columns")) {
+    fail(v, where + ": column masks need a scope other than shared, or policies");
   }
 
   const bool uses_tenant = tp.scope == Scope::kTenant || tp.scope == Scope::kTenantOwner;
+  if (tp.scope == Scope::kPolicies && (tenant_override || owner_override)) {
+    fail(tenant_override ? *tenant_override : *owner_override,
+         "tenant_column and owner_column need a scope; in policies write the column itself");
+  }
   const bool uses_owner = tp.scope == Scope::kOwner || tp.scope == Scope::kTenantOwner;
   const std::string scope_str = dq(scope_name(tp.scope));
   if (tenant_override && !uses_tenant) {
@@ -408,6 +452,215 @@ void Loader::load_catalogs(const toml::value& v) {
   }
 }
 
+void Loader::load_row_policy(TablePolicy* tp, const toml::value& v) {
+  const std::string where = "policy of table " + to_string(tp->name);
+  if (!v.is_table()) fail(v, where + " must be a table ([[tables.\"s.t\".policies]])");
+  PendingPolicy p;
+  p.table = tp->name;
+  p.policy.line = static_cast<int>(v.location().line());
+  bool named = false;
+  for (const auto& [k, value] : entries(v, where)) {
+    if (k == "name") {
+      p.policy.name = string_of(*value, k);
+      if (p.policy.name.empty()) fail(*value, "policy name is empty");
+      named = true;
+    } else if (k == "command") {
+      const std::string& c = string_of(*value, k);
+      bool found = false;
+      for (PolicyCommand pc : {PolicyCommand::kAll, PolicyCommand::kSelect, PolicyCommand::kInsert,
+                               PolicyCommand::kUpdate, PolicyCommand::kDelete}) {
+        if (policy_command_name(pc) == c) {
+          p.policy.command = pc;
+          found = true;
+        }
+      }
+      if (!found) {
+        fail(*value,
+             "unknown command " + dq(c) + " (expected all | select | insert | update | delete)");
+      }
+    } else if (k == "kind") {
+      const std::string& c = string_of(*value, k);
+      if (c != "permissive" && c != "restrictive") {
+        fail(*value, "unknown kind " + dq(c) + " (expected permissive | restrictive)");
+      }
+      p.policy.permissive = c == "permissive";
+    } else if (k == "using") {
+      p.using_sql = string_of(*value, k);
+      p.using_line = static_cast<int>(value->location().line());
+      if (p.using_sql.empty()) fail(*value, "using is empty");
+    } else if (k == "check") {
+      p.check_sql = string_of(*value, k);
+      p.check_line = static_cast<int>(value->location().line());
+      if (p.check_sql.empty()) fail(*value, "check is empty");
+    } else {
+      fail(*value, "unknown key " + dq(k) + " in " + where +
+                       " (expected name, command, using, check, kind)");
+    }
+  }
+  if (!named) fail(v, where + " has no name");
+  for (const PendingPolicy& other : pending_policies_) {
+    if (other.table == p.table && other.policy.name == p.policy.name) {
+      fail(v, "policy " + dq(p.policy.name) + " of table " + to_string(tp->name) +
+                  " is declared twice (also at line " + std::to_string(other.policy.line) + ")");
+    }
+  }
+  const PolicyCommand c = p.policy.command;
+  if (c == PolicyCommand::kInsert && !p.using_sql.empty()) {
+    fail(p.using_line, "policy " + dq(p.policy.name) +
+                           ": an insert policy has only a check expression (as in CREATE POLICY)");
+  }
+  if ((c == PolicyCommand::kSelect || c == PolicyCommand::kDelete) && !p.check_sql.empty()) {
+    fail(p.check_line, "policy " + dq(p.policy.name) + ": a " +
+                           std::string(policy_command_name(c)) +
+                           " policy has only a using expression (as in CREATE POLICY)");
+  }
+  if (p.using_sql.empty() && p.check_sql.empty()) {
+    fail(v, "policy " + dq(p.policy.name) + " has neither using nor check");
+  }
+  pending_policies_.push_back(std::move(p));
+}
+
+void Loader::load_masks(const TablePolicy& tp, const toml::value& v) {
+  const std::string where = "[tables." + dq(to_string(tp.name)) + ".columns]";
+  for (const auto& [column, spec] : entries(v, where)) {
+    const std::vector<std::string> parts =
+        identifiers(column, spec->location().line(), "column name", false);
+    if (parts.size() != 1) fail(*spec, "malformed column name " + dq(column));
+    PendingMask m;
+    m.table = tp.name;
+    m.column = parts[0];
+    m.line = static_cast<int>(spec->location().line());
+    for (const auto& [k, value] : entries(*spec, where + "." + column)) {
+      if (k == "mask") {
+        m.mask_sql = string_of(*value, k);
+        m.mask_line = static_cast<int>(value->location().line());
+      } else if (k == "unless") {
+        m.unless_sql = string_of(*value, k);
+        m.unless_line = static_cast<int>(value->location().line());
+      } else {
+        fail(*value,
+             "unknown key " + dq(k) + " in " + where + "." + column + " (expected mask, unless)");
+      }
+    }
+    if (m.mask_sql.empty()) fail(*spec, "column " + dq(column) + " has no mask");
+    pending_masks_.push_back(std::move(m));
+  }
+}
+
+void Loader::compile_row_policies() {
+  if (pending_policies_.empty() && pending_masks_.empty()) return;
+  // Shorthand scopes next to policies become the first permissive policy.
+  for (auto& [name, table] : policy_->tables) {
+    const bool has_policies =
+        std::any_of(pending_policies_.begin(), pending_policies_.end(),
+                    [&](const PendingPolicy& p) { return p.table == name; }) ||
+        std::any_of(pending_masks_.begin(), pending_masks_.end(),
+                    [&](const PendingMask& m) { return m.table == name; });
+    if (!has_policies || table.scope == Scope::kPolicies) continue;
+    if (table.scope != Scope::kDeny) {
+      RowPolicy scope_policy;
+      scope_policy.name = "scope " + std::string(scope_name(table.scope));
+      scope_policy.line = table.line;
+      scope_policy.using_expr =
+          compile_policy_expression(scope_expression(table), *policy_, table, file_, table.line,
+                                    "scope of table " + to_string(name));
+      table.uses_user = table.uses_user || scope_policy.using_expr->uses_user;
+      table.policies.push_back(std::move(scope_policy));
+    }
+    table.scope = Scope::kPolicies;
+  }
+  for (PendingPolicy& p : pending_policies_) {
+    TablePolicy& table = policy_->tables.at(p.table);
+    const std::string what = "policy " + dq(p.policy.name) + " of table " + to_string(p.table);
+    if (!p.using_sql.empty()) {
+      p.policy.using_expr = compile_policy_expression(p.using_sql, *policy_, table, file_,
+                                                      p.using_line, "using of " + what);
+      table.uses_user = table.uses_user || p.policy.using_expr->uses_user;
+    }
+    if (!p.check_sql.empty()) {
+      p.policy.check_expr = compile_policy_expression(p.check_sql, *policy_, table, file_,
+                                                      p.check_line, "check of " + what);
+      table.uses_user = table.uses_user || p.policy.check_expr->uses_user;
+    }
+    table.policies.push_back(std::move(p.policy));
+  }
+  for (PendingMask& m : pending_masks_) {
+    TablePolicy& table = policy_->tables.at(m.table);
+    ColumnMask mask;
+    mask.column = m.column;
+    mask.line = m.line;
+    const std::string what = "mask of column " + m.column + " of table " + to_string(m.table);
+    mask.mask = compile_policy_expression(m.mask_sql, *policy_, table, file_, m.mask_line, what,
+                                          /*boolean=*/false);
+    if (!m.unless_sql.empty()) {
+      mask.unless = compile_policy_expression(m.unless_sql, *policy_, table, file_, m.unless_line,
+                                              "unless of " + what);
+    }
+    for (const auto* e : {mask.mask.get(), mask.unless.get()}) {
+      if (e != nullptr) table.uses_user = table.uses_user || e->uses_user;
+    }
+    table.masks.push_back(std::move(mask));
+  }
+  // Policy predicates are also evaluated where only masked values are in
+  // reach (conditions guarded with them): they may not read masked columns.
+  for (const auto& [name, table] : policy_->tables) {
+    for (const ColumnMask& mask : table.masks) {
+      for (const RowPolicy& rp : table.policies) {
+        for (const auto* e : {rp.using_expr.get(), rp.check_expr.get()}) {
+          if (e == nullptr) continue;
+          if (std::find(e->columns.begin(), e->columns.end(), mask.column) != e->columns.end()) {
+            fail(static_cast<unsigned>(e->line), "policy " + dq(rp.name) + " of table " +
+                                                     to_string(name) + " reads column " +
+                                                     mask.column + ", which is masked");
+          }
+        }
+      }
+    }
+  }
+  // A table read inside its own policies, directly or through others', would
+  // recurse forever (PostgreSQL reports "infinite recursion detected in
+  // policy"); refuse it here.
+  std::map<QualifiedName, int> state;  // 1: on the path, 2: done
+  std::vector<QualifiedName> path;
+  std::function<void(const QualifiedName&)> visit = [&](const QualifiedName& name) {
+    state[name] = 1;
+    path.push_back(name);
+    const TablePolicy& table = policy_->tables.at(name);
+    std::vector<RowPolicy> with_masks = table.policies;
+    for (const ColumnMask& m : table.masks) {
+      RowPolicy as_policy;
+      as_policy.name = "mask of " + m.column;
+      as_policy.using_expr = m.mask;
+      as_policy.check_expr = m.unless;
+      with_masks.push_back(std::move(as_policy));
+    }
+    for (const RowPolicy& rp : with_masks) {
+      for (const auto* e : {rp.using_expr.get(), rp.check_expr.get()}) {
+        if (e == nullptr) continue;
+        for (const QualifiedName& next : e->tables) {
+          if (state[next] == 1) {
+            std::string cycle;
+            bool on = false;
+            for (const QualifiedName& n : path) {
+              if (n == next) on = true;
+              if (on) cycle += to_string(n) + " -> ";
+            }
+            fail(static_cast<unsigned>(e->line),
+                 "policy " + dq(rp.name) + " of table " + to_string(name) +
+                     " makes a cycle of policies: " + cycle + to_string(next));
+          }
+          if (state[next] == 0) visit(next);
+        }
+      }
+    }
+    path.pop_back();
+    state[name] = 2;
+  };
+  for (const auto& [name, table] : policy_->tables) {
+    if (state[name] == 0) visit(name);
+  }
+}
+
 std::shared_ptr<const Policy> Loader::load(std::string_view text) {
   auto parsed = parse_toml(text, file_);
   if (auto* error = std::get_if<TomlSyntaxError>(&parsed)) fail(error->line, error->reason);
@@ -445,6 +698,7 @@ std::shared_ptr<const Policy> Loader::load(std::string_view text) {
   for (std::string_view f : builtin_denied_functions()) policy_->denied_functions.emplace(f);
   for (std::string_view r : builtin_denied_relations())
     policy_->denied_catalog_relations.emplace(r);
+  compile_row_policies();
   return policy_;
 }
 

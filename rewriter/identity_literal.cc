@@ -16,6 +16,20 @@ Markers make_markers(std::string_view sql) {
   }
 }
 
+std::string claim_marker_prefix(const Markers& markers) { return markers.tenant + "_claim"; }
+
+std::string claim_marker(const Markers& markers, std::size_t k) {
+  return claim_marker_prefix(markers) + std::to_string(k) + "_";
+}
+
+std::string render_claim(const policy::Identity& identity, std::string_view name) {
+  auto it = identity.claims.find(name);
+  if (it == identity.claims.end()) return "NULL";
+  std::optional<std::string> text = policy::canonical_value(policy::ValueType::kText, it->second);
+  if (!text) return "NULL";  // empty, NUL bytes or invalid UTF-8: no usable value
+  return render_literal(policy::TypedValue{*text, policy::ValueType::kText});
+}
+
 std::string quoted_marker(std::string_view marker) {
   std::string out;
   out.reserve(marker.size() + 2);

@@ -27,6 +27,14 @@ struct Markers {
 // standard_conforming_strings says. `value` is canonical (canonical_value).
 [[nodiscard]] std::string render_literal(const policy::TypedValue& value);
 
+// The marker for the k-th claim a statement uses (a string constant cast to
+// text in the tree); its prefix never occurs in the statement's text.
+[[nodiscard]] std::string claim_marker(const Markers& markers, std::size_t k);
+[[nodiscard]] std::string claim_marker_prefix(const Markers& markers);
+
+// A claim's value as a text constant: render_literal of the text, or NULL.
+[[nodiscard]] std::string render_claim(const policy::Identity& identity, std::string_view name);
+
 // The marker as it appears in deparsed SQL.
 [[nodiscard]] std::string quoted_marker(std::string_view marker);
 

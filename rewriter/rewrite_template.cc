@@ -172,6 +172,7 @@ std::size_t RewriteTemplate::memory_bytes() const {
                   const_checks.capacity() * sizeof(ConstCheck) +
                   prepared_names.capacity() * sizeof(PreparedName);
   for (const auto& p : prepared_names) n += p.name.capacity();
+  for (const auto& c : claims) n += sizeof(c) + c.capacity();
   if (refusal) n += refusal->message.capacity() + refusal->sqlstate.capacity();
   for (const auto& c : param_checks) n += c.table.capacity() + c.column.capacity();
   for (const auto& c : literal_checks) n += c.table.capacity() + c.column.capacity();
@@ -268,6 +269,11 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
 
   const std::string tenant_token = quoted_marker(markers.tenant);
   const std::string user_token = quoted_marker(markers.user);
+  out.claims = walker.claims();
+  if (lifted > 0 && !out.claims.empty()) {
+    // Shapes carry only tenant and user slots; the exact text is cached instead.
+    return refused("0A000", "statement shape reads token claims");
+  }
   if (lifted > 0) {
     if (!shape_slots(assembled, tenant_token, user_token, lifted, &out)) {
       return refused("0A000", "cannot locate the parameters of a statement shape");
@@ -288,9 +294,36 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
   // the text, however many markers it holds.
   std::size_t t = assembled.find(tenant_token);
   std::size_t u = assembled.find(user_token);
+  const std::string claim_token = "'" + claim_marker_prefix(markers);
+  std::size_t c = out.claims.empty() ? std::string::npos : assembled.find(claim_token);
+  std::size_t claims_found = 0;
   while (true) {
-    const std::size_t next = std::min(t, u);
+    const std::size_t next = std::min({t, u, c});
     if (next == std::string::npos) break;
+    if (next == c) {
+      // 'tg_..._claim<k>_'
+      std::size_t k = 0;
+      std::size_t i = next + claim_token.size();
+      bool digits = false;
+      while (i < assembled.size() && assembled[i] >= '0' && assembled[i] <= '9') {
+        k = k * 10 + static_cast<std::size_t>(assembled[i] - '0');
+        if (k >= out.claims.size()) break;
+        digits = true;
+        ++i;
+      }
+      if (!digits || k >= out.claims.size() || assembled.compare(i, 2, "_'") != 0) {
+        return refused("0A000", "statement contains text tenantgate reserves for identity values");
+      }
+      out.text.append(assembled, pos, next - pos);
+      RewriteTemplate::Slot slot;
+      slot.offset = out.text.size();
+      slot.claim = static_cast<int>(k);
+      out.slots.push_back(slot);
+      ++claims_found;
+      pos = i + 2;
+      c = assembled.find(claim_token, pos);
+      continue;
+    }
     const bool is_tenant = next == t;
     out.text.append(assembled, pos, next - pos);
     out.slots.push_back(
@@ -304,7 +337,8 @@ RewriteTemplate build_template(std::string_view sql, const IdentityShape& shape,
     }
   }
   out.text.append(assembled, pos);
-  if (tenant_found != walker.tenant_markers() || user_found != walker.user_markers()) {
+  if (tenant_found != walker.tenant_markers() || user_found != walker.user_markers() ||
+      claims_found != out.claims.size()) {
     // Only possible when a constant in the statement spells a marker through
     // escapes; refuse rather than guess which occurrence is ours.
     return refused("0A000", "statement contains text tenantgate reserves for identity values");
@@ -372,8 +406,13 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
   std::string tenant = render_literal(identity.tenant);
   std::string user = identity.user ? render_literal(*identity.user) : std::string();
   std::size_t size = tmpl.text.size();
+  std::vector<std::string> claims;
+  claims.reserve(tmpl.claims.size());
+  for (const std::string& name : tmpl.claims) claims.push_back(render_claim(identity, name));
   for (const auto& slot : tmpl.slots) {
-    if (slot.param >= 0) {
+    if (slot.claim >= 0) {
+      size += claims[static_cast<std::size_t>(slot.claim)].size();
+    } else if (slot.param >= 0) {
       if (static_cast<std::size_t>(slot.param) >= literals.size()) {
         return RewriteResult::refused("XX000", "internal error: statement shape mismatch");
       }
@@ -388,7 +427,9 @@ RewriteResult instantiate(const RewriteTemplate& tmpl, std::string_view sql,
   std::size_t pos = 0;
   for (const auto& slot : tmpl.slots) {
     r.sql.append(tmpl.text, pos, slot.offset - pos);
-    if (slot.param >= 0) {
+    if (slot.claim >= 0) {
+      r.sql.append(claims[static_cast<std::size_t>(slot.claim)]);
+    } else if (slot.param >= 0) {
       r.sql.append(literals[static_cast<std::size_t>(slot.param)]);
     } else {
       r.sql.append(slot.field == IdentityField::kTenant ? tenant : user);

@@ -23,6 +23,7 @@ struct RewriteTemplate {
     std::size_t offset = 0;  // into text
     IdentityField field = IdentityField::kTenant;
     int param = -1;  // >= 0: a lifted constant, `field` unused
+    int claim = -1;  // >= 0: the caller's value of claims[claim] (text or NULL)
   };
   std::optional<Refusal> refusal;
   bool changed = false;
@@ -36,6 +37,8 @@ struct RewriteTemplate {
   std::vector<ParamCheck> literal_checks;
   std::optional<CopyIn> copy_in;
   std::vector<PreparedName> prepared_names;
+  // Names of the token claims row policies read (tenantgate.claim('name')).
+  std::vector<std::string> claims;
 
   [[nodiscard]] std::size_t memory_bytes() const;
 };

@@ -6,16 +6,18 @@
 // INSERT fills or checks the policy columns; anything not understood is
 // refused. Files: pg_tree (libpg_query parse/deparse/verify),
 // statement_limits (54001 pre-checks), statement_walker.h with
-// scope_injector (reads), write_checks (writes) and utility_statements
-// (everything else), identity_literal (constants), rewrite_template
-// (identity-free rewrites), rewrite_cache (RewriteCache).
+// scope_injector (reads), write_checks (writes), row_policies (tables with
+// row policies and column masks) and utility_statements (everything else),
+// identity_literal (constants), rewrite_template (identity-free rewrites),
+// rewrite_cache (RewriteCache).
 //
 // Where tenantgate deliberately differs from row-level security (it refuses
 // or behaves differently where RLS would run the statement):
 //   - INSERT into a scoped table needs a column list (the rewriter has no
 //     schema to know where the policy columns are); DEFAULT VALUES is fine.
 //   - INSERT ... SELECT may not supply a policy column (0A000): omit it and it
-//     is filled in. A policy column may only be given as a constant, a $n
+//     is filled in. (Tables with row policies verify written rows instead;
+//     their differences are listed in README.md.) A policy column may only be given as a constant, a $n
 //     parameter (checked at Bind) or DEFAULT (filled), not an expression.
 //   - PREPARE of a statement that would need a Bind-time parameter check is
 //     refused (EXECUTE's parameters cannot be checked). The proxy refuses
@@ -25,7 +27,7 @@
 //   - UPDATE/INSERT ... ON CONFLICT may assign a policy column only the
 //     caller's own value (constant or $n), never DEFAULT or an expression.
 //   - ON CONFLICT DO UPDATE on another tenant's row does nothing (RLS raises
-//     an error).
+//     an error), for tables with only a scope.
 //   - UPDATE/DELETE ... WHERE CURRENT OF gets no extra predicate (PostgreSQL
 //     allows none); the cursor was declared through the rewriter, so the row
 //     it points at is already in scope.

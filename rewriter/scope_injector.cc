@@ -95,7 +95,18 @@ Node StatementWalker::marker_const(IdentityField field) {
 }
 
 Node StatementWalker::scope_predicate(const policy::TablePolicy& table,
-                                      const std::string& qualifier) {
+                                      const std::string& qualifier, policy::PolicyCommand command,
+                                      bool reads) {
+  if (table.scope == policy::Scope::kPolicies) {
+    Node own = policy_predicate(table, qualifier, command, false);
+    if (command == policy::PolicyCommand::kSelect || !reads) return own;
+    // An UPDATE or DELETE that reads the table also needs its SELECT
+    // policies. One flat AND, as the parser builds it.
+    Node n;
+    and_into(&n, std::move(own));
+    and_into(&n, policy_predicate(table, qualifier, policy::PolicyCommand::kSelect, false));
+    return n;
+  }
   auto equals = [&](const std::string& column, IdentityField field) {
     Node n;
     auto* e = n.mutable_a_expr();
@@ -122,6 +133,7 @@ Node StatementWalker::scope_predicate(const policy::TablePolicy& table,
     }
     case policy::Scope::kShared:
     case policy::Scope::kDeny:
+    case policy::Scope::kPolicies:
       break;
   }
   return Node();
@@ -166,7 +178,10 @@ bool StatementWalker::push_with(pg_query::WithClause* with) {
     auto* cte = n.mutable_common_table_expr();
     const int scoped_before = scoped_refs_;
     derived_select_ = cte->ctequery().has_select_stmt();
-    if (!walk_statement(cte->mutable_ctequery(), false)) return false;
+    ++cte_depth_;
+    const bool walked = walk_statement(cte->mutable_ctequery(), false);
+    --cte_depth_;
+    if (!walked) return false;
     // A CTE over scoped rows may need a fence where it is used (evaluation_guards.cc).
     if (scoped_refs_ != scoped_before && cte->ctequery().has_select_stmt()) {
       tainted_ctes_[scope][cte->ctename()] = cte;
@@ -360,6 +375,9 @@ bool StatementWalker::read_access(const pg_query::RangeVar& rv,
       break;
     case policy::Scope::kTenant:
       break;
+    case policy::Scope::kPolicies:
+      if (res.table->uses_user && !require_owner_identity(target)) return false;
+      break;
   }
   *scoped = res.table;
   return true;
@@ -405,6 +423,14 @@ bool StatementWalker::scope_range_var(Node* item) {
   // Qualified with the table's own name so that a missing policy column is an
   // error instead of silently binding to a column of an outer query.
   *select->mutable_where_clause() = scope_predicate(table, rv.relname());
+  if (!table.masks.empty()) {
+    Node masked;
+    if (!mask_wrap(table, *inner, std::move(*select->mutable_where_clause()), &masked)) {
+      return false;
+    }
+    *sub->mutable_subquery() = std::move(masked);
+    select = sub->mutable_subquery()->mutable_select_stmt();
+  }
   add_wrap_edit(rv, table);
   if (item->GetArena() != nullptr) {
     item->UnsafeArenaSwap(wrapped);
@@ -452,6 +478,7 @@ void StatementWalker::add_wrap_edit(const pg_query::RangeVar& rv,
       break;
     case policy::Scope::kShared:
     case policy::Scope::kDeny:
+    case policy::Scope::kPolicies:
       text_editable_ = false;
       return;
   }

@@ -73,6 +73,9 @@ class StatementWalker {
   [[nodiscard]] bool changed() const { return changed_; }
   [[nodiscard]] int tenant_markers() const { return tenant_markers_; }
   [[nodiscard]] int user_markers() const { return user_markers_; }
+  // tenantgate.claim('name') calls substituted so far: claims()[k] is the
+  // name behind the k-th claim marker (claim_marker(markers, k)).
+  [[nodiscard]] const std::vector<std::string>& claims() const { return claims_; }
   [[nodiscard]] std::vector<ParamCheck>& param_checks() { return param_checks_; }
   [[nodiscard]] std::vector<ConstCheck>& const_checks() { return const_checks_; }
   [[nodiscard]] std::optional<CopyIn>& copy_in() { return copy_in_; }
@@ -125,7 +128,60 @@ class StatementWalker {
   bool is_cte_name(const pg_query::RangeVar& rv) const;
   bool resolve(const pg_query::RangeVar& rv, Target* out);
   bool require_owner_identity(const Target& target);
-  pg_query::Node scope_predicate(const policy::TablePolicy& table, const std::string& qualifier);
+  // The predicate rows of `table`, named `qualifier`, must satisfy to be read
+  // (kSelect) or touched by an UPDATE/DELETE; for kPolicies tables see
+  // policy_predicate.
+  pg_query::Node scope_predicate(const policy::TablePolicy& table, const std::string& qualifier,
+                                 policy::PolicyCommand command = policy::PolicyCommand::kSelect,
+                                 bool reads = true);
+
+  // row_policies.cc: tables with row policies (policy::Scope::kPolicies).
+  //
+  // The permissive policies of `command` (and `all`) OR-ed, AND-ed with its
+  // restrictive ones; false when no permissive policy applies. `check`: the
+  // WITH CHECK expressions (a policy without one uses its USING). Identity
+  // calls become markers, column references are qualified with `qualifier`,
+  // and subqueries are walked (so the tables they read get their own
+  // policies). A refusal is recorded in refusal_.
+  pg_query::Node policy_predicate(const policy::TablePolicy& table, const std::string& qualifier,
+                                  policy::PolicyCommand command, bool check);
+  bool instantiate_expression(pg_query::Node* node, const policy::TablePolicy& table,
+                              const std::string& qualifier, int subquery_depth);
+  bool instantiate_expression_fields(google::protobuf::Message* message,
+                                     const policy::TablePolicy& table, const std::string& qualifier,
+                                     int subquery_depth);
+  // A top-level INSERT or UPDATE of a kPolicies table becomes
+  // `WITH tg_written AS (<stmt> RETURNING q.*) SELECT <returning> FROM
+  // tg_written AS q WHERE CASE WHEN <check> THEN true ELSE <error> END`, so
+  // that a row that fails the check aborts the statement. With
+  // expected_rows, a one-row aggregate over tg_written first fails the
+  // statement when fewer rows were written.
+  bool add_write_check(pg_query::Node* stmt);
+  // The derived table of a table with column masks: `SELECT tg_masked.*
+  // FROM t CROSS JOIN LATERAL jsonb_populate_record(t, jsonb_build_object(
+  // 'col', CASE WHEN <unless> THEN t.col::text ELSE (<mask>)::text END, ...))
+  // AS tg_masked WHERE <predicate>`: every column of t, in t's order and
+  // types, the masked ones replaced. Refusals go to refusal_.
+  bool mask_wrap(const policy::TablePolicy& table, const pg_query::RangeVar& inner,
+                 pg_query::Node predicate, pg_query::Node* out);
+  // Refuses a write whose conditions, SET values or RETURNING name a masked
+  // column of `table` (they would see the value the mask hides).
+  bool check_masked_reads(const policy::TablePolicy& table, const google::protobuf::Message& part,
+                          const char* where);
+  struct PendingCheck {
+    const policy::TablePolicy* table = nullptr;
+    std::string qualifier;
+    policy::PolicyCommand command = policy::PolicyCommand::kInsert;
+    bool reads = false;        // SELECT policies apply to the new rows too
+    bool on_conflict = false;  // INSERT ... ON CONFLICT DO UPDATE
+    // ON CONFLICT DO UPDATE without a WHERE of the client's, from VALUES:
+    // every proposed row is inserted or updated, so fewer written rows means
+    // a conflicting row the caller may not update (RLS raises an error).
+    int expected_rows = -1;
+  };
+  std::optional<PendingCheck> pending_check_;
+  int cte_depth_ = 0;
+  std::vector<std::string> claims_;
   pg_query::Node marker_const(IdentityField field);
   void and_into(pg_query::Node* where, pg_query::Node predicate);
 
@@ -217,6 +273,11 @@ class StatementWalker {
   std::vector<TextEdit> text_edits_;
   bool text_editable_ = true;
 };
+
+// Whether an UPDATE needs SELECT rights on its target (WHERE, FROM,
+// RETURNING, or a SET value that reads a column), which brings in the
+// target's SELECT policies, as in row-level security.
+[[nodiscard]] bool update_reads_target(const pg_query::UpdateStmt& update);
 
 // Sets up `select` as the parser builds a plain SELECT; with `star`, its
 // target list is `*`.

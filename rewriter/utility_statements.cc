@@ -153,10 +153,14 @@ std::optional<Refusal> StatementWalker::rewrite_statement(Node* stmt) {
   scoped_sublinks_.clear();
   wraps_.clear();
   depth_ = 0;
+  pending_check_.reset();
+  cte_depth_ = 0;
   if (!walk_statement(stmt, true)) {
     if (!refusal_) refusal_ = Refusal{"0A000", "statement not supported"};
     return refusal_;
   }
+  // Building a policy predicate may refuse without failing the walk.
+  if (refusal_) return refusal_;
   return std::nullopt;
 }
 
@@ -165,9 +169,21 @@ bool StatementWalker::walk_statement(Node* stmt, bool top_level) {
     case Node::kSelectStmt:
       return walk_select(stmt->mutable_select_stmt());
     case Node::kInsertStmt:
-      return walk_insert(stmt->mutable_insert_stmt());
-    case Node::kUpdateStmt:
-      return walk_update(stmt->mutable_update_stmt());
+    case Node::kUpdateStmt: {
+      pending_check_.reset();
+      const bool ok = stmt->has_insert_stmt() ? walk_insert(stmt->mutable_insert_stmt())
+                                              : walk_update(stmt->mutable_update_stmt());
+      if (!ok || !pending_check_) return ok;
+      if (cte_depth_ > 0) {
+        // PostgreSQL allows a data-modifying CTE only at the top level, and
+        // the check needs one.
+        pending_check_.reset();
+        return refuse("0A000",
+                      "INSERT or UPDATE of a table with row policies inside WITH is not "
+                      "supported; run it as its own statement");
+      }
+      return add_write_check(stmt);
+    }
     case Node::kDeleteStmt:
       return walk_delete(stmt->mutable_delete_stmt());
     default:
@@ -463,12 +479,22 @@ bool StatementWalker::walk_copy(Node* stmt) {
       if (!writable_target(copy->relation(), "COPY FROM", &target)) return false;
       return walk_copy_from_scoped(copy, target);
     }
+    if (res.kind == policy::Resolution::Kind::kTable &&
+        res.table->scope == policy::Scope::kPolicies) {
+      return refuse("0A000", "COPY FROM into table " + target.display +
+                                 ", which has row policies, is not supported; use INSERT");
+    }
     return writable_target(copy->relation(), "COPY FROM", &target);
   }
   // COPY t TO: a scoped table becomes COPY (SELECT <cols> FROM ONLY t WHERE <predicate>) TO.
   const policy::TablePolicy* scoped = nullptr;
   if (!read_access(copy->relation(), &scoped)) return false;
   if (scoped == nullptr) return true;  // unscoped: forwarded as it is
+  if (!scoped->masks.empty()) {
+    return refuse("0A000", "COPY " + policy::to_string(scoped->name) +
+                               " TO, a table with column masks, is not supported; use COPY "
+                               "(SELECT ...) TO");
+  }
   pg_query::RangeVar rv = copy->relation();
   rv.set_inh(false);  // COPY t TO copies only t itself, never child tables
   rv.set_schemaname(scoped->name.schema);

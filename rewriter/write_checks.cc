@@ -25,6 +25,11 @@ std::vector<PolicyColumn> policy_columns(const policy::TablePolicy& table) {
   if (table.scope == policy::Scope::kOwner || table.scope == policy::Scope::kTenantOwner) {
     out.push_back({IdentityField::kUser, table.owner_column});
   }
+  if (table.scope == policy::Scope::kPolicies) {
+    // A shorthand scope next to policies keeps filling its columns.
+    if (!table.tenant_column.empty()) out.push_back({IdentityField::kTenant, table.tenant_column});
+    if (!table.owner_column.empty()) out.push_back({IdentityField::kUser, table.owner_column});
+  }
   return out;
 }
 
@@ -64,6 +69,8 @@ bool StatementWalker::writable_target(const pg_query::RangeVar& rv, const char* 
       return require_owner_identity(*out);
     case policy::Scope::kTenant:
       return true;
+    case policy::Scope::kPolicies:
+      return !res.table->uses_user || require_owner_identity(*out);
   }
   return refuse("42501", "permission denied for table " + out->display);
 }
@@ -169,6 +176,9 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
     if (!writable_target(insert->relation(), "INSERT", &target)) return false;
     qualify(insert->mutable_relation(), *target.resolution.table);
     const std::vector<PolicyColumn> columns = policy_columns(*target.resolution.table);
+    // Row policies verify every written row (row_policies.cc): the policy
+    // columns may then hold any expression.
+    const bool with_check = target.resolution.table->scope == policy::Scope::kPolicies;
 
     // Where each policy column stands in the column list (-1: missing).
     std::vector<int> index(columns.size(), -1);
@@ -190,7 +200,9 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       }
     };
 
-    if (!insert->has_select_stmt()) {
+    if (!insert->has_select_stmt() && columns.empty()) {
+      // DEFAULT VALUES with nothing to fill (row policies verify the row).
+    } else if (!insert->has_select_stmt()) {
       // DEFAULT VALUES: the same row with the policy columns filled in.
       Node values;
       auto* select = values.mutable_select_stmt();
@@ -227,9 +239,13 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
               mark_changed();
             } else if (index[k] >= row->items_size()) {
               return refuse("0A000", "INSERT has more target columns than expressions");
-            } else if (!check_policy_value(row->mutable_items(index[k]), columns[k].field, target,
+            } else if (!with_check &&
+                       !check_policy_value(row->mutable_items(index[k]), columns[k].field, target,
                                            columns[k].column, true)) {
               return false;
+            } else if (with_check && row->items(index[k]).has_set_to_default()) {
+              *row->mutable_items(index[k]) = marker_const(columns[k].field);
+              mark_changed();
             }
           }
           for (Node& item : *row->mutable_items()) {
@@ -238,7 +254,7 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
         }
         if (any_missing) append_missing_columns();
       } else {
-        for (std::size_t k = 0; k < columns.size(); ++k) {
+        for (std::size_t k = 0; k < columns.size() && !with_check; ++k) {
           if (index[k] >= 0) {
             return refuse("0A000", "INSERT ... SELECT that supplies column " + columns[k].column +
                                        " of scoped table " + target.display +
@@ -251,16 +267,18 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
           // a constant appended to the target list changes neither DISTINCT,
           // GROUP BY nor ORDER BY positions, and stays an untyped literal
           // that the INSERT coerces to the column's type.
-          for (const PolicyColumn& pc : columns) {
+          for (std::size_t k = 0; k < columns.size(); ++k) {
+            if (index[k] >= 0) continue;
             *select->add_target_list()->mutable_res_target()->mutable_val() =
-                marker_const(pc.field);
+                marker_const(columns[k].field);
           }
         } else if (select->op() == pg_query::SETOP_NONE) {
           // VALUES ... ORDER BY / LIMIT: one more value per row.
           for (Node& row : *select->mutable_values_lists()) {
             if (!row.has_list()) return refuse("0A000", "unsupported VALUES row");
-            for (const PolicyColumn& pc : columns) {
-              *row.mutable_list()->add_items() = marker_const(pc.field);
+            for (std::size_t k = 0; k < columns.size(); ++k) {
+              if (index[k] >= 0) continue;
+              *row.mutable_list()->add_items() = marker_const(columns[k].field);
             }
           }
         } else {
@@ -275,9 +293,10 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
               ->mutable_column_ref()
               ->add_fields()
               ->mutable_a_star();
-          for (const PolicyColumn& pc : columns) {
+          for (std::size_t k = 0; k < columns.size(); ++k) {
+            if (index[k] >= 0) continue;
             *wrapper->add_target_list()->mutable_res_target()->mutable_val() =
-                marker_const(pc.field);
+                marker_const(columns[k].field);
           }
           auto* source = wrapper->add_from_clause()->mutable_range_subselect();
           source->mutable_alias()->set_aliasname("tg_insert_source");
@@ -289,11 +308,24 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       }
     }
 
+    if (!target.resolution.table->masks.empty()) {
+      for (const Node& n : insert->returning_list()) {
+        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+      }
+      if (insert->has_on_conflict_clause() &&
+          !check_masked_reads(*target.resolution.table, insert->on_conflict_clause(),
+                              "ON CONFLICT")) {
+        return false;
+      }
+    }
+    const bool client_conflict_where =
+        insert->has_on_conflict_clause() && insert->on_conflict_clause().has_where_clause();
     if (insert->has_on_conflict_clause()) {
       auto* conflict = insert->mutable_on_conflict_clause();
       if (conflict->has_infer() && !walk_plain_message(conflict->mutable_infer())) return false;
       if (conflict->action() == pg_query::ONCONFLICT_UPDATE) {
-        if (!check_assignments(conflict->mutable_target_list(), target, "ON CONFLICT DO UPDATE")) {
+        if (!with_check &&
+            !check_assignments(conflict->mutable_target_list(), target, "ON CONFLICT DO UPDATE")) {
           return false;
         }
         if (conflict->has_where_clause() && !walk_node(conflict->mutable_where_clause())) {
@@ -308,13 +340,35 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
         if (!guarded) return false;
         // Only a conflicting row in the caller's scope may be updated.
         and_into(conflict->mutable_where_clause(),
-                 scope_predicate(*target.resolution.table, qualifier_of(insert->relation())));
+                 scope_predicate(*target.resolution.table, qualifier_of(insert->relation()),
+                                 policy::PolicyCommand::kUpdate, true));
       } else if (conflict->action() != pg_query::ONCONFLICT_NOTHING) {
         return refuse("0A000", "unsupported ON CONFLICT action");
       }
     }
     for (Node& n : *insert->mutable_returning_list()) {
       if (!walk_node(&n)) return false;
+    }
+    if (with_check) {
+      const bool counted = insert->has_on_conflict_clause() &&
+                           insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE &&
+                           !client_conflict_where && insert->has_select_stmt() &&
+                           insert->select_stmt().select_stmt().values_lists_size() > 0 &&
+                           insert->select_stmt().select_stmt().op() == pg_query::SETOP_NONE &&
+                           !insert->select_stmt().select_stmt().has_limit_count() &&
+                           !insert->select_stmt().select_stmt().has_limit_offset();
+      pending_check_ = PendingCheck{
+          .table = target.resolution.table,
+          .qualifier = qualifier_of(insert->relation()),
+          .command = policy::PolicyCommand::kInsert,
+          // DO UPDATE reads the conflicting row (its conflict target needs
+          // SELECT rights), which brings in the SELECT policies, as in RLS.
+          .reads = insert->returning_list_size() > 0 ||
+                   (insert->has_on_conflict_clause() &&
+                    insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE),
+          .on_conflict = insert->has_on_conflict_clause() &&
+                         insert->on_conflict_clause().action() == pg_query::ONCONFLICT_UPDATE,
+          .expected_rows = counted ? insert->select_stmt().select_stmt().values_lists_size() : -1};
     }
     return true;
   }();
@@ -335,7 +389,37 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
     for (Node& item : *update->mutable_from_clause()) {
       if (!walk_from_item(&item)) return false;
     }
-    if (!check_assignments(update->mutable_target_list(), target, "UPDATE")) return false;
+    const bool with_check = target.resolution.table->scope == policy::Scope::kPolicies;
+    const bool reads = update_reads_target(*update);
+    if (!target.resolution.table->masks.empty()) {
+      for (const Node& n : update->target_list()) {
+        if (n.has_res_target() && n.res_target().has_val() &&
+            !check_masked_reads(*target.resolution.table, n.res_target().val(), "UPDATE")) {
+          return false;
+        }
+      }
+      if (update->has_where_clause() &&
+          !check_masked_reads(*target.resolution.table, update->where_clause(), "UPDATE")) {
+        return false;
+      }
+      for (const Node& n : update->returning_list()) {
+        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+      }
+    }
+    if (with_check) {
+      for (Node& n : *update->mutable_target_list()) {
+        if (!n.has_res_target()) return refuse("0A000", "unsupported UPDATE target");
+        if (n.res_target().has_val() && n.res_target().val().has_multi_assign_ref()) {
+          return refuse("0A000", "UPDATE ... SET (a, b) = (...) is not supported on table " +
+                                     target.display + ", which has row policies");
+        }
+        if (n.res_target().has_val() && !walk_node(n.mutable_res_target()->mutable_val())) {
+          return false;
+        }
+      }
+    } else if (!check_assignments(update->mutable_target_list(), target, "UPDATE")) {
+      return false;
+    }
     if (update->has_where_clause()) {
       if (!walk_node(update->mutable_where_clause())) return false;
       if (!guard_clause(update->mutable_where_clause(), 0, ClauseKind::kWhere)) return false;
@@ -344,10 +428,17 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
     // declared through the rewriter, so its rows are already in scope.
     if (!update->where_clause().has_current_of_expr()) {
       and_into(update->mutable_where_clause(),
-               scope_predicate(*target.resolution.table, qualifier_of(update->relation())));
+               scope_predicate(*target.resolution.table, qualifier_of(update->relation()),
+                               policy::PolicyCommand::kUpdate, reads));
     }
     for (Node& n : *update->mutable_returning_list()) {
       if (!walk_node(&n)) return false;
+    }
+    if (with_check) {
+      pending_check_ = PendingCheck{.table = target.resolution.table,
+                                    .qualifier = qualifier_of(update->relation()),
+                                    .command = policy::PolicyCommand::kUpdate,
+                                    .reads = reads};
     }
     return true;
   }();
@@ -366,6 +457,15 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
     add_guard_item(GuardItem{.alias = qualifier_of(del->relation()),
                              .table = target.resolution.table,
                              .column_aliases = false});
+    if (!target.resolution.table->masks.empty()) {
+      if (del->has_where_clause() &&
+          !check_masked_reads(*target.resolution.table, del->where_clause(), "DELETE")) {
+        return false;
+      }
+      for (const Node& n : del->returning_list()) {
+        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+      }
+    }
     for (Node& item : *del->mutable_using_clause()) {
       if (!walk_from_item(&item)) return false;
     }
@@ -374,8 +474,11 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
       if (!guard_clause(del->mutable_where_clause(), 0, ClauseKind::kWhere)) return false;
     }
     if (!del->where_clause().has_current_of_expr()) {
+      const bool reads =
+          del->has_where_clause() || del->using_clause_size() > 0 || del->returning_list_size() > 0;
       and_into(del->mutable_where_clause(),
-               scope_predicate(*target.resolution.table, qualifier_of(del->relation())));
+               scope_predicate(*target.resolution.table, qualifier_of(del->relation()),
+                               policy::PolicyCommand::kDelete, reads));
     }
     for (Node& n : *del->mutable_returning_list()) {
       if (!walk_node(&n)) return false;

@@ -1,9 +1,11 @@
 """The Flask app of the scenario in docs/design.md (examples/flask-records/app.py), unchanged, through tenantgate and directly.
 
 The same IDOR-prone code is run twice over a database of three tenants:
-through tenantgate each caller gets 200 only for its own rows and 404 for
-everything else; pointed at PostgreSQL directly it leaks (other tenants'
-profiles 200, their records 403 after crossing the wire, the list unscoped).
+through tenantgate, under the example policy (examples/policy.toml: records
+of the caller's tenant that the caller created or is a member of), each caller
+gets 200 only for those rows and 404 for everything else; pointed at
+PostgreSQL directly it leaks (other tenants' profiles 200, their records 403
+after crossing the wire, the list unscoped).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import sys
 import pytest
 
 import harness
-from enforcement_support import ensure_database, once, policy_text, start_with_policy
+from enforcement_support import ensure_database, once, start_with_policy
 
 FLASK_DB = "flaskdb"
 APP_PATH = harness.REPO_ROOT / "examples" / "flask-records" / "app.py"
 SCHEMA = harness.REPO_ROOT / "examples" / "schema.sql"
+POLICY = harness.REPO_ROOT / "examples" / "policy.toml"
 
 # Beyond examples/schema.sql (users 1-4, records 1-5): more users and records, ids interleaved across tenants.
 EXTRA_USERS = [(5, "initech", "erin@initech.test", "admin"), (6, "acme", "frank@acme.test", "member"),
@@ -26,6 +29,11 @@ EXTRA_USERS = [(5, "initech", "erin@initech.test", "admin"), (6, "acme", "frank@
                (9, "acme", "ivan@acme.test", "member")]
 EXTRA_RECORDS = [("initech", 5), ("acme", 1), ("globex", 3), ("acme", 6), ("initech", 8), ("acme", 2),
                  ("globex", 7), ("acme", 1), ("initech", 5), ("acme", 9), ("globex", 4), ("acme", 1)]
+# (tenant, record, user) beyond examples/schema.sql's ('acme', 2, 2), ('globex', 5, 3). The last two name
+# a record of another tenant: the membership row alone must not open it.
+SCHEMA_MEMBERS = [("acme", 2, 2), ("globex", 5, 3)]
+EXTRA_MEMBERS = [("acme", 9, 1), ("acme", 11, 1), ("initech", 6, 8), ("globex", 3, 3), ("acme", 16, 1)]
+MEMBERS = SCHEMA_MEMBERS + EXTRA_MEMBERS
 
 
 def _schema_rows():
@@ -45,10 +53,12 @@ def flaskdb(pg):
     ensure_database(pg, FLASK_DB)
     extra_users = ",".join(f"({i}, '{t}', '{e}', '{r}')" for i, t, e, r in EXTRA_USERS)
     extra_records = ",".join(f"('{t}', {c}, '{t}: record of user {c}')" for t, c in EXTRA_RECORDS)
+    extra_members = ",".join(f"('{t}', {r}, {u})" for t, r, u in EXTRA_MEMBERS)
     once(pg, FLASK_DB, "schema",
          SCHEMA.read_text()
          + f"INSERT INTO users VALUES {extra_users};"
          + f"INSERT INTO records (tenant_id, created_by, data) VALUES {extra_records};"
+         + f"INSERT INTO record_members VALUES {extra_members};"
          + "GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC;"
          + "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO PUBLIC;")
     got = pg.psql("SELECT string_agg(id || ':' || tenant_id || ':' || created_by, ',' ORDER BY id) FROM records",
@@ -67,9 +77,13 @@ def create_app():
 
 
 def _policy() -> str:
-    return policy_text({"users": "tenant",
-                        "records": {"scope": "tenant_owner", "owner_column": "created_by"},
-                        "countries": "shared"})
+    return POLICY.read_text()
+
+
+def visible_records(tenant: str, user: int) -> set[int]:
+    """What the example policy gives a caller: its tenant's records it created or is a member of."""
+    member_of = {r for t, r, u in MEMBERS if t == tenant and u == user}
+    return {i for i, t, c in RECORDS if t == tenant and (c == user or i in member_of)}
 
 
 def url(host: str, port: int, db: str) -> str:
@@ -77,6 +91,8 @@ def url(host: str, port: int, db: str) -> str:
 
 
 CALLERS = [("acme", 1), ("acme", 2), ("globex", 3), ("initech", 8)]
+# Every caller above is a member of some record it did not create.
+assert all(visible_records(t, u) - {i for i, rt, c in RECORDS if rt == t and c == u} for t, u in CALLERS)
 
 
 def walk(client, tenant: str, user: int, kind: str, upto: int) -> dict[int, int]:
@@ -92,7 +108,8 @@ def test_through_tenantgate_only_own_rows(start_proxy, flaskdb, create_app, tena
     headers = {"X-Tenant": tenant, "X-User": str(user)}
 
     own_users = {i for i, t in USERS if t == tenant}
-    own_records = {i for i, t, c in RECORDS if t == tenant and c == user}
+    own_records = visible_records(tenant, user)
+    created = {i for i, t, c in RECORDS if t == tenant and c == user}
     assert own_users and own_records
 
     users = walk(client, tenant, user, "users", MAX_USER)
@@ -111,7 +128,9 @@ def test_through_tenantgate_only_own_rows(start_proxy, flaskdb, create_app, tena
 
     listed = client.get("/api/records", headers=headers).get_json()
     assert [r["id"] for r in listed] == sorted(own_records)
-    assert {(r["tenant_id"], r["created_by"]) for r in listed} == {(tenant, user)}
+    assert {r["tenant_id"] for r in listed} == {tenant}
+    # Rows of others appear exactly where the caller is a member.
+    assert {r["id"] for r in listed if r["created_by"] != user} == own_records - created
     page = client.get("/api/records?limit=1&offset=1", headers=headers).get_json()
     assert [r["id"] for r in page] == sorted(own_records)[1:2]
 

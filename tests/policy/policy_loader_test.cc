@@ -47,15 +47,18 @@ TEST(PolicyLoaderTest, EmptyFileHasDefaults) {
 TEST(PolicyLoaderTest, ExampleFileLoads) {
   auto p = load_policy_file(TG_EXAMPLES_DIR "/policy.toml");
   EXPECT_EQ(p->default_action, Scope::kDeny);
-  ASSERT_EQ(p->tables.size(), 3u);
+  ASSERT_EQ(p->tables.size(), 4u);
   const auto& users = table(*p, "public", "users");
   EXPECT_EQ(users.scope, Scope::kTenant);
   EXPECT_EQ(users.tenant_column, "tenant_id");
   EXPECT_TRUE(users.owner_column.empty());
   const auto& records = table(*p, "public", "records");
-  EXPECT_EQ(records.scope, Scope::kTenantOwner);
+  EXPECT_EQ(records.scope, Scope::kPolicies);
   EXPECT_EQ(records.tenant_column, "tenant_id");
-  EXPECT_EQ(records.owner_column, "created_by");
+  ASSERT_EQ(records.policies.size(), 2u);  // the tenant scope, then "owner or member"
+  EXPECT_EQ(records.policies[1].name, "owner or member");
+  EXPECT_FALSE(records.policies[1].permissive);
+  EXPECT_EQ(table(*p, "public", "record_members").scope, Scope::kTenant);
   EXPECT_EQ(table(*p, "public", "countries").scope, Scope::kShared);
   EXPECT_TRUE(p->function_denied("", "pg_sleep"));
   EXPECT_EQ(p->source_file, TG_EXAMPLES_DIR "/policy.toml");

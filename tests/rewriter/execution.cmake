@@ -18,3 +18,11 @@ target_compile_options(tg_rewriter_execution_tests PRIVATE ${TENANTGATE_WARNINGS
 # One PostgreSQL server for the whole binary: register it as a single test.
 add_test(NAME tg_rewriter_execution_tests COMMAND tg_rewriter_execution_tests)
 set_tests_properties(tg_rewriter_execution_tests PROPERTIES TIMEOUT 300 LABELS execution)
+
+# Row policies compared with CREATE POLICY (row_policy_execution_test.cc).
+add_executable(tg_row_policy_execution_tests ${CMAKE_CURRENT_LIST_DIR}/row_policy_execution_test.cc)
+target_link_libraries(tg_row_policy_execution_tests PRIVATE
+  tg_rewriter tg_test_pg_server PkgConfig::LIBPQ GTest::gtest_main)
+target_compile_options(tg_row_policy_execution_tests PRIVATE ${TENANTGATE_WARNINGS})
+add_test(NAME tg_row_policy_execution_tests COMMAND tg_row_policy_execution_tests)
+set_tests_properties(tg_row_policy_execution_tests PROPERTIES TIMEOUT 600 LABELS execution)
