@@ -84,6 +84,7 @@ class Loader {
   std::string env_name(const toml::value& v, std::string_view key) const;
   void load_policy(const toml::value& v);
   void load_limits(const toml::value& v);
+  void load_pool(const toml::value& v);
   void load_log(const toml::value& v);
   void load_admin(const toml::value& v);
   void load_audit(const toml::value& v);
@@ -571,6 +572,64 @@ void Loader::load_limits(const toml::value& v) {
   }
 }
 
+void Loader::load_pool(const toml::value& v) {
+  Pool& p = config_.pool;
+  constexpr int64_t kU32 = std::numeric_limits<uint32_t>::max();
+  // Backend connections per pool: more than any database accepts.
+  constexpr int64_t kMaxPoolSize = 100000;
+  const toml::value* mode = nullptr;
+  const toml::value* size = nullptr;
+  const toml::value* min_idle = nullptr;
+  const toml::value* max_per_tenant = nullptr;
+  for (const auto& [key, value] : entries(v, "[pool]")) {
+    if (key == "mode") {
+      const std::string& s = str(*value, key);
+      if (s == "session") {
+        p.mode = PoolMode::kSession;
+      } else if (s == "transaction") {
+        p.mode = PoolMode::kTransaction;
+      } else {
+        fail(*value, "unknown pool.mode " + dq(s) + " (expected session | transaction)");
+      }
+      mode = value;
+    } else if (key == "size") {
+      p.size = static_cast<uint32_t>(integer(*value, key, 0, kMaxPoolSize));
+      size = value;
+    } else if (key == "min_idle") {
+      p.min_idle = static_cast<uint32_t>(integer(*value, key, 0, kMaxPoolSize));
+      min_idle = value;
+    } else if (key == "idle_timeout_ms") {
+      p.idle_timeout_ms = static_cast<uint32_t>(integer(*value, key, 1, kU32));
+    } else if (key == "max_lifetime_ms") {
+      p.max_lifetime_ms = static_cast<uint32_t>(integer(*value, key, 1, kU32));
+    } else if (key == "acquire_timeout_ms") {
+      p.acquire_timeout_ms = static_cast<uint32_t>(integer(*value, key, 1, kU32));
+    } else if (key == "max_per_tenant") {
+      p.max_per_tenant = static_cast<uint32_t>(integer(*value, key, 0, kMaxPoolSize));
+      max_per_tenant = value;
+    } else if (key == "tenant_statements_per_second") {
+      p.tenant_statements_per_second = static_cast<uint32_t>(integer(*value, key, 0, kU32));
+    } else {
+      unknown(key, *value, "[pool]",
+              "mode, size, min_idle, idle_timeout_ms, max_lifetime_ms, acquire_timeout_ms, "
+              "max_per_tenant, tenant_statements_per_second");
+    }
+  }
+  if (p.mode == PoolMode::kTransaction && p.size == 0) {
+    fail(size ? *size : (mode ? *mode : v),
+         "pool.mode = \"transaction\" needs pool.size >= 1 (the backend connections clients "
+         "share)");
+  }
+  if (p.size != 0 && p.min_idle > p.size) {
+    fail(*min_idle, "pool.min_idle (" + std::to_string(p.min_idle) +
+                        ") is larger than pool.size (" + std::to_string(p.size) + ")");
+  }
+  if (p.size != 0 && p.max_per_tenant > p.size) {
+    fail(*max_per_tenant, "pool.max_per_tenant (" + std::to_string(p.max_per_tenant) +
+                              ") is larger than pool.size (" + std::to_string(p.size) + ")");
+  }
+}
+
 void Loader::load_log(const toml::value& v) {
   Log& l = config_.log;
   for (const auto& [key, value] : entries(v, "[log]")) {
@@ -703,6 +762,8 @@ Config Loader::load(std::string_view text) {
       load_policy(*value);
     } else if (key == "limits") {
       load_limits(*value);
+    } else if (key == "pool") {
+      load_pool(*value);
     } else if (key == "log") {
       load_log(*value);
     } else if (key == "admin") {
@@ -712,7 +773,7 @@ Config Loader::load(std::string_view text) {
     } else if (key != "identity") {
       fail(*value, "unknown key " + dq(key) +
                        " (expected listen, backend, auth, principals, identity, policy, limits, "
-                       "log, admin, audit)");
+                       "pool, log, admin, audit)");
     }
   }
 

@@ -157,6 +157,34 @@ struct Limits {
   bool operator==(const Limits&) const = default;
 };
 
+// How backend connections are shared between client connections ([pool]).
+enum class PoolMode {
+  kSession,      // a client keeps one backend connection for its whole life
+  kTransaction,  // a client holds a backend only inside a transaction
+};
+
+// The [pool] section. Backend connections are pooled per (database, backend
+// user); the sizes below are per such pool. In session mode a client's
+// backend is its own from login to disconnect, as without a pool; `size`
+// then caps the backends open at once and the other keys act on the idle
+// backends kept for the next client.
+struct Pool {
+  PoolMode mode = PoolMode::kSession;
+  // Backend connections per pool; 0 (the default, session mode only): no
+  // cap, every client gets a backend of its own at once.
+  uint32_t size = 0;
+  uint32_t min_idle = 0;               // idle backends kept open (refilled)
+  uint32_t idle_timeout_ms = 600000;   // an idle backend above min_idle is closed after this
+  uint32_t max_lifetime_ms = 3600000;  // a backend is retired at its next release after this
+  uint32_t acquire_timeout_ms = 5000;  // waiting for a backend longer: 53300, nothing run
+  uint32_t max_per_tenant = 0;         // backends one tenant holds at once; 0: size
+  // Statements one tenant may start per second (token bucket, one second's
+  // burst); over it a statement is refused with 53300. 0: no limit.
+  uint32_t tenant_statements_per_second = 0;
+
+  bool operator==(const Pool&) const = default;
+};
+
 struct Log {
   std::string level = "info";  // trace | debug | info | warn | error | critical | off
   LogFormat format = LogFormat::kText;
@@ -202,6 +230,7 @@ struct Config {
   Admin admin;
   Audit audit;
   Limits limits;
+  Pool pool;
   Log log;
 
   [[nodiscard]] const Principal* find_principal(std::string_view name) const;

@@ -1,4 +1,4 @@
--- The example database of the quick start: the tables of SCENARIO.md.
+-- The example database of the quick start: the tables of the scenario in docs/design.md.
 CREATE TABLE users (
   id        int PRIMARY KEY,
   tenant_id text NOT NULL,

@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -40,8 +40,10 @@
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/session.h"
+#include "proxy/session_slots.h"
 #include "proxy/startup_packet.h"
 #include "proxy/stream.h"
+#include "proxy/tenant_rate_limit.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
@@ -180,6 +182,27 @@ ops::StartupRefusal limit_refusal(const std::string& message) {
   return ops::StartupRefusal::kMaxClientConnections;
 }
 
+// The [pool] settings the sessions act on today: session mode, where
+// pool.size caps the clients that hold a backend at once (session_slots.h),
+// and the tenant statement rate. Transaction mode and idle backends kept
+// open would be silently ignored, so the server refuses to start with them
+// instead (fail closed) until sessions take their backends from the pool.
+void refuse_inactive_pool_settings(const config::Pool& pool) {
+  const char* key = nullptr;
+  if (pool.mode != config::PoolMode::kSession) {
+    key = "mode = \"transaction\"";
+  } else if (pool.min_idle != 0) {
+    key = "min_idle";
+  }
+  if (key != nullptr) {
+    throw std::runtime_error(fmt::format(
+        "pool.{} is not supported by this version of tenantgate yet (sessions open a backend "
+        "each at login; backends are not handed from one client to the next); remove it from "
+        "[pool]",
+        key));
+  }
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -192,6 +215,7 @@ class Server::Impl {
         rewriter_(rewriter_options(*config_)),
         rewrite_cache_(config_->limits.rewrite_cache_bytes),
         analysis_pool_(analysis_options(config_->limits)),
+        statement_rate_(config_->pool.tenant_statements_per_second),
         tokens_(identity::load_token_authority(*config_)),
         audit_(config_->audit.mode == config::AuditMode::kOff
                    ? nullptr
@@ -217,9 +241,12 @@ class Server::Impl {
                           [this] { return audit_ ? audit_->counts() : ops::AuditCounts{}; }});
     unsigned threads = config_->listen.threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<asio::any_io_executor> executors;
     for (unsigned i = 0; i < threads; ++i) {
       contexts_.push_back(std::make_unique<asio::io_context>(1));
+      executors.push_back(contexts_.back()->get_executor());
     }
+    session_slots_ = make_session_slots(std::move(executors), config_->pool);
     setup_tls();
     services_.config = config_;
     services_.cancels = &cancels_;
@@ -238,6 +265,8 @@ class Server::Impl {
     services_.operations = &operations_;
     services_.admin = &admin_console_;
     services_.paused = &paused_;
+    services_.session_slots = session_slots_.get();
+    if (statement_rate_.per_second() != 0) services_.statement_rate = &statement_rate_;
     services_.client_tls = client_tls_ ? &*client_tls_ : nullptr;
     services_.backend_tls = &backend_tls_;
     if (const char* pw = std::getenv(config_->backend.password_env.c_str())) {
@@ -256,10 +285,14 @@ class Server::Impl {
     reload_signal_.reset();
     signals_.reset();
     acceptor_.reset();
+    // Its timer lives on the first loop; sessions give their slots back
+    // while the loops are destroyed below, and the slots outlive them.
+    if (session_slots_) session_slots_->stop();
     contexts_.clear();
   }
 
   int run() {
+    refuse_inactive_pool_settings(config_->pool);
     auto& main_context = *contexts_.front();
     tcp::endpoint endpoint(asio::ip::make_address(config_->listen.host), config_->listen.port);
     acceptor_.emplace(main_context);
@@ -622,8 +655,8 @@ class Server::Impl {
       if (servers) {
         if (s->started()) t.rows.push_back({std::to_string(id), state});
       } else {
-        t.rows.push_back({std::to_string(id), f.principal, f.tenant, f.user, f.database, f.peer,
-                          state});
+        t.rows.push_back(
+            {std::to_string(id), f.principal, f.tenant, f.user, f.database, f.peer, state});
       }
     }
     return t;
@@ -808,6 +841,9 @@ class Server::Impl {
   std::optional<rewriter::Rewriter> postgres_rewriter_;
   std::unique_ptr<rewriter::RewriteCache> postgres_rewrite_cache_;
   AnalysisPool analysis_pool_;
+  TenantRateLimit statement_rate_;
+  // Outlives the sessions: ~Impl destroys the loops (and their sessions) first.
+  std::unique_ptr<SessionSlots> session_slots_;
   SaltedPasswordCache salted_passwords_;
   // [identity.token]'s keys and cache; null without the table. Keys are read
   // once, here: a reload does not change them.

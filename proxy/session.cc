@@ -1,7 +1,5 @@
 #include "proxy/session.h"
 
-#include "proxy/admin_session.h"
-
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -14,6 +12,7 @@
 #include <variant>
 
 #include "policy/identity.h"
+#include "proxy/admin_session.h"
 #include "proxy/catalog_snapshot.h"
 #include "proxy/frame_decoder.h"
 #include "proxy/message_io.h"
@@ -304,6 +303,8 @@ awaitable<bool> Session::startup() {
     }
   }
   phase_ = Phase::kBackendLogin;
+  if (!co_await acquire_backend_slot()) co_return false;
+  if (terminating_) co_return false;
   if (!co_await connect_backend()) co_return false;
   if (terminating_) co_return false;  // terminate() could not cancel the connect
   if (!co_await login_backend(passthrough)) co_return false;
@@ -315,8 +316,7 @@ awaitable<bool> Session::startup() {
   // A shadow session's filter forwards everything; observe() records what
   // enforcement would have done.
   filter_.emplace(caller_->identity(), bypass_ || report_.shadow(),
-                  config_.limits.max_message_bytes,
-                  static_cast<StatementRewriter&>(*this));
+                  config_.limits.max_message_bytes, static_cast<StatementRewriter&>(*this));
 
   auto issued = services_.cancels->issue(CancelTarget{backend_pid_, backend_key_});
   proxy_pid_ = issued.pid;
@@ -624,6 +624,22 @@ void Session::on_principals_reloaded(PrincipalSnapshot principals) {
 }
 
 // ---- Backend ----------------------------------------------------------------
+
+awaitable<bool> Session::acquire_backend_slot() {
+  if (services_.session_slots == nullptr) co_return true;
+  // In passthrough mode the tenant is not yet authenticated: those clients
+  // wait in one queue, so that a tenant claimed by an unauthenticated
+  // client cannot take that tenant's share.
+  const std::string queue =
+      config_.auth_mode == config::AuthMode::kPassthrough || bypass_ ? std::string() : tenant_;
+  SessionSlots::Acquired got = co_await services_.session_slots->acquire(queue);
+  if (!got.lease) {
+    fail(got.sqlstate, got.message);
+    co_return false;
+  }
+  backend_slot_ = std::move(got.lease);
+  co_return true;
+}
 
 awaitable<bool> Session::connect_backend() {
   auto executor = co_await asio::this_coro::executor;
@@ -1107,8 +1123,8 @@ std::optional<std::string_view> Session::needs_analysis(char type, std::string_v
   if (!sql) return std::nullopt;
   auto policy = current_policy();
   if (!policy) return std::nullopt;
-  if (auto hit = session_rewrite_cache().lookup(*sql, caller_->identity(),
-                                               caller_->policy_for(*policy))) {
+  if (auto hit =
+          session_rewrite_cache().lookup(*sql, caller_->identity(), caller_->policy_for(*policy))) {
     analysed_ = std::move(*hit);
     analysed_sql_ = sql->data();
     return std::nullopt;
@@ -1165,6 +1181,16 @@ awaitable<bool> Session::analyse(std::string_view sql) {
 std::optional<rewriter::RewriteResult> Session::rewrite(std::string_view sql) {
   auto policy = current_policy();
   if (!policy) return std::nullopt;
+  if (services_.statement_rate != nullptr &&
+      !services_.statement_rate->admit(caller_->identity().tenant.value,
+                                       std::chrono::steady_clock::now())) {
+    analysed_.reset();
+    return rewriter::RewriteResult::refused(
+        "53300",
+        fmt::format("tenant \"{}\" is over its statement rate "
+                    "(pool.tenant_statements_per_second = {}); the statement was not run",
+                    caller_->identity().tenant.value, services_.statement_rate->per_second()));
+  }
   const auto started = std::chrono::steady_clock::now();
   std::optional<rewriter::RewriteResult> result;
   if (analysed_ && analysed_sql_ == sql.data()) {

@@ -33,8 +33,10 @@
 #include "proxy/read_buffer.h"
 #include "proxy/scram.h"
 #include "proxy/session_report.h"
+#include "proxy/session_slots.h"
 #include "proxy/startup_packet.h"
 #include "proxy/stream.h"
+#include "proxy/tenant_rate_limit.h"
 #include "rewriter/rewrite_cache.h"
 #include "rewriter/rewriter.h"
 
@@ -65,6 +67,11 @@ struct ProxyServices {
   ops::Operations* operations = nullptr;            // metrics, audit, missing predicates
   ops::AdminBackend* admin = nullptr;               // the admin console's commands
   const std::atomic<bool>* paused = nullptr;        // admin console PAUSE
+  // Session mode with pool.size: the slot a client holds while it has a
+  // backend (session_slots.h); null: no cap.
+  SessionSlots* session_slots = nullptr;
+  // pool.tenant_statements_per_second; null: no limit.
+  TenantRateLimit* statement_rate = nullptr;
 };
 
 class Session : public std::enable_shared_from_this<Session>, private StatementRewriter {
@@ -129,6 +136,9 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   // a reload changed the search_path pinned on the backend at login. Points
   // at checked_policy_: valid until the next call.
   const std::shared_ptr<const policy::Policy>* current_policy();
+  // Waits for a slot of session_slots (session mode with pool.size); false
+  // (fatal_ set: 53300 when it waited too long) when none came.
+  awaitable<bool> acquire_backend_slot();
   awaitable<bool> connect_backend();
   awaitable<bool> login_backend(bool passthrough);
   // Runs catalog_snapshot.h's query on the fresh backend connection and puts
@@ -200,6 +210,9 @@ class Session : public std::enable_shared_from_this<Session>, private StatementR
   const config::Config& config_;
   const uint64_t id_;
   Stream client_;
+  // Held while the backend connection is open (declared before it, so that
+  // it is given back after the connection is closed).
+  SessionSlots::Lease backend_slot_;
   std::optional<Stream> backend_;
   ReadBuffer client_buffer_;
   ReadBuffer backend_buffer_;

@@ -37,6 +37,9 @@ import time
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGBENCH = os.path.join(PG_BIN, "pgbench")
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+# The project's one PostgreSQL launcher.
+PG_LOCAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                        "pg_local.sh")
 
 DB = "bench"
 SERVICE_ROLE, SERVICE_PASSWORD = "tgbench", "tgbench-e2e"  # owner, BYPASSRLS
@@ -152,10 +155,6 @@ def is_root():
     return os.geteuid() == 0
 
 
-def as_postgres(cmd):
-    return ["runuser", "-u", "postgres", "--"] + cmd if is_root() else cmd
-
-
 def scram_verifier(password, iterations=4096):
     salt = os.urandom(16)
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
@@ -235,11 +234,12 @@ class Stack:
         if is_root():
             pw = pwd.getpwnam("postgres")
             os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
-        self.pgdata = os.path.join(self.tmp, "pgdata")
+        self.pgdir = os.path.join(self.tmp, "pg")  # data/, the socket, postgres.log
         self.pg_port = self.bouncer_port = self.tg_port = None
         self.pg_started = False
         self.bouncer = None
         self.bouncer_pid = None
+        self.bouncers = {}  # name -> port, pid, proc, mode, pool_size
         self.tg = None
         self.tg_log = None
         self.tg_bin = None
@@ -262,21 +262,21 @@ class Stack:
     # -- PostgreSQL --------------------------------------------------------
 
     def start_postgres(self):
-        self.pg_port = free_port()
-        run(as_postgres([f"{PG_BIN}/initdb", "-D", self.pgdata, "-U", "postgres", "-A", "trust",
-                         "-E", "UTF8", "--no-sync"]))
-        with open(os.path.join(self.pgdata, "pg_hba.conf"), "w") as f:
-            f.write("local all all trust\n"
-                    "host all postgres 127.0.0.1/32 trust\n"
-                    "host all all 127.0.0.1/32 scram-sha-256\n")
-        opts = (f"-p {self.pg_port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=200 -c shared_buffers=256MB")
-        run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.pgdata, "-l", self.path("postgres.log"),
-                         "-w", "-t", "60", "-o", opts, "start"]))
+        # scripts/pg_local.sh is the project's one PostgreSQL launcher; its
+        # default pg_hba (trust for postgres, scram-sha-256 for the rest) is
+        # what the benchmark needs.
+        for attempt in range(5):
+            self.pg_port = free_port()
+            r = run([PG_LOCAL, "start", self.pgdir, str(self.pg_port), "-c", "max_connections=200",
+                     "-c", "shared_buffers=256MB"], check=False)
+            if r.returncode == 0:
+                break
+            if attempt == 4:
+                raise RuntimeError(f"PostgreSQL did not start:\n{r.stderr}")
         self.pg_started = True
 
     def psql(self, sql, user="postgres", db="postgres"):
-        return run([f"{PG_BIN}/psql", "-qX", "-v", "ON_ERROR_STOP=1", "-h", self.tmp, "-p",
+        return run([f"{PG_BIN}/psql", "-qX", "-v", "ON_ERROR_STOP=1", "-h", self.pgdir, "-p",
                     str(self.pg_port), "-U", user, "-d", db, "-c", sql], env=clean_env()).stdout
 
     def load_schema(self, scale):
@@ -298,37 +298,48 @@ class Stack:
 
     # -- PgBouncer ---------------------------------------------------------
 
-    def start_pgbouncer(self, pool_size):
-        self.bouncer_port = free_port()
+    def start_pgbouncer(self, pool_size, pool_mode="session", name="pgbouncer",
+                        max_client_conn=None):
+        """Starts a PgBouncer called `name` (a target of target_conn). The
+        first one started is also self.bouncer_port / self.bouncer_pid."""
+        port = free_port()
         self.write("userlist.txt", f'"{SERVICE_ROLE}" "{SERVICE_PASSWORD}"\n', 0o600)
-        ini = self.write("pgbouncer.ini", f"""[databases]
+        ini = self.write(f"{name}.ini", f"""[databases]
 {DB} = host=127.0.0.1 port={self.pg_port} dbname={DB}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = {self.bouncer_port}
-unix_socket_dir = {self.tmp}
+listen_port = {port}
+unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {self.path("userlist.txt")}
-pool_mode = session
+pool_mode = {pool_mode}
 default_pool_size = {pool_size}
-max_client_conn = {pool_size + 50}
+max_client_conn = {max_client_conn or pool_size + 50}
 max_db_connections = 0
-logfile = {self.path("pgbouncer.log")}
-pidfile = {self.path("pgbouncer.pid")}
+logfile = {self.path(name + ".log")}
+pidfile = {self.path(name + ".pid")}
 log_connections = 0
 log_disconnections = 0
-""")
-        self.bouncer = subprocess.Popen(as_postgres([PGBOUNCER, ini]), stdout=subprocess.DEVNULL,
-                                        stderr=open(self.path("pgbouncer.stderr"), "w"),
-                                        start_new_session=True)
-        self._wait_port(self.bouncer_port, self.bouncer, "pgbouncer", self.path("pgbouncer.log"))
-        with open(self.path("pgbouncer.pid")) as f:
-            self.bouncer_pid = int(f.read().strip())
+""" + ("user = postgres\n" if is_root() else ""))
+        # As root, PgBouncer drops to `user` itself (it refuses to run as
+        # root) and keeps this process's open-file limit, which runuser's
+        # login session would lower.
+        proc = subprocess.Popen([PGBOUNCER, ini], stdout=subprocess.DEVNULL,
+                                stderr=open(self.path(name + ".stderr"), "w"),
+                                start_new_session=True)
+        self._wait_port(port, proc, name, self.path(name + ".log"))
+        with open(self.path(name + ".pid")) as f:
+            pid = int(f.read().strip())
+        self.bouncers[name] = {"port": port, "pid": pid, "proc": proc, "mode": pool_mode,
+                               "pool_size": pool_size}
+        if self.bouncer is None:
+            self.bouncer, self.bouncer_port, self.bouncer_pid = proc, port, pid
 
     # -- tenantgate --------------------------------------------------------
 
-    def configure_tenantgate(self, binary, listen_threads=0):
+    def configure_tenantgate(self, binary, listen_threads=0, pool=None):
+        """`pool`: the keys of tenantgate's [pool] section (default: none, session mode)."""
         # A private copy: other engineers relink build/proxy/tenantgate while we run.
         self.tg_bin = self.path("tenantgate")
         shutil.copy2(binary, self.tg_bin)
@@ -362,9 +373,13 @@ tenant_type = "int"
 [policy]
 file = "policy.toml"
 
+[limits]
+max_client_connections = 20000
+
 [log]
 level = "info"
-""")
+""" + ("\n[pool]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in pool.items())
+       if pool else ""))
         r = run([self.tg_bin, "check", "--config", self.tg_config], check=False)
         out = (r.stdout + r.stderr).strip()
         log(f"tenantgate check --config {self.tg_config}: exit {r.returncode}"
@@ -441,20 +456,19 @@ level = "info"
             self.stop_tenantgate()
         except Exception as e:  # keep cleaning up
             log(f"cleanup: tenantgate: {e}")
-        if self.bouncer:
+        for b in self.bouncers.values():
             try:
-                if self.bouncer_pid:
-                    os.kill(self.bouncer_pid, signal.SIGTERM)
-                self.bouncer.wait(10)
+                os.kill(b["pid"], signal.SIGTERM)
+                b["proc"].wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 try:
-                    os.killpg(self.bouncer.pid, signal.SIGKILL)
+                    os.killpg(b["proc"].pid, signal.SIGKILL)
                 except OSError:
                     pass
-            self.bouncer = None
+        self.bouncers = {}
+        self.bouncer = None
         if self.pg_started:
-            run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.pgdata, "-m", "immediate", "-w",
-                             "stop"]), check=False)
+            run([PG_LOCAL, "stop", self.pgdir, "--immediate"], check=False)
             self.pg_started = False
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -494,8 +508,8 @@ def target_conn(stack, target, tenant):
     """(port, user, extra environment) for one target."""
     if target == "direct":
         return stack.pg_port, SERVICE_ROLE, {"PGPASSWORD": SERVICE_PASSWORD}
-    if target == "pgbouncer":
-        return stack.bouncer_port, SERVICE_ROLE, {"PGPASSWORD": SERVICE_PASSWORD}
+    if target in stack.bouncers:
+        return stack.bouncers[target]["port"], SERVICE_ROLE, {"PGPASSWORD": SERVICE_PASSWORD}
     if target == "tenantgate":
         return stack.tg_port, PRINCIPAL, {"PGPASSWORD": PRINCIPAL_PASSWORD,
                                           "PGOPTIONS": f"-c tenantgate.tenant={tenant}"}
@@ -503,6 +517,15 @@ def target_conn(stack, target, tenant):
         return stack.pg_port, RLS_ROLE, {"PGPASSWORD": RLS_PASSWORD,
                                          "PGOPTIONS": f"-c app.tenant={tenant}"}
     raise ValueError(target)
+
+
+def proxy_pid(stack, target):
+    """The process whose CPU a run of `target` is charged to, or None."""
+    if target == "tenantgate":
+        return stack.tg.pid
+    if target in stack.bouncers:
+        return stack.bouncers[target]["pid"]
+    return None
 
 
 def read_latencies(prefix):
@@ -536,16 +559,16 @@ def summarize_errors(stderr):
     return sorted(counts.items(), key=lambda kv: -kv[1])
 
 
-def run_pgbench(stack, args, workload, script_path, mode, target, logdir):
+def run_pgbench(stack, args, workload, script_path, mode, target, logdir, extra_args=()):
     port, user, extra = target_conn(stack, target, args.tenant)
     prefix = os.path.join(logdir, f"{workload.replace('/', '_')}.{target}")
     cmd = [PGBENCH, "-n", "-c", str(args.clients), "-j", str(args.threads), "-T",
            str(args.duration), "-M", mode, "-D", f"scale={args.scale}", "-f", script_path,
-           "-l", f"--log-prefix={prefix}", "-h", "127.0.0.1", "-p", str(port), "-U", user, DB]
+           *extra_args, "-l", f"--log-prefix={prefix}", "-h", "127.0.0.1", "-p", str(port),
+           "-U", user, DB]
     env = clean_env(**extra)
-    proxy_pid = stack.tg.pid if target == "tenantgate" else (
-        stack.bouncer_pid if target == "pgbouncer" else None)
-    cpu0 = cpu_seconds(proxy_pid) if proxy_pid else None
+    pid = proxy_pid(stack, target)
+    cpu0 = cpu_seconds(pid) if pid else None
     load0 = loadavg()
     t0 = time.time()
     try:
@@ -556,9 +579,11 @@ def run_pgbench(stack, args, workload, script_path, mode, target, logdir):
         rc, out, err = "timeout", (e.stdout or b"").decode(errors="replace"), \
             (e.stderr or b"").decode(errors="replace") + "\npgbench timed out"
     wall = time.time() - t0
-    cpu1 = cpu_seconds(proxy_pid) if proxy_pid else None
+    cpu1 = cpu_seconds(pid) if pid else None
 
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    # -C (a connection per transaction) reports "including reconnection times".
+    m = re.search(r"tps = ([\d.]+) \((?:without initial connection time|including reconnection "
+                  r"times)\)", out)
     tps = float(m.group(1)) if m else None
     m = re.search(r"number of transactions actually processed: (\d+)", out)
     processed = int(m.group(1)) if m else 0

@@ -2,15 +2,24 @@
 # End-to-end benchmark: pgbench against PostgreSQL directly, through PgBouncer,
 # through tenantgate and directly as a row-level-security role, with ratios.
 # Not part of the test suite. Usage: bench/e2e/run.sh [--quick] [options]
-# (bench/e2e/run.sh --help lists them). Builds tenantgate only when
+# (bench/e2e/run.sh --help lists them). bench/e2e/run.sh --pooling [options]
+# runs the pooling benchmark instead (pool_bench.py: tenantgate against
+# PgBouncer with the same pool size, and idle clients held). Builds tenantgate only when
 # build/proxy/tenantgate is missing; installs pgbouncer/pgbench when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/build
+bench=e2e_bench.py
+if [ "${1:-}" = --pooling ]; then
+  bench=pool_bench.py
+  shift
+  # 10,000 idle clients need as many descriptors in the client and in each proxy.
+  ulimit -n "$(ulimit -Hn)"
+fi
 prev=
 for arg in "$@"; do
   case $arg in
-    -h|--help) exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --help ;;
+    -h|--help) exec /usr/bin/python3 "$root/bench/e2e/$bench" --help ;;
     --build=*) build=${arg#--build=} ;;
   esac
   [ "$prev" = --build ] && build=$arg
@@ -36,4 +45,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
 fi
 
-exec /usr/bin/python3 "$root/bench/e2e/e2e_bench.py" --root "$root" "$@" --build "$build"
+exec /usr/bin/python3 "$root/bench/e2e/$bench" --root "$root" "$@" --build "$build"

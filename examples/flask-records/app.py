@@ -1,4 +1,4 @@
-"""The scenario of SCENARIO.md as a runnable Flask application.
+"""The scenario of docs/design.md ("The scenario") as a runnable Flask application.
 
 Its three routes of the scenario keep the object-level authorization bug
 exactly as written there: the SQL never binds the caller's identity. Three

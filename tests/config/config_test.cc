@@ -459,6 +459,62 @@ TEST(ConfigErrorTest, Limits) {
             4294967295u);
 }
 
+TEST(ConfigTest, PoolDefaultsKeepSessionsAsTheyAre) {
+  const Pool p = parse("").pool;
+  EXPECT_EQ(p.mode, PoolMode::kSession);
+  EXPECT_EQ(p.size, 0u);  // no cap: one backend per client, at once
+  EXPECT_EQ(p.min_idle, 0u);
+  EXPECT_EQ(p.idle_timeout_ms, 600000u);
+  EXPECT_EQ(p.max_lifetime_ms, 3600000u);
+  EXPECT_EQ(p.acquire_timeout_ms, 5000u);
+  EXPECT_EQ(p.max_per_tenant, 0u);
+  EXPECT_EQ(p.tenant_statements_per_second, 0u);
+}
+
+TEST(ConfigTest, PoolEveryKey) {
+  const Pool p = parse(R"(
+[pool]
+mode = "transaction"
+size = 10
+min_idle = 2
+idle_timeout_ms = 30000
+max_lifetime_ms = 900000
+acquire_timeout_ms = 250
+max_per_tenant = 4
+tenant_statements_per_second = 500
+)")
+                     .pool;
+  EXPECT_EQ(p.mode, PoolMode::kTransaction);
+  EXPECT_EQ(p.size, 10u);
+  EXPECT_EQ(p.min_idle, 2u);
+  EXPECT_EQ(p.idle_timeout_ms, 30000u);
+  EXPECT_EQ(p.max_lifetime_ms, 900000u);
+  EXPECT_EQ(p.acquire_timeout_ms, 250u);
+  EXPECT_EQ(p.max_per_tenant, 4u);
+  EXPECT_EQ(p.tenant_statements_per_second, 500u);
+  // Session mode may cap its backends too.
+  EXPECT_EQ(parse("[pool]\nmode = \"session\"\nsize = 3\n").pool.size, 3u);
+}
+
+TEST(ConfigErrorTest, Pool) {
+  expect_error("[pool]\nmode = \"statement\"\n", 2,
+               "unknown pool.mode \"statement\" (expected session | transaction)");
+  expect_error("[pool]\nmode = \"transaction\"\n", 2,
+               "pool.mode = \"transaction\" needs pool.size >= 1");
+  expect_error("[pool]\nmode = \"transaction\"\nsize = 0\n", 3, "needs pool.size >= 1");
+  expect_error("[pool]\nsize = 4\nmin_idle = 5\n", 3,
+               "pool.min_idle (5) is larger than pool.size (4)");
+  expect_error("[pool]\nmax_per_tenant = 9\nsize = 8\n", 2,
+               "pool.max_per_tenant (9) is larger than pool.size (8)");
+  expect_error("[pool]\nsize = -1\n", 2, "size = -1 is out of range (0..100000)");
+  expect_error("[pool]\nacquire_timeout_ms = 0\n", 2, "acquire_timeout_ms = 0 is out of range");
+  expect_error("[pool]\nidle_timeout_ms = 0\n", 2, "idle_timeout_ms = 0 is out of range");
+  expect_error("[pool]\nmax_lifetime_ms = 0\n", 2, "max_lifetime_ms = 0 is out of range");
+  expect_error("[pool]\nmode = 1\n", 2, "mode must be a string");
+  expect_error("[pool]\nsize = 2\nwait = 1\n", 3, "unknown key \"wait\" in [pool]");
+  expect_error("pool = 3\n", 1, "[pool] must be a table");
+}
+
 TEST(ConfigErrorTest, PolicyFile) {
   expect_error("[policy]\nfile = \"\"\n", 2, "file is empty");
   expect_error("[policy]\nfile = 1\n", 2, "file must be a string");

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PG_LOCAL = REPO_ROOT / "scripts" / "pg_local.sh"  # the one PostgreSQL launcher
 DEFAULT_TIMEOUT = 10.0
 
 # Backend roles created on the test server. Passwords are fixed test values.
@@ -170,24 +171,20 @@ class PgServer:
         self.data = self.dir / "data"
         self.port = free_port()
         self.host = "127.0.0.1"
-        self.proc: subprocess.Popen | None = None
+        self.started = False
         self.log_path = self.dir / "postgres.log"
         self.certs: CertSet | None = None
 
-    def _as_postgres(self, *cmd: str, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True,
-                              text=True, timeout=kw.pop("timeout", 120), **kw)
-
     def start(self) -> None:
+        """Starts the server through scripts/pg_local.sh, the project's one launcher."""
         pw = pwd.getpwnam("postgres")
         os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         os.chmod(self.dir, 0o755)
-        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                          "-E", "UTF8", "--no-sync", "--locale=C")
         self.certs = make_certs(self.dir / "certs", "backend")
         for p in (self.dir / "certs").iterdir():
             os.chown(p, pw.pw_uid, pw.pw_gid)
-        (self.data / "pg_hba.conf").write_text(
+        hba = self.dir / "pg_hba.conf"
+        hba.write_text(
             "local all all trust\n"
             f"host all {SERVICE_USER} 127.0.0.1/32 scram-sha-256\n"
             f"host all {MD5_USER} 127.0.0.1/32 md5\n"
@@ -196,25 +193,21 @@ class PgServer:
             f"hostnossl all {TLS_ONLY_USER} 127.0.0.1/32 reject\n"
             "host all postgres 127.0.0.1/32 reject\n"
             "host all all 127.0.0.1/32 scram-sha-256\n")
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"), "-D", str(self.data),
-             "-p", str(self.port), "-k", str(self.dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
-             "-c", "synchronous_commit=off", "-c", "max_connections=400", "-c", "ssl=on",
-             "-c", f"ssl_cert_file={self.certs.server_cert}", "-c", f"ssl_key_file={self.certs.server_key}",
-             "-c", "shared_buffers=32MB", "-c", "log_connections=on"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        wait_until(self._ready, 30, "PostgreSQL to accept connections")
+        settings = ["max_connections=400", "ssl=on", f"ssl_cert_file={self.certs.server_cert}",
+                    f"ssl_key_file={self.certs.server_key}", "shared_buffers=32MB",
+                    "log_connections=on"]
+        args = [arg for s in settings for arg in ("-c", s)]
+        # Another process may take the free port before the server binds it.
+        for attempt in range(5):
+            r = subprocess.run([str(PG_LOCAL), "start", str(self.dir), str(self.port), "--hba", str(hba), *args],
+                               capture_output=True, text=True, timeout=180)
+            if r.returncode == 0:
+                break
+            if attempt == 4:
+                raise RuntimeError(f"PostgreSQL did not start: {r.stderr[-3000:]}")
+            self.port = free_port()
+        self.started = True
         self._bootstrap()
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"postgres exited: {self.log_path.read_text()[-3000:]}")
-        r = subprocess.run([str(PG_BIN / "pg_isready"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres"],
-                           capture_output=True, timeout=10)
-        return r.returncode == 0
 
     def _bootstrap(self) -> None:
         self.psql(f"CREATE DATABASE {DATABASE}", db="postgres")
@@ -245,19 +238,13 @@ class PgServer:
     def admin_dsn(self, db: str = DATABASE) -> str:
         return f"host={self.dir} port={self.port} user=postgres dbname={db}"
 
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            # runuser does not relay signals: signal the postmaster itself (SIGINT: fast shutdown).
-            try:
-                postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-                os.kill(postmaster, signal.SIGINT)
-            except (OSError, ValueError, IndexError):
-                os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        if self.started:
+            subprocess.run([str(PG_LOCAL), "stop", str(self.dir)], capture_output=True, timeout=120)
+            self.started = False
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -1,4 +1,4 @@
-"""Attack suite: each bypass vector of DESIGN.md tried over the wire as a client would.
+"""Attack suite: each bypass vector of docs/design.md tried over the wire as a client would.
 
 Every test asserts a refusal (its SQLSTATE) or that only the caller's rows were
 seen or touched, checked directly on PostgreSQL as the superuser where a write

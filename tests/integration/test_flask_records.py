@@ -1,4 +1,4 @@
-"""The SCENARIO.md Flask app (examples/flask-records/app.py), unchanged, through tenantgate and directly.
+"""The Flask app of the scenario in docs/design.md (examples/flask-records/app.py), unchanged, through tenantgate and directly.
 
 The same IDOR-prone code is run twice over a database of three tenants:
 through tenantgate, under the example policy (examples/policy.toml: records

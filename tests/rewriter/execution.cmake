@@ -4,6 +4,9 @@ add_library(tg_test_pg_server STATIC ${PROJECT_SOURCE_DIR}/tests/support/pg_serv
 target_include_directories(tg_test_pg_server PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(tg_test_pg_server PUBLIC PkgConfig::LIBPQ)
 target_compile_options(tg_test_pg_server PRIVATE ${TENANTGATE_WARNINGS})
+# The one PostgreSQL launcher, shared with the integration tests and benchmarks.
+target_compile_definitions(tg_test_pg_server PRIVATE
+  TG_PG_LOCAL="${PROJECT_SOURCE_DIR}/scripts/pg_local.sh")
 
 add_executable(tg_rewriter_execution_tests
   ${CMAKE_CURRENT_LIST_DIR}/execution_test.cc

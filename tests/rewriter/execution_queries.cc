@@ -260,7 +260,7 @@ const std::vector<std::string>& hand_read_cases() {
       "SELECT email(u) FROM users u",
       "SELECT (u).email, (u).* FROM users u",
       "SELECT set_config('app.tenant', 'globex', false)",
-      // libpg_query 15-4.0.0 deparse defects (DESIGN.md): output must keep meaning
+      // libpg_query 15-4.0.0 deparse defects (docs/design.md): output must keep meaning
       "SELECT id FROM users WHERE (role = 'admin' OR id = 2) IS TRUE",
       "SELECT id FROM users WHERE (role = 'admin' AND id = 2) IS NULL",
       "SELECT id, (role IS NULL OR manager_id IS NULL) IS NOT TRUE FROM users",

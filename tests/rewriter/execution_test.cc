@@ -1,6 +1,6 @@
 // Execution tests: the rewriter's output, run on a real PostgreSQL 15, must
 // return what PostgreSQL row-level security returns for the original statement
-// (DESIGN.md, "Statement semantics": RLS is the oracle).
+// (docs/design.md, "Statement semantics": RLS is the oracle).
 //
 // One server per binary. Two sessions:
 //   owner  the superuser (bypasses RLS); runs the tenantgate-rewritten SQL.
@@ -11,7 +11,7 @@
 // refused it. A write runs in a rolled-back transaction on each side; RETURNING
 // rows and the whole database afterwards must match. Where RLS raises an error
 // the rewritten statement must change nothing (or the difference is one that
-// DESIGN.md describes, see known_difference). Independently of RLS, a rewritten
+// docs/design.md describes, see known_difference). Independently of RLS, a rewritten
 // write must never change a row outside the caller's scope.
 //
 // Run: build-dir/tests/rewriter/tg_rewriter_execution_tests
@@ -671,7 +671,7 @@ CaseReport run_read(const std::string& sql, const Caller& caller, bool via_cache
   return rep;
 }
 
-// Deliberate differences from RLS that DESIGN.md describes; nullopt if none
+// Deliberate differences from RLS that docs/design.md describes; nullopt if none
 // explains this one. Called only when RLS failed, the rewritten statement
 // succeeded, and it changed nothing outside the caller's scope.
 std::optional<std::string> known_difference(const std::string& sql, const Outcome& rls) {

@@ -2,12 +2,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,27 +23,14 @@
 namespace tenantgate::testing {
 namespace {
 
-constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
-constexpr auto kStartTimeout = std::chrono::seconds(60);
-constexpr auto kStopTimeout = std::chrono::seconds(30);
-
-bool running_as_root() { return geteuid() == 0; }
-
-std::string runuser_path() {
-  for (const char* p : {"/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"}) {
-    if (access(p, X_OK) == 0) return p;
-  }
-  throw std::runtime_error("pg_server: running as root but runuser was not found");
-}
-
-// The command line for a PostgreSQL binary, wrapped in runuser when we are root.
-std::vector<std::string> pg_command(const std::string& binary, std::vector<std::string> args) {
-  std::vector<std::string> argv;
-  if (running_as_root()) argv = {runuser_path(), "-u", "postgres", "--"};
-  argv.push_back(std::string(kPgBin) + "/" + binary);
-  for (auto& a : args) argv.push_back(std::move(a));
-  return argv;
-}
+#ifndef TG_PG_LOCAL
+#error "TG_PG_LOCAL must name scripts/pg_local.sh"
+#endif
+constexpr const char* kLauncher = TG_PG_LOCAL;
+constexpr auto kStartTimeout = std::chrono::seconds(180);
+constexpr auto kStopTimeout = std::chrono::seconds(60);
+// Settings on top of the launcher's defaults: the tests open few connections.
+constexpr const char* kSettings[] = {"max_connections=30", "log_min_messages=warning"};
 
 // Forks and execs argv with stdout and stderr appended to log_path.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path) {
@@ -104,15 +88,23 @@ int free_port() {
   return port;
 }
 
-// Waits for pid to exit; returns its wait status or nullopt on timeout.
-std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+// Runs the launcher with `args` and waits for it; its exit code, or nullopt
+// when it did not finish within `timeout` (it is then killed).
+std::optional<int> run_launcher(std::vector<std::string> args, const std::string& log,
+                                std::chrono::seconds timeout) {
+  args.insert(args.begin(), kLauncher);
+  const pid_t pid = spawn(args, log);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return 0;  // not our child any more
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    if (r < 0 && errno != EINTR) return 128;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      return std::nullopt;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -126,55 +118,29 @@ std::unique_ptr<PgServer> PgServer::start() {
     throw std::runtime_error(std::string("pg_server: mkdtemp: ") + std::strerror(errno));
   }
   server->dir_ = tmpl;
-  if (running_as_root()) {
-    passwd* pw = getpwnam("postgres");
-    if (pw == nullptr) throw std::runtime_error("pg_server: no postgres system user");
-    if (chown(tmpl.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-      throw std::runtime_error("pg_server: chown of the temporary directory failed");
-    }
+  const std::string log = server->dir_ + "/launcher.log";
+  // Every role is trusted on loopback: the tests log in as roles without
+  // passwords.
+  const std::string hba = server->dir_ + "/pg_hba.conf";
+  {
+    std::ofstream out(hba);
+    out << "local all all trust\nhost all all 127.0.0.1/32 trust\n";
   }
-  chmod(tmpl.c_str(), 0700);
-
-  const std::string data = server->dir_ + "/data";
-  const std::string initdb_log = server->dir_ + "/initdb.log";
-  pid_t initdb = spawn(pg_command("initdb", {"-D", data, "-U", "postgres", "-A", "trust", "-E",
-                                             "UTF8", "--locale=C", "--no-sync"}),
-                       initdb_log);
-  auto status = wait_for(initdb, std::chrono::seconds(120));
-  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-    if (!status) {
-      kill(initdb, SIGKILL);
-      waitpid(initdb, nullptr, 0);
-    }
-    throw std::runtime_error("pg_server: initdb failed:\n" + read_file(initdb_log));
-  }
-
-  const std::string log = server->dir_ + "/server.log";
   for (int attempt = 0; attempt < 5; ++attempt) {
     server->port_ = free_port();
-    server->pid_ =
-        spawn(pg_command("postgres", {"-D", data, "-p", std::to_string(server->port_), "-k",
-                                      server->dir_, "-h", "127.0.0.1", "-c", "fsync=off", "-c",
-                                      "full_page_writes=off", "-c", "synchronous_commit=off", "-c",
-                                      "max_connections=30", "-c", "log_min_messages=warning"}),
-              log);
-    const std::string ping = server->conninfo("postgres");
-    auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-    bool exited = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (PQping(ping.c_str()) == PQPING_OK) {
-        server->start_watchdog();
-        return server;
-      }
-      int st = 0;
-      if (waitpid(server->pid_, &st, WNOHANG) == server->pid_) {
-        exited = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::vector<std::string> args = {"start", server->dir_, std::to_string(server->port_), "--hba",
+                                     hba};
+    for (const char* setting : kSettings) {
+      args.push_back("-c");
+      args.push_back(setting);
     }
-    if (!exited) break;  // timed out: do not retry on another port
-    server->pid_ = -1;
+    const std::optional<int> code = run_launcher(args, log, kStartTimeout);
+    if (code == 0) {
+      server->started_ = true;
+      server->start_watchdog();
+      return server;
+    }
+    if (!code) break;  // timed out: do not retry on another port
   }
   std::string text = read_file(log);
   server->stop();
@@ -235,18 +201,12 @@ void PgServer::stop() {
     close(watchdog_fd_);
     watchdog_fd_ = -1;
   }
-  if (pid_ <= 0) return;
-  // runuser forks postgres as its child, so signal the postmaster itself (its
-  // pid is the first line of postmaster.pid) and then reap our child.
-  const pid_t postmaster = read_postmaster_pid(dir_);
-  if (postmaster > 0) kill(postmaster, SIGINT);  // fast shutdown
-  kill(pid_, SIGTERM);
-  if (!wait_for(pid_, kStopTimeout)) {
+  if (!started_) return;
+  if (!run_launcher({"stop", dir_}, dir_ + "/launcher.log", kStopTimeout)) {
+    const pid_t postmaster = read_postmaster_pid(dir_);
     if (postmaster > 0) kill(postmaster, SIGKILL);
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
   }
-  pid_ = -1;
+  started_ = false;
 }
 
 }  // namespace tenantgate::testing

@@ -1,12 +1,12 @@
-// A throwaway PostgreSQL 15 server for tests: initdb into a fresh temporary
-// directory, start on a free loopback port, wait until it accepts connections,
-// and on destruction stop it and remove the directory.
+// A throwaway PostgreSQL 15 server for tests: started by scripts/pg_local.sh
+// (the project's one PostgreSQL launcher: initdb into a fresh temporary
+// directory, start on a free loopback port, wait until it accepts
+// connections, as the postgres user when run as root), stopped through it on
+// destruction, and the directory removed.
 //
-// initdb and postgres refuse to run as root, so when the test runs as root they
-// are started through `runuser -u postgres --` in a directory that user owns.
-// The cluster's superuser is `postgres`, authentication is `trust` (loopback
-// and the private socket directory only). A watchdog process stops the server
-// and removes the directory if the test process dies without cleaning up.
+// The cluster's superuser is `postgres`; every role is trusted over the
+// private socket directory and on loopback. A watchdog process stops the server and
+// removes the directory if the test process dies without cleaning up.
 //
 // Thread-safety: start() and the destructor must not race; the accessors are
 // const and safe to call from any thread.
@@ -42,9 +42,9 @@ class PgServer {
 
   void start_watchdog();
 
-  std::string dir_;  // temporary directory: data/, the socket, server.log
+  std::string dir_;  // temporary directory: data/, the socket, postgres.log
   int port_ = 0;
-  pid_t pid_ = -1;        // the runuser (or postgres) child we forked
+  bool started_ = false;
   pid_t watchdog_ = -1;   // stops the server if this process dies first
   int watchdog_fd_ = -1;  // write end of the pipe the watchdog waits on
 };
