@@ -213,6 +213,17 @@ bool StatementWalker::walk_statement(Node* stmt, bool top_level) {
                         "permission denied: EXPLAIN ANALYZE reports counts of rows outside the "
                         "caller's scope");
         }
+        // Only PostgreSQL's own options: others are the backend's business
+        // and may print what the plan knows of every row (CockroachDB's
+        // EXPLAIN (OPT, VERBOSE | ENV) prints the table's histograms).
+        static constexpr std::string_view kKnownOptions[] = {"analyze",  "verbose", "costs",
+                                                             "settings", "buffers", "wal",
+                                                             "timing",   "summary", "format"};
+        const std::string& name = option.has_def_elem() ? option.def_elem().defname() : "";
+        if (std::find(std::begin(kKnownOptions), std::end(kKnownOptions), name) ==
+            std::end(kKnownOptions)) {
+          return refuse("0A000", "EXPLAIN option \"" + name + "\" is not supported");
+        }
       }
       return walk_statement(explain->mutable_query(), false);
     }
