@@ -536,10 +536,15 @@ bool StatementWalker::check_masked_reads(const policy::TablePolicy& table, const
           qualified_by_target = true;
         }
       }
-      if (qualified_by_target &&
-          (policy::find_builtin_function("pg_catalog", name) != nullptr ||
-           policy::find_builtin_function("information_schema", name) != nullptr ||
-           names_target(name))) {
+      bool function_name = policy::find_builtin_function("pg_catalog", name) != nullptr ||
+                           policy::find_builtin_function("information_schema", name) != nullptr ||
+                           names_target(name);
+      for (const auto& fn : policy_.app_functions) {
+        if (fn.first.name == name) function_name = true;
+      }
+      // Any function may run in deny-list mode: only unqualified columns.
+      if (policy_.function_mode == policy::FunctionMode::kDenyList) function_name = true;
+      if (qualified_by_target && function_name) {
         return refuse("0A000", denied);
       }
     }

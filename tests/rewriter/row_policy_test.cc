@@ -239,6 +239,29 @@ TEST(RowPolicies, WholeRowReadsOfAMaskedTargetAreRefused) {
   }
 }
 
+// In deny-list mode any function may be `t.f`: only unqualified columns.
+TEST(RowPolicies, DenyListModeAllowsOnlyUnqualifiedColumnsOfAMaskedTarget) {
+  const auto policy = policy::parse_policy(R"toml(
+default_action = "deny"
+[functions]
+mode = "deny_list"
+[tables."public.users"]
+[[tables."public.users".policies]]
+name = "tenant"
+using = "tenant_id = tenantgate.tenant()"
+[tables."public.users".columns.salary]
+mask = "0"
+)toml",
+                                           "deny.toml");
+  const RewriteResult qualified = testing::rewrite(
+      "UPDATE users x SET role = role RETURNING x.my_row_fn", identity("acme", "1"), *policy);
+  ASSERT_FALSE(qualified.is_ok()) << qualified.value().sql;
+  EXPECT_EQ(qualified.refusal().sqlstate, "0A000");
+  const RewriteResult plain = testing::rewrite("UPDATE users SET role = role RETURNING id, role",
+                                               identity("acme", "1"), *policy);
+  EXPECT_TRUE(plain.is_ok()) << plain.refusal().message;
+}
+
 // The policy's subquery aliases are the rewriter's own (tg_p_<alias>), so a
 // client alias `m` for the target is not captured by the policy's `members m`.
 TEST(RowPolicies, ClientAliasIsNotCapturedByThePolicysAlias) {
