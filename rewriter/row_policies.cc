@@ -10,6 +10,8 @@
 // The result says which statements are so reshaped (ReshapedWrite), and the
 // error carries kPolicyViolationMarker, so that the proxy can give the client
 // the reply of the statement it wrote (proxy/reshaped_replies.h).
+#include <set>
+#include <string>
 #include <utility>
 
 #include "policy/policy_expression.h"
@@ -74,6 +76,79 @@ std::string sql_string(std::string_view s) {
     if (c == '\'') out += '\'';
   }
   return out + "'";
+}
+
+// The aliases the rewriter gives its own parts of a reshaped statement (the
+// written rows, the masked derived table, the policy's subqueries): a client
+// reference to one would read rows past the checks.
+bool is_internal_alias(const std::string& name) {
+  static const char* const kNames[] = {"tg_written", "tg_w",  "tg_row",    "tg_updated",
+                                       "tg_all",     "tg_ok", "tg_masked", "tg_insert_source"};
+  for (const char* k : kNames) {
+    if (name == k) return true;
+  }
+  return name.starts_with("tg_p_");
+}
+
+// The aliases a policy expression's subqueries give their FROM items get
+// rewriter-private names (tg_p_<alias>), with the references to them, so
+// that a client alias of the same name for the policy's table is not
+// captured by them (`UPDATE records m` with a policy reading
+// `record_members m`).
+void collect_aliases(gp::Message* msg, const std::string& table_name,
+                     std::set<std::string>* names) {
+  if (msg->GetDescriptor() == pg_query::Alias::descriptor()) {
+    auto* alias = static_cast<pg_query::Alias*>(msg);
+    if (alias->aliasname() != table_name) {
+      names->insert(alias->aliasname());
+      alias->set_aliasname("tg_p_" + alias->aliasname());
+    }
+    return;
+  }
+  const gp::Reflection* r = msg->GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  r->ListFields(*msg, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(*msg, f); ++i) {
+        collect_aliases(r->MutableRepeatedMessage(msg, f, i), table_name, names);
+      }
+    } else {
+      collect_aliases(r->MutableMessage(msg, f), table_name, names);
+    }
+  }
+}
+
+void rename_alias_refs(gp::Message* msg, const std::set<std::string>& names) {
+  if (msg->GetDescriptor() == pg_query::ColumnRef::descriptor()) {
+    auto* ref = static_cast<pg_query::ColumnRef*>(msg);
+    if (ref->fields_size() >= 2 && ref->fields(0).has_string() &&
+        names.contains(ref->fields(0).string().sval())) {
+      auto* first = ref->mutable_fields(0)->mutable_string();
+      first->set_sval("tg_p_" + first->sval());
+    }
+    return;
+  }
+  const gp::Reflection* r = msg->GetReflection();
+  std::vector<const gp::FieldDescriptor*> fields;
+  r->ListFields(*msg, &fields);
+  for (const gp::FieldDescriptor* f : fields) {
+    if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(*msg, f); ++i) {
+        rename_alias_refs(r->MutableRepeatedMessage(msg, f, i), names);
+      }
+    } else {
+      rename_alias_refs(r->MutableMessage(msg, f), names);
+    }
+  }
+}
+
+void privatize_aliases(Node* expression, const std::string& table_name) {
+  std::set<std::string> names;
+  collect_aliases(expression, table_name, &names);
+  if (!names.empty()) rename_alias_refs(expression, names);
 }
 
 }  // namespace
@@ -190,6 +265,7 @@ Node StatementWalker::policy_predicate(const policy::TablePolicy& table,
   if (permissive.empty()) return bool_const(false);
   auto build = [&](const policy::PolicyExpression* e) {
     Node n = e->tree;
+    privatize_aliases(&n, table.name.name);
     if (!instantiate_expression(&n, table, qualifier, 0)) return bool_const(false);
     // The expression's subqueries read other policy tables: walk them like
     // client subqueries so that each gets its own policies. What the walker
@@ -402,6 +478,7 @@ bool StatementWalker::mask_wrap(const policy::TablePolicy& table, const pg_query
     auto* value = build->mutable_args(static_cast<int>(2 * i + 1))->mutable_case_expr();
     auto instantiate = [&](const policy::PolicyExpression& e) {
       Node n = e.tree;
+      privatize_aliases(&n, table.name.name);
       if (!instantiate_expression(&n, table, inner.relname(), 0)) return Node();
       const int scoped_refs = scoped_refs_;
       const bool derived = derived_select_;
@@ -424,21 +501,51 @@ bool StatementWalker::mask_wrap(const policy::TablePolicy& table, const pg_query
 }
 
 bool StatementWalker::check_masked_reads(const policy::TablePolicy& table, const gp::Message& part,
-                                         const char* where) {
-  if (table.masks.empty()) return true;
+                                         const std::string& alias, const char* where) {
   if (part.GetDescriptor() == pg_query::ColumnRef::descriptor()) {
     const auto& ref = static_cast<const pg_query::ColumnRef&>(part);
     const int n = ref.fields_size();
-    if (n > 0 && ref.fields(n - 1).has_a_star()) {
-      return refuse("0A000", std::string(where) + " may not read all columns of " +
-                                 policy::to_string(table.name) + ", which has column masks");
+    for (const Node& f : ref.fields()) {
+      if (f.has_string() && is_internal_alias(f.string().sval())) {
+        return refuse("0A000", std::string(where) + " may not refer to " + f.string().sval() +
+                                   ", a name reserved by tenantgate");
+      }
     }
-    const std::string name =
-        n > 0 && ref.fields(n - 1).has_string() ? ref.fields(n - 1).string().sval() : std::string();
+    if (table.masks.empty()) return true;
+    const std::string denied = std::string(where) + " may not read all columns of " +
+                               policy::to_string(table.name) + ", which has column masks";
+    if (n == 0 || ref.fields(n - 1).has_a_star()) return refuse("0A000", denied);
+    if (!ref.fields(n - 1).has_string()) return refuse("0A000", denied);
+    const std::string& name = ref.fields(n - 1).string().sval();
     for (const policy::ColumnMask& m : table.masks) {
       if (name == m.column) {
         return refuse("0A000", std::string(where) + " may not read masked column " + m.column +
                                    " of " + policy::to_string(table.name));
+      }
+    }
+    auto names_target = [&](const std::string& s) { return s == alias || s == table.name.name; };
+    // A lone name that is the target's is its whole row (PostgreSQL falls
+    // back to the row when no column has that name).
+    if (n == 1 && names_target(name)) return refuse("0A000", denied);
+    if (n >= 2) {
+      // `t.f` is f(t) when t has no column f: a function of the whole row.
+      // Unsure which it is, a name that is also a function's is refused.
+      bool qualified_by_target = false;
+      for (int i = 0; i < n - 1; ++i) {
+        if (ref.fields(i).has_string() && names_target(ref.fields(i).string().sval())) {
+          qualified_by_target = true;
+        }
+      }
+      bool function_name = policy::find_builtin_function("pg_catalog", name) != nullptr ||
+                           policy::find_builtin_function("information_schema", name) != nullptr ||
+                           names_target(name);
+      for (const auto& fn : policy_.app_functions) {
+        if (fn.first.name == name) function_name = true;
+      }
+      // Any function may run in deny-list mode: only unqualified columns.
+      if (policy_.function_mode == policy::FunctionMode::kDenyList) function_name = true;
+      if (qualified_by_target && function_name) {
+        return refuse("0A000", denied);
       }
     }
     return true;
@@ -450,9 +557,11 @@ bool StatementWalker::check_masked_reads(const policy::TablePolicy& table, const
     if (f->cpp_type() != gp::FieldDescriptor::CPPTYPE_MESSAGE) continue;
     if (f->is_repeated()) {
       for (int i = 0; i < r->FieldSize(part, f); ++i) {
-        if (!check_masked_reads(table, r->GetRepeatedMessage(part, f, i), where)) return false;
+        if (!check_masked_reads(table, r->GetRepeatedMessage(part, f, i), alias, where)) {
+          return false;
+        }
       }
-    } else if (!check_masked_reads(table, r->GetMessage(part, f), where)) {
+    } else if (!check_masked_reads(table, r->GetMessage(part, f), alias, where)) {
       return false;
     }
   }

@@ -170,9 +170,11 @@ class StatementWalker {
   bool mask_wrap(const policy::TablePolicy& table, const pg_query::RangeVar& inner,
                  pg_query::Node predicate, pg_query::Node* out);
   // Refuses a write whose conditions, SET values or RETURNING name a masked
-  // column of `table` (they would see the value the mask hides).
+  // column of `table` or its whole row (by its name or `alias`, `t.*`,
+  // `(t).col`, a function of the row), which would see the value the mask
+  // hides, and any reference to the rewriter's own aliases (tg_w, tg_row...).
   bool check_masked_reads(const policy::TablePolicy& table, const google::protobuf::Message& part,
-                          const char* where);
+                          const std::string& alias, const char* where);
   struct PendingCheck {
     const policy::TablePolicy* table = nullptr;
     std::string qualifier;

@@ -308,12 +308,14 @@ bool StatementWalker::walk_insert(pg_query::InsertStmt* insert) {
       }
     }
 
-    if (!target.resolution.table->masks.empty()) {
+    if (target.resolution.table->scope == policy::Scope::kPolicies) {
+      const std::string target_alias = qualifier_of(insert->relation());
       for (const Node& n : insert->returning_list()) {
-        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+        if (!check_masked_reads(*target.resolution.table, n, target_alias, "RETURNING"))
+          return false;
       }
       if (insert->has_on_conflict_clause() &&
-          !check_masked_reads(*target.resolution.table, insert->on_conflict_clause(),
+          !check_masked_reads(*target.resolution.table, insert->on_conflict_clause(), target_alias,
                               "ON CONFLICT")) {
         return false;
       }
@@ -391,19 +393,23 @@ bool StatementWalker::walk_update(pg_query::UpdateStmt* update) {
     }
     const bool with_check = target.resolution.table->scope == policy::Scope::kPolicies;
     const bool reads = update_reads_target(*update);
-    if (!target.resolution.table->masks.empty()) {
+    if (target.resolution.table->scope == policy::Scope::kPolicies) {
+      const std::string target_alias = qualifier_of(update->relation());
       for (const Node& n : update->target_list()) {
         if (n.has_res_target() && n.res_target().has_val() &&
-            !check_masked_reads(*target.resolution.table, n.res_target().val(), "UPDATE")) {
+            !check_masked_reads(*target.resolution.table, n.res_target().val(), target_alias,
+                                "UPDATE")) {
           return false;
         }
       }
       if (update->has_where_clause() &&
-          !check_masked_reads(*target.resolution.table, update->where_clause(), "UPDATE")) {
+          !check_masked_reads(*target.resolution.table, update->where_clause(), target_alias,
+                              "UPDATE")) {
         return false;
       }
       for (const Node& n : update->returning_list()) {
-        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+        if (!check_masked_reads(*target.resolution.table, n, target_alias, "RETURNING"))
+          return false;
       }
     }
     if (with_check) {
@@ -457,13 +463,16 @@ bool StatementWalker::walk_delete(pg_query::DeleteStmt* del) {
     add_guard_item(GuardItem{.alias = qualifier_of(del->relation()),
                              .table = target.resolution.table,
                              .column_aliases = false});
-    if (!target.resolution.table->masks.empty()) {
+    if (target.resolution.table->scope == policy::Scope::kPolicies) {
+      const std::string target_alias = qualifier_of(del->relation());
       if (del->has_where_clause() &&
-          !check_masked_reads(*target.resolution.table, del->where_clause(), "DELETE")) {
+          !check_masked_reads(*target.resolution.table, del->where_clause(), target_alias,
+                              "DELETE")) {
         return false;
       }
       for (const Node& n : del->returning_list()) {
-        if (!check_masked_reads(*target.resolution.table, n, "RETURNING")) return false;
+        if (!check_masked_reads(*target.resolution.table, n, target_alias, "RETURNING"))
+          return false;
       }
     }
     for (Node& item : *del->mutable_using_clause()) {

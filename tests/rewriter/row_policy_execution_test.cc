@@ -598,7 +598,12 @@ TEST(RowPolicyExecution, ColumnMasksAgreeWithAMaskingViewUnderRls) {
   // Writes may not read a masked column; COPY TO of the table is refused.
   for (const char* sql :
        {"UPDATE records SET level = 1 WHERE title = 'r1'", "DELETE FROM records RETURNING title",
-        "COPY records TO STDOUT", "UPDATE records SET title = title || 'x'"}) {
+        "COPY records TO STDOUT", "UPDATE records SET title = title || 'x'",
+        // The whole row, by the table's name or an alias, holds the title too.
+        "UPDATE records SET level = 1 RETURNING records",
+        "UPDATE records r SET level = 1 WHERE (r).title = 'r1'",
+        "DELETE FROM records r WHERE r::text LIKE '%r1%'",
+        "UPDATE records SET level = 1 RETURNING row_to_json(records)"}) {
     bool refused = false;
     (void)harness().compare(sql, callers()[0], true, &refused);
     EXPECT_TRUE(refused) << sql;

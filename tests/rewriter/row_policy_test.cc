@@ -60,8 +60,8 @@ TEST(RowPolicies, ReadsGetPermissiveOrRestrictiveAndScopedSubqueries) {
   EXPECT_EQ(r.value().sql,
             "SELECT id FROM (SELECT * FROM public.records WHERE (records.tenant_id = 'acme' OR "
             "NULL::text = 'admin') AND (records.owner_id = 7 OR EXISTS (SELECT 1 FROM (SELECT * "
-            "FROM public.members WHERE members.tenant_id = 'acme') m WHERE m.record_id = "
-            "records.id AND m.user_id = 7))) records WHERE id = 2");
+            "FROM public.members WHERE members.tenant_id = 'acme') tg_p_m WHERE tg_p_m.record_id = "
+            "records.id AND tg_p_m.user_id = 7))) records WHERE id = 2");
 }
 
 TEST(RowPolicies, ClaimsAreSlotsNeverCachedValues) {
@@ -179,6 +179,99 @@ TEST(RowPolicies, Refusals) {
   const RewriteResult del = testing::rewrite("DELETE FROM docs", identity("acme"), p);
   ASSERT_TRUE(del.is_ok());
   EXPECT_EQ(del.value().sql, "DELETE FROM public.docs WHERE false");
+}
+
+std::shared_ptr<const policy::Policy> masked_policy() {
+  static const auto policy = policy::parse_policy(R"toml(
+default_action = "deny"
+[tables."public.users"]
+[[tables."public.users".policies]]
+name = "tenant"
+using = "tenant_id = tenantgate.tenant()"
+[tables."public.users".columns.salary]
+mask = "0"
+unless = "tenantgate.claim('role') = 'admin'"
+)toml",
+                                                  "masks.toml");
+  return policy;
+}
+
+// A write that reads the whole row of a table with masks (by its name or
+// alias, `t.*`, `(t).col`, a function of the row) would see the masked
+// values: refused, as are references to the rewriter's own aliases.
+TEST(RowPolicies, WholeRowReadsOfAMaskedTargetAreRefused) {
+  const auto& p = *masked_policy();
+  for (const char* sql : {
+           "UPDATE users SET role = role WHERE true RETURNING users",
+           "UPDATE users SET role = role WHERE true RETURNING (users).*",
+           "UPDATE users SET role = role WHERE true RETURNING row_to_json(users)",
+           "UPDATE users SET role = role WHERE id = 2 AND (users).salary > 150 RETURNING id",
+           "DELETE FROM users WHERE id = 2 RETURNING (users).salary",
+           "INSERT INTO users (id,email,role) VALUES (1,'x','y') ON CONFLICT (id) DO UPDATE SET "
+           "role = users.role RETURNING (users).salary",
+           "INSERT INTO users (id,email,role) VALUES (1,'x','y') ON CONFLICT (id) DO UPDATE SET "
+           "role = users.role RETURNING tg_w.tg_row",
+           "UPDATE users SET role = (users).salary::text WHERE id = 2",
+           "UPDATE users x SET role = role RETURNING x",
+           "UPDATE users SET role = role RETURNING to_jsonb(users)",
+           "UPDATE users SET role = role RETURNING array[users]",
+           "UPDATE users SET role = role RETURNING users::text",
+           "UPDATE users SET role = role RETURNING users.row_to_json",
+           "UPDATE users SET role = role RETURNING public.users.to_jsonb",
+           "UPDATE users SET role = role RETURNING salary(users)",
+           "DELETE FROM users x WHERE x::text LIKE '%2%'",
+           "UPDATE users SET role = role WHERE EXISTS (SELECT 1 WHERE users.salary > 1)",
+           "UPDATE users SET role = role RETURNING tg_row",
+           "COPY (UPDATE users SET role = role RETURNING users) TO STDOUT",
+       }) {
+    const RewriteResult r = testing::rewrite(sql, identity("acme", "1"), p);
+    ASSERT_FALSE(r.is_ok()) << sql << "\n" << r.value().sql;
+    EXPECT_EQ(r.refusal().sqlstate, "0A000") << sql << ": " << r.refusal().message;
+  }
+  // Unmasked columns, qualified by the name or an alias, still go through.
+  for (const char* sql : {
+           "UPDATE users SET role = upper(role) WHERE id = 2 RETURNING id, role",
+           "UPDATE users x SET email = x.email WHERE x.id = 1 RETURNING x.id, users.id",
+           "UPDATE users SET salary = 5 WHERE id = 1",
+       }) {
+    const RewriteResult r = testing::rewrite(sql, identity("acme", "1"), p);
+    EXPECT_TRUE(r.is_ok()) << sql << ": " << (r.is_ok() ? "" : r.refusal().message);
+  }
+}
+
+// In deny-list mode any function may be `t.f`: only unqualified columns.
+TEST(RowPolicies, DenyListModeAllowsOnlyUnqualifiedColumnsOfAMaskedTarget) {
+  const auto policy = policy::parse_policy(R"toml(
+default_action = "deny"
+[functions]
+mode = "deny_list"
+[tables."public.users"]
+[[tables."public.users".policies]]
+name = "tenant"
+using = "tenant_id = tenantgate.tenant()"
+[tables."public.users".columns.salary]
+mask = "0"
+)toml",
+                                           "deny.toml");
+  const RewriteResult qualified = testing::rewrite(
+      "UPDATE users x SET role = role RETURNING x.my_row_fn", identity("acme", "1"), *policy);
+  ASSERT_FALSE(qualified.is_ok()) << qualified.value().sql;
+  EXPECT_EQ(qualified.refusal().sqlstate, "0A000");
+  const RewriteResult plain = testing::rewrite("UPDATE users SET role = role RETURNING id, role",
+                                               identity("acme", "1"), *policy);
+  EXPECT_TRUE(plain.is_ok()) << plain.refusal().message;
+}
+
+// The policy's subquery aliases are the rewriter's own (tg_p_<alias>), so a
+// client alias `m` for the target is not captured by the policy's `members m`.
+TEST(RowPolicies, ClientAliasIsNotCapturedByThePolicysAlias) {
+  const RewriteResult r = testing::rewrite("DELETE FROM records m WHERE m.id = 1",
+                                           identity("acme", "7"), *membership_policy());
+  ASSERT_TRUE(r.is_ok()) << r.refusal().message;
+  EXPECT_NE(r.value().sql.find("FROM (SELECT * FROM public.members WHERE members.tenant_id = "
+                               "'acme') tg_p_m WHERE tg_p_m.record_id = m.id"),
+            std::string::npos)
+      << r.value().sql;
 }
 
 }  // namespace
