@@ -752,6 +752,11 @@ def test_statements_after_commit_in_one_query_are_refused_under_a_local_caller(t
         r = raw.simple_query(f"COMMIT; BEGIN; SELECT id FROM {table} ORDER BY id")
         assert [e["C"] for e in r["errors"]] == ["0A000"], r
         assert not r["rows"]
+        assert r["status"] == "E", r  # refused like a failing statement: the transaction is aborted
+        assert raw.simple_query("ROLLBACK")["status"] == "I"
+        assert row_ids(raw.simple_query(f"SELECT id FROM {table} ORDER BY id")) == ids_for("acme")
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
         r = raw.simple_query(f"SELECT id FROM {table} ORDER BY id; COMMIT")
         assert not r["errors"] and row_ids(r) == ids_for("globex"), r
         # Without a local caller the same Query runs.
