@@ -60,6 +60,7 @@ class CallerState {
   }
 
   [[nodiscard]] uint64_t generation() const { return generation_; }
+  [[nodiscard]] bool has_local() const { return local_.has_value(); }
 
  private:
   std::optional<policy::Identity> session_;

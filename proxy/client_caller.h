@@ -4,7 +4,12 @@
 // forwarded, end the caller of a principal that takes tokens),
 // the identity and policy the rewriter is given, and the guard that keeps a
 // statement or portal prepared under one caller from running under another
-// (its rewritten SQL embeds that caller's values).
+// (its rewritten SQL embeds that caller's values), and the same for SQL
+// cursors, which share one namespace with protocol portals. A name that is
+// already taken under another caller is never taken over: the backend keeps
+// the old statement, portal or cursor when the new one fails (42P05, 42P03),
+// so its use stays refused until Close / DEALLOCATE / CLOSE. Names are kept
+// as PostgreSQL keeps them, cut to NAMEDATALEN - 1 bytes.
 //
 // Belongs to the client connection, never to a backend. No I/O: each hook
 // returns what the connection must send or refuse. Not thread-safe (one per
@@ -59,7 +64,9 @@ class ClientCaller {
     enum class Kind {
       kRewrite,  // not a caller statement: rewrite and forward as usual
       kAnswer,   // answered here: send `answer`, then ReadyForQuery
-      kRefuse,   // refused with `refusal`; the connection has no caller now
+      kRefuse,   // refused with `refusal`; the connection has no caller now,
+                 // except for a transaction end followed by more statements
+                 // under a local caller (nothing was sent; it stays)
     };
     Kind kind = Kind::kRewrite;
     std::string answer;
@@ -80,7 +87,10 @@ class ClientCaller {
                                                    std::string_view portal);
   [[nodiscard]] std::optional<std::string> on_execute(std::string_view portal) const;
   void on_close(char kind, std::string_view name);
-  // SQL PREPARE / EXECUTE / DEALLOCATE of a Query about to be forwarded.
+  // SQL PREPARE / EXECUTE / DEALLOCATE, DECLARE / FETCH / MOVE / CLOSE /
+  // WHERE CURRENT OF, and transaction ends of a Query (or Parse) about to be
+  // forwarded. A COMMIT or ROLLBACK (AND CHAIN too) in a Query ends a local
+  // caller.
   [[nodiscard]] std::optional<std::string> on_prepared_names(
       const std::vector<rewriter::PreparedName>& names);
 
@@ -94,6 +104,10 @@ class ClientCaller {
     return principal_.identity != config::IdentitySource::kClaimed;
   }
   void refresh();
+  // A use of `name` (portal or cursor) made under another caller, if any.
+  std::optional<std::string> stale_cursor(const std::string& name) const;
+  // Records `name` under the current caller unless another caller holds it.
+  void record(std::unordered_map<std::string, uint64_t>& map, const std::string& name);
   void clear(std::string_view why);
   std::optional<std::string> stale(const std::unordered_map<std::string, uint64_t>& map,
                                    std::string_view name, std::string_view what) const;
@@ -108,6 +122,20 @@ class ClientCaller {
   // The caller generation each prepared statement and portal was made under.
   std::unordered_map<std::string, uint64_t> statements_;
   std::unordered_map<std::string, uint64_t> portals_;
+  // SQL cursors by DECLARE; WITH HOLD ones outlive their transaction.
+  std::unordered_map<std::string, uint64_t> cursors_;
+  std::unordered_map<std::string, uint64_t> hold_cursors_;
+  // The last message filtered was a simple Query (not a Parse).
+  bool in_query_ = false;
 };
+
+// A statement, portal or cursor name as PostgreSQL keeps it: at most
+// NAMEDATALEN - 1 = 63 bytes, cut at a UTF-8 character boundary.
+[[nodiscard]] std::string backend_name(std::string_view name);
+
+// Whether a statement other than the last of `sql` ends the transaction
+// (COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION): the statements after it
+// would run after a local caller ended. A scanner error counts as true.
+[[nodiscard]] bool ends_transaction_before_last(std::string_view sql);
 
 }  // namespace tenantgate::proxy

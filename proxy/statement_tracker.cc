@@ -58,6 +58,8 @@ std::optional<std::string> StatementTracker::refuse_query(const Names& names) co
         added.clear();
         removed.clear();
         break;
+      default:  // cursors and transaction ends are not prepared statements
+        break;
       case Kind::kExecute: {
         const bool known =
             added.contains(use.name) ||
@@ -138,6 +140,8 @@ void StatementTracker::apply(const Names& names, bool from_parse) {
         break;
       case Kind::kExecute:
         if (from_parse) executed_by_parse_.insert(use.name);
+        break;
+      default:  // cursors and transaction ends are not prepared statements
         break;
     }
   }

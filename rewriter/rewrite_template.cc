@@ -134,7 +134,12 @@ bool shape_slots(const std::string& assembled, std::string_view tenant_token,
   return true;
 }
 
-// The prepared-statement name a top-level statement uses, if any.
+// The WHERE CURRENT OF cursor of an UPDATE / DELETE, or nullptr.
+const std::string* current_of(const pg_query::Node& where) {
+  return where.has_current_of_expr() ? &where.current_of_expr().cursor_name() : nullptr;
+}
+
+// The prepared-statement or cursor name a top-level statement uses, if any.
 std::optional<PreparedName> prepared_name(const pg_query::Node& stmt) {
   using Kind = PreparedName::Kind;
   const pg_query::Node* node = &stmt;
@@ -154,6 +159,39 @@ std::optional<PreparedName> prepared_name(const pg_query::Node& stmt) {
         return PreparedName{Kind::kDeallocateAll, {}};
       }
       return std::nullopt;
+    case pg_query::Node::kDeclareCursorStmt: {
+      constexpr int kCursorOptHold = 0x0020;  // CURSOR_OPT_HOLD, parsenodes.h
+      const auto& d = node->declare_cursor_stmt();
+      return PreparedName{
+          (d.options() & kCursorOptHold) != 0 ? Kind::kDeclareHoldCursor : Kind::kDeclareCursor,
+          d.portalname()};
+    }
+    case pg_query::Node::kFetchStmt:  // FETCH and MOVE
+      return PreparedName{Kind::kUseCursor, node->fetch_stmt().portalname()};
+    case pg_query::Node::kClosePortalStmt: {
+      // CLOSE ALL has no name.
+      const std::string& name = node->close_portal_stmt().portalname();
+      return PreparedName{name.empty() ? Kind::kCloseAllCursors : Kind::kCloseCursor, name};
+    }
+    case pg_query::Node::kUpdateStmt:
+      if (const std::string* c = current_of(node->update_stmt().where_clause())) {
+        return PreparedName{Kind::kUseCursor, *c};
+      }
+      return std::nullopt;
+    case pg_query::Node::kDeleteStmt:
+      if (const std::string* c = current_of(node->delete_stmt().where_clause())) {
+        return PreparedName{Kind::kUseCursor, *c};
+      }
+      return std::nullopt;
+    case pg_query::Node::kTransactionStmt:
+      switch (node->transaction_stmt().kind()) {
+        case pg_query::TRANS_STMT_COMMIT:
+        case pg_query::TRANS_STMT_ROLLBACK:
+        case pg_query::TRANS_STMT_PREPARE:
+          return PreparedName{Kind::kEndTransaction, {}};
+        default:
+          return std::nullopt;
+      }
     default:
       return std::nullopt;
   }

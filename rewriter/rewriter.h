@@ -135,6 +135,15 @@ struct PreparedName {
     kExecute,        // EXECUTE name, also under EXPLAIN [ANALYZE]
     kDeallocate,     // DEALLOCATE [PREPARE] name
     kDeallocateAll,  // DEALLOCATE ALL, DISCARD ALL (name empty)
+    // Cursors (which share one namespace with protocol portals):
+    kDeclareCursor,      // DECLARE name CURSOR ... (without WITH HOLD)
+    kDeclareHoldCursor,  // DECLARE name CURSOR WITH HOLD ...
+    kUseCursor,          // FETCH / MOVE name, WHERE CURRENT OF name
+    kCloseCursor,        // CLOSE name
+    kCloseAllCursors,    // CLOSE ALL (name empty)
+    // COMMIT / END / ROLLBACK / ABORT (with or without AND CHAIN), PREPARE
+    // TRANSACTION: the transaction ends (name empty).
+    kEndTransaction,
   };
   Kind kind = Kind::kExecute;
   std::string name;

@@ -562,3 +562,203 @@ def test_bypass_principal_never_forwards_a_token(tp):
     rows = proxy.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%" + token[-20:] + "%' "
                          "AND pid <> pg_backend_pid()")
     assert rows.strip() == "0", rows
+
+
+# --------------------------------------------------------------------------
+# Cursors, portals and transaction ends across caller changes on one connection.
+
+
+def local(tenant: str) -> str:
+    return f"SET LOCAL tenantgate.token = '{hs_token(good(tenant))}'"
+
+
+def row_ids(result: dict) -> list[int]:
+    return [int(r[0]) for r in result["rows"]]
+
+
+def test_hold_cursor_does_not_outlive_its_caller(tp):
+    proxy, table = tp
+    conn = connect(proxy, token=hs_token(good("acme")))
+    with conn.cursor() as cur:
+        # Control: a cursor of the caller in force is read as usual.
+        cur.execute("BEGIN")
+        cur.execute(f"DECLARE mine CURSOR WITH HOLD FOR SELECT id FROM {table} ORDER BY id")
+        cur.execute("COMMIT")
+        cur.execute("FETCH ALL mine")
+        assert [r[0] for r in cur.fetchall()] == ids_for("acme")
+        cur.execute("BEGIN")
+        cur.execute(local("globex"))
+        cur.execute(f"DECLARE leak CURSOR WITH HOLD FOR SELECT id FROM {table} ORDER BY id")
+        cur.execute("COMMIT")
+        for sql in ("FETCH ALL leak", "MOVE 1 IN leak", "FETCH ALL \"leak\""):
+            e = refused(cur, sql)
+            assert sqlstate(e) == "42501", (sql, e)
+        cur.execute("RESET tenantgate.token")  # no caller at all
+        assert sqlstate(refused(cur, "FETCH ALL leak")) == "42501"
+        # A failed DECLARE over the name (42P03) does not take it over.
+        cur.execute(f"SET tenantgate.token = '{hs_token(good('acme'))}'")
+        cur.execute("BEGIN")
+        assert sqlstate(refused(cur, "DECLARE leak CURSOR WITH HOLD FOR SELECT 1")) == "42P03"
+        cur.execute("ROLLBACK")
+        assert sqlstate(refused(cur, "FETCH ALL leak")) == "42501"
+    conn.close()
+
+
+def test_hold_cursor_close_all_frees_the_name(tp):
+    proxy, table = tp
+    conn = connect(proxy, token=hs_token(good("acme")))
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(local("globex"))
+        cur.execute(f"DECLARE leak CURSOR WITH HOLD FOR SELECT id FROM {table} ORDER BY id")
+        cur.execute("COMMIT")
+        assert sqlstate(refused(cur, "CLOSE leak")) == "42501"
+        cur.execute("CLOSE ALL")
+        cur.execute("BEGIN")
+        cur.execute(f"DECLARE leak CURSOR WITH HOLD FOR SELECT id FROM {table} ORDER BY id")
+        cur.execute("COMMIT")
+        cur.execute("FETCH ALL leak")
+        assert [r[0] for r in cur.fetchall()] == ids_for("acme")
+    conn.close()
+
+
+def test_protocol_portal_not_fetched_by_another_caller(tp):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        raw.send(parse_msg(f"SELECT id FROM {table} ORDER BY id", name="s1") +
+                 bind_msg(stmt="s1", portal="p1") + sync_msg())
+        assert not errors(read_until_ready(raw))
+        assert not raw.simple_query(local("acme"))["errors"]
+        r = raw.simple_query("FETCH ALL p1")
+        assert [e["C"] for e in r["errors"]] == ["42501"], r
+        assert not r["rows"]
+
+
+def test_sql_cursor_not_executed_as_a_portal_by_another_caller(tp):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        assert not raw.simple_query(f"DECLARE cur CURSOR FOR SELECT id FROM {table} ORDER BY id")["errors"]
+        assert not raw.simple_query(local("acme"))["errors"]
+        raw.send(execute_msg("cur") + sync_msg())
+        msgs = []
+        while (m := raw.recv_msg()) is not None:  # the proxy ends the connection
+            msgs.append(m)
+            if m[0] == b"Z":
+                break
+        assert [e["C"] for e in errors(msgs)] == ["42501"], msgs
+        assert not [m for m in msgs if m[0] == b"D"], "rows of the previous caller's cursor"
+
+
+def test_where_current_of_another_callers_cursor(tp, pg):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        r = raw.simple_query(f"DECLARE c CURSOR FOR SELECT * FROM {table} ORDER BY id FOR UPDATE")
+        assert not r["errors"], r
+        r = raw.simple_query("FETCH NEXT c")
+        assert row_ids(r) == ids_for("acme")[:1], r
+        assert not raw.simple_query(local("globex"))["errors"]
+        r = raw.simple_query(f"UPDATE {table} SET body = 'taken' WHERE CURRENT OF c")
+        assert [e["C"] for e in r["errors"]] == ["42501"], r
+        raw.simple_query("COMMIT")
+    assert pg.psql(f"SELECT count(*) FROM {table} WHERE body = 'taken'") == "0"
+
+
+def test_portal_names_are_cut_as_postgresql_cuts_them(tp):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        raw.send(parse_msg(f"SELECT id FROM {table} ORDER BY id", name="s1") +
+                 bind_msg(stmt="s1", portal="A" * 63 + "X") + sync_msg())
+        assert not errors(read_until_ready(raw))
+        assert not raw.simple_query(local("acme"))["errors"]
+        raw.send(execute_msg("A" * 63 + "Y") + sync_msg())
+        msgs = []
+        while (m := raw.recv_msg()) is not None:
+            msgs.append(m)
+            if m[0] == b"Z":
+                break
+        assert [e["C"] for e in errors(msgs)] == ["42501"], msgs
+        assert not [m for m in msgs if m[0] == b"D"]
+
+
+def test_failed_re_prepare_keeps_the_old_caller(tp):
+    proxy, table = tp
+    conn = connect(proxy, token=hs_token(good("globex")))
+    with conn.cursor() as cur:
+        cur.execute(f"PREPARE mine AS SELECT id FROM {table} ORDER BY id")
+        cur.execute(f"SET tenantgate.token = '{hs_token(good('acme'))}'")
+        assert sqlstate(refused(cur, f"PREPARE mine AS SELECT id FROM {table} ORDER BY id")) == "42P05"
+        assert sqlstate(refused(cur, "EXECUTE mine")) == "42501"
+    conn.close()
+
+
+def test_failed_re_parse_and_re_bind_keep_the_old_caller(tp):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        raw.send(parse_msg(f"SELECT id FROM {table} ORDER BY id", name="s1") +
+                 bind_msg(stmt="s1", portal="p") + sync_msg())
+        assert not errors(read_until_ready(raw))
+        assert not raw.simple_query(local("acme"))["errors"]
+        raw.send(parse_msg(f"SELECT id FROM {table} ORDER BY id", name="s1") + sync_msg())
+        assert [e["C"] for e in errors(read_until_ready(raw))] == ["42P05"]
+        raw.send(bind_msg(stmt="s1") + sync_msg())
+        assert [e["C"] for e in errors(read_until_ready(raw))] == ["42501"]
+        assert not raw.simple_query("ROLLBACK")["errors"]
+        assert not raw.simple_query("BEGIN")["errors"]
+        raw.send(parse_msg(f"SELECT id FROM {table} ORDER BY id", name="s2") +
+                 bind_msg(stmt="s2", portal="p") + sync_msg())
+        assert not errors(read_until_ready(raw))
+        assert not raw.simple_query(local("globex"))["errors"]
+        raw.send(parse_msg(f"SELECT id FROM {table} ORDER BY id", name="s3") + sync_msg())
+        assert not errors(read_until_ready(raw))
+        raw.send(bind_msg(stmt="s3", portal="p") + sync_msg())  # 42P03: the backend keeps acme's
+        assert [e["C"] for e in errors(read_until_ready(raw))] == ["42P03"]
+        raw.send(execute_msg("p") + sync_msg())
+        msgs = []
+        while (m := raw.recv_msg()) is not None:
+            msgs.append(m)
+            if m[0] == b"Z":
+                break
+        assert [e["C"] for e in errors(msgs)] == ["42501"], msgs
+        assert not [m for m in msgs if m[0] == b"D"]
+
+
+@pytest.mark.parametrize("end", ["COMMIT AND CHAIN", "ROLLBACK AND CHAIN"])
+def test_local_caller_ends_with_a_chained_transaction(tp, end):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        assert row_ids(raw.simple_query(f"SELECT id FROM {table} ORDER BY id")) == ids_for("globex")
+        r = raw.simple_query(end)
+        assert not r["errors"] and r["status"] == "T", r
+        assert row_ids(raw.simple_query(f"SELECT id FROM {table} ORDER BY id")) == ids_for("acme")
+        assert raw.simple_query("SHOW tenantgate.tenant")["rows"] == [["acme"]]
+
+
+def test_statements_after_commit_in_one_query_are_refused_under_a_local_caller(tp):
+    proxy, table = tp
+    with raw_session(proxy, **{"tenantgate.token": hs_token(good("acme"))}) as raw:
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        r = raw.simple_query(f"COMMIT; BEGIN; SELECT id FROM {table} ORDER BY id")
+        assert [e["C"] for e in r["errors"]] == ["0A000"], r
+        assert not r["rows"]
+        assert r["status"] == "E", r  # refused like a failing statement: the transaction is aborted
+        assert raw.simple_query("ROLLBACK")["status"] == "I"
+        assert row_ids(raw.simple_query(f"SELECT id FROM {table} ORDER BY id")) == ids_for("acme")
+        assert not raw.simple_query("BEGIN")["errors"]
+        assert not raw.simple_query(local("globex"))["errors"]
+        r = raw.simple_query(f"SELECT id FROM {table} ORDER BY id; COMMIT")
+        assert not r["errors"] and row_ids(r) == ids_for("globex"), r
+        # Without a local caller the same Query runs.
+        r = raw.simple_query(f"BEGIN; COMMIT; BEGIN; SELECT id FROM {table} ORDER BY id; COMMIT")
+        assert not r["errors"] and row_ids(r) == ids_for("acme"), r

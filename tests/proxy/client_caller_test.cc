@@ -12,6 +12,8 @@
 namespace tenantgate::proxy {
 namespace {
 
+using rewriter::PreparedName;
+
 const std::string kSecret = "client-caller-secret-0123456789abcdef";
 
 class ClientCallerTest : public ::testing::Test {
@@ -111,7 +113,6 @@ TEST_F(ClientCallerTest, NoCallerPolicyDeniesScopedTables) {
 }
 
 TEST_F(ClientCallerTest, PreparedUnderAnotherCaller) {
-  using rewriter::PreparedName;
   (void)query("SET tenantgate.token = '" + token("acme") + "'");
   EXPECT_FALSE(caller_.on_parse("s1", "SELECT 1"));
   EXPECT_FALSE(caller_.on_prepared_names({{PreparedName::Kind::kPrepare, "p1"}}));
@@ -128,6 +129,125 @@ TEST_F(ClientCallerTest, PreparedUnderAnotherCaller) {
   EXPECT_FALSE(caller_.on_prepared_names(
       {{PreparedName::Kind::kDeallocate, "p1"}, {PreparedName::Kind::kPrepare, "p1"}}));
   EXPECT_FALSE(caller_.on_prepared_names({{PreparedName::Kind::kExecute, "p1"}}));
+}
+
+TEST_F(ClientCallerTest, NamesAreCutAsPostgreSQLCutsThem) {
+  EXPECT_EQ(backend_name("short"), "short");
+  EXPECT_EQ(backend_name(std::string(63, 'A') + "X"), std::string(63, 'A'));
+  // A two-byte character across byte 63 is dropped whole.
+  EXPECT_EQ(backend_name(std::string(62, 'A') + "\xc3\xa9Z"), std::string(62, 'A'));
+  EXPECT_EQ(backend_name(std::string(61, 'A') + "\xc3\xa9Z"), std::string(61, 'A') + "\xc3\xa9");
+
+  (void)query("SET tenantgate.token = '" + token("globex") + "'");
+  EXPECT_FALSE(caller_.on_parse("s", "SELECT 1"));
+  EXPECT_FALSE(caller_.on_bind("s", std::string(63, 'A') + "X"));
+  (void)query("SET tenantgate.token = '" + token("acme") + "'");
+  EXPECT_TRUE(caller_.on_execute(std::string(63, 'A') + "Y"));
+}
+
+TEST_F(ClientCallerTest, CursorsBelongToTheirCaller) {
+  using K = PreparedName::Kind;
+  (void)query("SET tenantgate.token = '" + token("acme") + "'");
+  const std::string globex = "SET LOCAL tenantgate.token = '" + token("globex") + "'";
+  // WITH HOLD outlives the transaction and the local caller.
+  ASSERT_EQ(query(globex, 'T').kind, ClientCaller::QueryOutcome::Kind::kAnswer);
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kDeclareHoldCursor, "leak"}}));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kDeclareCursor, "plain"}}));
+  caller_.on_ready_for_query('I');
+  EXPECT_EQ(caller_.identity().tenant.value, "acme");
+  EXPECT_TRUE(caller_.on_prepared_names({{K::kUseCursor, "leak"}}));
+  EXPECT_TRUE(caller_.on_execute("leak"));  // protocol Execute of a cursor
+  EXPECT_TRUE(caller_.on_prepared_names({{K::kCloseCursor, "leak"}}));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kUseCursor, "plain"}}));  // ended with it
+  // A failed DECLARE over the name does not take the cursor over.
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kDeclareHoldCursor, "leak"}}));
+  EXPECT_TRUE(caller_.on_prepared_names({{K::kUseCursor, "leak"}}));
+  caller_.on_close('P', "leak");  // protocol Close of the cursor
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kUseCursor, "leak"}}));
+
+  // A protocol portal read with FETCH, a cursor used by WHERE CURRENT OF.
+  ASSERT_EQ(query(globex, 'T').kind, ClientCaller::QueryOutcome::Kind::kAnswer);
+  EXPECT_FALSE(caller_.on_parse("s", "SELECT 1"));
+  EXPECT_FALSE(caller_.on_bind("s", "p1"));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kDeclareCursor, "c"}}));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kUseCursor, "c"}}));
+  ASSERT_EQ(query("SET LOCAL tenantgate.token = '" + token("acme") + "'", 'T').kind,
+            ClientCaller::QueryOutcome::Kind::kAnswer);
+  EXPECT_TRUE(caller_.on_prepared_names({{K::kUseCursor, "p1"}}));
+  EXPECT_TRUE(caller_.on_prepared_names({{K::kUseCursor, "c"}}));
+  EXPECT_TRUE(caller_.on_execute("c"));
+  // CLOSE ALL drops every portal and cursor.
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kCloseAllCursors, ""}}));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kUseCursor, "c"}}));
+  EXPECT_FALSE(caller_.on_execute("p1"));
+}
+
+TEST_F(ClientCallerTest, FailedRedefinitionKeepsTheOldCaller) {
+  using K = PreparedName::Kind;
+  (void)query("SET tenantgate.token = '" + token("globex") + "'");
+  EXPECT_FALSE(caller_.on_parse("s", "SELECT 1"));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kPrepare, "p"}}));
+  EXPECT_FALSE(caller_.on_bind("s", "named"));
+  EXPECT_FALSE(caller_.on_bind("s", ""));
+  (void)query("SET tenantgate.token = '" + token("acme") + "'");
+  // The backend answers 42P05 / 42P03 and keeps globex's: still refused.
+  EXPECT_FALSE(caller_.on_parse("s", "SELECT 2"));
+  EXPECT_TRUE(caller_.on_bind("s", "x"));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kPrepare, "p"}}));
+  EXPECT_TRUE(caller_.on_prepared_names({{K::kExecute, "p"}}));
+  EXPECT_FALSE(caller_.on_parse("t", "SELECT 3"));
+  EXPECT_FALSE(caller_.on_bind("t", "named"));
+  EXPECT_TRUE(caller_.on_execute("named"));
+  EXPECT_FALSE(caller_.on_bind("t", ""));
+  EXPECT_TRUE(caller_.on_execute(""));
+  // Closed, the names are free again.
+  caller_.on_close('S', "s");
+  caller_.on_close('P', "named");
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kDeallocate, "p"}, {K::kPrepare, "p"}}));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kExecute, "p"}}));
+  EXPECT_FALSE(caller_.on_parse("s", "SELECT 2"));
+  EXPECT_FALSE(caller_.on_bind("s", "named"));
+  EXPECT_FALSE(caller_.on_execute("named"));
+  // The unnamed statement is dropped before each Parse: taken over.
+  EXPECT_FALSE(caller_.on_parse("", "SELECT 4"));
+  EXPECT_FALSE(caller_.on_bind("", "named2"));
+}
+
+TEST_F(ClientCallerTest, TransactionEndEndsTheLocalCaller) {
+  using K = PreparedName::Kind;
+  using Q = ClientCaller::QueryOutcome::Kind;
+  (void)query("SET tenantgate.token = '" + token("acme") + "'");
+  const std::string globex = "SET LOCAL tenantgate.token = '" + token("globex") + "'";
+  for (const std::string end : {"COMMIT AND CHAIN", "ROLLBACK AND CHAIN", "END"}) {
+    ASSERT_EQ(query(globex, 'T').kind, Q::kAnswer);
+    EXPECT_EQ(caller_.identity().tenant.value, "globex");
+    ASSERT_EQ(query(end, 'T').kind, Q::kRewrite) << end;
+    EXPECT_FALSE(caller_.on_prepared_names({{K::kEndTransaction, ""}}));
+    EXPECT_EQ(caller_.identity().tenant.value, "acme") << end;
+  }
+  // Statements after the end in the same Query are refused, nothing is sent.
+  ASSERT_EQ(query(globex, 'T').kind, Q::kAnswer);
+  auto both = query("COMMIT; BEGIN; SELECT * FROM t", 'T');
+  EXPECT_EQ(both.kind, Q::kRefuse);
+  EXPECT_EQ(both.refusal.sqlstate, "0A000");
+  EXPECT_EQ(caller_.identity().tenant.value, "globex");
+  EXPECT_EQ(query("SELECT 1; COMMIT;", 'T').kind, Q::kRewrite);
+  EXPECT_EQ(query("ROLLBACK; SELECT 1", 'T').kind, Q::kRefuse);
+  EXPECT_EQ(query("PREPARE TRANSACTION 'x'; SELECT 1", 'T').kind, Q::kRefuse);
+  // A Parse's COMMIT waits for ReadyForQuery.
+  EXPECT_FALSE(caller_.on_parse("", "COMMIT AND CHAIN"));
+  EXPECT_FALSE(caller_.on_prepared_names({{K::kEndTransaction, ""}}));
+  EXPECT_EQ(caller_.identity().tenant.value, "globex");
+  caller_.on_ready_for_query('I');
+  EXPECT_EQ(caller_.identity().tenant.value, "acme");
+  // Without a local caller a multi-statement Query passes.
+  EXPECT_EQ(query("COMMIT; SELECT 1", 'T').kind, Q::kRewrite);
+
+  EXPECT_TRUE(ends_transaction_before_last("commit; select 1"));
+  EXPECT_TRUE(ends_transaction_before_last("ABORT;;BEGIN"));
+  EXPECT_FALSE(ends_transaction_before_last("SELECT 'COMMIT; x'; COMMIT"));
+  EXPECT_FALSE(ends_transaction_before_last("COMMIT;"));
+  EXPECT_FALSE(ends_transaction_before_last("SELECT 1 AS commit; SELECT 2"));
 }
 
 }  // namespace

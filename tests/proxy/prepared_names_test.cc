@@ -56,6 +56,30 @@ TEST(PreparedNamesTest, EveryStatementThatUsesAName) {
   EXPECT_TRUE(names_of("EXPLAIN SELECT 1").empty());
 }
 
+TEST(PreparedNamesTest, CursorsAndTransactionEnds) {
+  EXPECT_EQ(names_of("DECLARE c CURSOR FOR SELECT 1"),
+            (std::vector<PreparedName>{{Kind::kDeclareCursor, "c"}}));
+  EXPECT_EQ(names_of("DECLARE \"Leak\" CURSOR WITH HOLD FOR SELECT 1"),
+            (std::vector<PreparedName>{{Kind::kDeclareHoldCursor, "Leak"}}));
+  EXPECT_EQ(names_of("FETCH ALL leak"), (std::vector<PreparedName>{{Kind::kUseCursor, "leak"}}));
+  EXPECT_EQ(names_of("FETCH NEXT FROM leak"),
+            (std::vector<PreparedName>{{Kind::kUseCursor, "leak"}}));
+  EXPECT_EQ(names_of("MOVE 3 IN leak"), (std::vector<PreparedName>{{Kind::kUseCursor, "leak"}}));
+  EXPECT_EQ(names_of("CLOSE leak"), (std::vector<PreparedName>{{Kind::kCloseCursor, "leak"}}));
+  EXPECT_EQ(names_of("CLOSE ALL"), (std::vector<PreparedName>{{Kind::kCloseAllCursors, ""}}));
+  EXPECT_EQ(names_of("UPDATE users SET name = 'x' WHERE CURRENT OF c"),
+            (std::vector<PreparedName>{{Kind::kUseCursor, "c"}}));
+  EXPECT_EQ(names_of("DELETE FROM users WHERE CURRENT OF c"),
+            (std::vector<PreparedName>{{Kind::kUseCursor, "c"}}));
+  // (PREPARE TRANSACTION is refused: two-phase commit is not allowed.)
+  for (const char* end :
+       {"COMMIT", "END", "ROLLBACK", "ABORT", "COMMIT AND CHAIN", "ROLLBACK AND CHAIN"}) {
+    EXPECT_EQ(names_of(end), (std::vector<PreparedName>{{Kind::kEndTransaction, ""}})) << end;
+  }
+  EXPECT_TRUE(names_of("ROLLBACK TO SAVEPOINT a").empty());
+  EXPECT_TRUE(names_of("BEGIN").empty());
+}
+
 TEST(PreparedNamesTest, InStatementOrder) {
   EXPECT_EQ(names_of("PREPARE a AS SELECT 1; EXECUTE a; SELECT 2; DEALLOCATE a; EXECUTE b(5)"),
             (std::vector<PreparedName>{{Kind::kPrepare, "a"},
